@@ -1,0 +1,672 @@
+//! The token cache: cheap cached reads, early refresh, single-flight fetches, back-off on failure.
+//!
+//! [`CachedProvider`] wraps a [`TokenSource`] (anything that can fetch a token) and implements
+//! [`TokenProvider`]:
+//!
+//! - **Cached reads** ([`CachedProvider::cached_token`], [`CachedProvider::with_cached`]) load the
+//!   current entry through `arc-swap` and compare one timestamp from the [`Clock`]: no lock, no
+//!   allocation, no write to memory shared between threads (`with_cached` does not even clone the
+//!   token's `Arc`).
+//! - **Early refresh** — see [`RefreshPolicy`]: a token is refreshed when a margin proportional to its
+//!   lifetime remains, minus jitter.
+//! - **Single flight**: however many callers need a token at once, one fetch runs (in its own task, so
+//!   a caller that gives up cannot cancel a refresh whose response would carry a rotated refresh
+//!   token); everyone waits for its result. A rotated refresh token is therefore never sent twice.
+//! - **Failures**: while fetches fail, callers keep getting the still-valid token; once it has expired
+//!   they get the error. A failed fetch starts an exponential back-off during which no new fetch is
+//!   made; failures are never cached as tokens.
+//! - **Invalidate**: reporting a rejected token drops it only if it is still current.
+//! - **Store**: every new token set is saved in the [`TokenStore`] before it is handed out; the store
+//!   is read once, before the first fetch.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use rand::Rng as _;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::endpoint::TokenClient;
+use crate::error::{Error, OAuthErrorCode, Result};
+use crate::provider::TokenProvider;
+use crate::request::Grant;
+use crate::store::{MemoryStore, TokenStore};
+use crate::token::{AccessToken, Scopes};
+
+/// Fetches new tokens for a [`CachedProvider`].
+///
+/// # Contract
+/// - `fetch` gets one new token. `current` is the latest token set the cache knows (in memory or
+///   loaded from the store), whose refresh token a refreshing source uses; it may be expired.
+/// - The cache never runs two fetches of the same source at once, so a source may consume `current`'s
+///   refresh token.
+#[async_trait]
+pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
+    /// Fetches a new token.
+    async fn fetch(&self, current: Option<&AccessToken>) -> Result<AccessToken>;
+
+    /// A key naming what this source fetches (provider, client, scopes), used as the store key.
+    fn cache_key(&self) -> String;
+}
+
+/// Fetches tokens with the client-credentials grant.
+#[derive(Debug)]
+pub struct ClientCredentialsSource {
+    client: TokenClient,
+    scopes: Scopes,
+}
+
+impl ClientCredentialsSource {
+    /// A source asking `client` for tokens with `scopes`.
+    pub fn new(client: TokenClient, scopes: Scopes) -> Self {
+        ClientCredentialsSource { client, scopes }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &TokenClient {
+        &self.client
+    }
+
+    /// The requested scopes.
+    pub fn scopes(&self) -> &Scopes {
+        &self.scopes
+    }
+}
+
+fn cache_key(client: &TokenClient, scopes: &Scopes) -> String {
+    format!("{}/{}/{}", client.provider(), client.credentials().client_id(), scopes.join(" "))
+}
+
+#[async_trait]
+impl TokenSource for ClientCredentialsSource {
+    async fn fetch(&self, _current: Option<&AccessToken>) -> Result<AccessToken> {
+        self.client.request_token(&Grant::ClientCredentials, &self.scopes).await
+    }
+
+    fn cache_key(&self) -> String {
+        cache_key(&self.client, &self.scopes)
+    }
+}
+
+/// Refreshes tokens with the refresh-token grant, from the refresh token of the current token set.
+///
+/// With no refresh token, or when the provider rejects it (`invalid_grant`), the fetch fails with
+/// [`Error::ReauthorizationRequired`].
+#[derive(Debug)]
+pub struct RefreshTokenSource {
+    client: TokenClient,
+    scopes: Scopes,
+}
+
+impl RefreshTokenSource {
+    /// A source refreshing through `client`, asking for `scopes` (empty: the provider's default).
+    pub fn new(client: TokenClient, scopes: Scopes) -> Self {
+        RefreshTokenSource { client, scopes }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &TokenClient {
+        &self.client
+    }
+}
+
+#[async_trait]
+impl TokenSource for RefreshTokenSource {
+    async fn fetch(&self, current: Option<&AccessToken>) -> Result<AccessToken> {
+        let refresh = current
+            .and_then(AccessToken::refresh_token)
+            .ok_or_else(|| Error::ReauthorizationRequired { reason: "no refresh token is stored".to_owned() })?;
+        match self.client.request_token(&Grant::RefreshToken(refresh.clone()), &self.scopes).await {
+            Err(Error::OAuth(e)) if e.code == OAuthErrorCode::InvalidGrant => Err(Error::ReauthorizationRequired {
+                reason: format!("the provider rejected the refresh token ({})", e.code),
+            }),
+            other => other,
+        }
+    }
+
+    fn cache_key(&self) -> String {
+        cache_key(&self.client, &self.scopes)
+    }
+}
+
+/// Adapts any [`TokenProvider`] into a [`TokenSource`], so that it can be cached.
+#[derive(Debug)]
+pub struct ProviderSource<P> {
+    provider: P,
+    key: String,
+}
+
+impl<P: TokenProvider> ProviderSource<P> {
+    /// Wraps `provider`; `key` names it in the store.
+    pub fn new(provider: P, key: impl Into<String>) -> Self {
+        ProviderSource { provider, key: key.into() }
+    }
+}
+
+#[async_trait]
+impl<P: TokenProvider> TokenSource for ProviderSource<P> {
+    async fn fetch(&self, _current: Option<&AccessToken>) -> Result<AccessToken> {
+        self.provider.token().await
+    }
+
+    fn cache_key(&self) -> String {
+        self.key.clone()
+    }
+}
+
+/// When a cached token is refreshed and how failures back off.
+///
+/// A token of lifetime `L` is refreshed when `margin = clamp(fraction × L, min_margin, max_margin)`
+/// of its life remains, plus a random jitter of up to `jitter × margin` so that a fleet of processes
+/// does not refresh in lockstep. The margin plus jitter never exceeds half the lifetime, so a token is
+/// always used for at least half its life.
+///
+/// | lifetime | margin (defaults) | refreshed after |
+/// | --- | --- | --- |
+/// | 2 s (tests) | 1 s (half-life cap) | 1 s |
+/// | 300 s (WhiteBIT) | 60 s + up to 15 s | 225–240 s |
+/// | 900 s (ProBit) | 180 s + up to 45 s | 675–720 s |
+/// | 7200 s (Doorkeeper) | 300 s + up to 75 s | 6825–6900 s |
+/// | 36000 s (Django) | 300 s + up to 75 s | 35625–35700 s |
+///
+/// A token is handed out until `expiry_skew` before it expires (default: a tenth of its lifetime, at
+/// most 2 s), so that it does not expire on its way to the resource server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshPolicy {
+    fraction: f64,
+    min_margin: Duration,
+    max_margin: Duration,
+    jitter: f64,
+    max_expiry_skew: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        RefreshPolicy {
+            fraction: 0.2,
+            min_margin: Duration::from_secs(10),
+            max_margin: Duration::from_secs(300),
+            jitter: 0.25,
+            max_expiry_skew: Duration::from_secs(2),
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// The fraction of the lifetime kept as margin (default 0.2).
+    pub fn fraction(mut self, fraction: f64) -> Self {
+        self.fraction = if fraction.is_finite() { fraction.clamp(0.0, 0.5) } else { 0.2 };
+        self
+    }
+
+    /// The smallest margin (default 10 s).
+    pub fn min_margin(mut self, margin: Duration) -> Self {
+        self.min_margin = margin;
+        self
+    }
+
+    /// The largest margin (default 5 min).
+    pub fn max_margin(mut self, margin: Duration) -> Self {
+        self.max_margin = margin;
+        self
+    }
+
+    /// The jitter as a fraction of the margin (default 0.25; 0 disables it).
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.25 };
+        self
+    }
+
+    /// The first back-off after a failed fetch (default 250 ms); it doubles per consecutive failure.
+    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+        self.initial_backoff = backoff;
+        self
+    }
+
+    /// The longest back-off (default 30 s).
+    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+        self.max_backoff = backoff;
+        self
+    }
+
+    /// The margin before expiry for a token of `lifetime`, without jitter.
+    pub fn margin(&self, lifetime: Duration) -> Duration {
+        let proportional = lifetime.mul_f64(self.fraction);
+        proportional.clamp(self.min_margin, self.max_margin.max(self.min_margin)).min(lifetime / 2)
+    }
+
+    /// The margin with a random jitter added, never more than half the lifetime.
+    pub fn jittered_margin(&self, lifetime: Duration) -> Duration {
+        let margin = self.margin(lifetime);
+        let max_extra = margin.mul_f64(self.jitter);
+        let extra = if max_extra.is_zero() {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(rand::rng().random_range(0..=max_extra.as_nanos().min(u64::MAX as u128) as u64))
+        };
+        (margin + extra).min(lifetime / 2)
+    }
+
+    /// How long before expiry a token stops being handed out.
+    pub fn expiry_skew(&self, lifetime: Duration) -> Duration {
+        (lifetime / 10).min(self.max_expiry_skew)
+    }
+
+    /// The back-off after `failures` consecutive failed fetches.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let exp = self.initial_backoff.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(31)));
+        let capped = exp.min(self.max_backoff);
+        // Up to 25 % jitter downwards.
+        let jitter = capped / 4;
+        if jitter.is_zero() {
+            capped
+        } else {
+            capped - Duration::from_nanos(rand::rng().random_range(0..=jitter.as_nanos().min(u64::MAX as u128) as u64))
+        }
+    }
+}
+
+/// The current token and the monotonic instants at which it is refreshed and stops being usable.
+struct Entry {
+    token: AccessToken,
+    refresh_at: Duration,
+    usable_until: Duration,
+}
+
+type FlightResult = Option<Result<AccessToken>>;
+
+#[derive(Default)]
+struct State {
+    flight: Option<watch::Receiver<FlightResult>>,
+    failures: u32,
+    backoff_until: Option<Duration>,
+    last_error: Option<Error>,
+    store_loaded: bool,
+}
+
+struct Shared<S> {
+    source: S,
+    key: String,
+    current: ArcSwapOption<Entry>,
+    state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+    policy: RefreshPolicy,
+    store: Arc<dyn TokenStore>,
+}
+
+/// A caching [`TokenProvider`] around a [`TokenSource`]; see the [module docs](self).
+///
+/// Cloning is cheap and clones share the cache.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use tokensmith_core::{AccessToken, CachedProvider, ProviderSource, TokenProvider, provide_token_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> tokensmith_core::Result<()> {
+/// let fetches = Arc::new(AtomicUsize::new(0));
+/// let counter = fetches.clone();
+/// let source = provide_token_fn(move || {
+///     counter.fetch_add(1, Ordering::SeqCst);
+///     async { Ok(AccessToken::builder("t").build()) }
+/// });
+/// let cached = CachedProvider::new(ProviderSource::new(source, "demo"));
+/// cached.token().await?;
+/// cached.token().await?;
+/// assert_eq!(fetches.load(Ordering::SeqCst), 1);
+/// # Ok(()) }
+/// ```
+pub struct CachedProvider<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for CachedProvider<S> {
+    fn clone(&self) -> Self {
+        CachedProvider { shared: self.shared.clone() }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for CachedProvider<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = self.shared.current.load();
+        f.debug_struct("CachedProvider")
+            .field("source", &self.shared.source)
+            .field("key", &self.shared.key)
+            .field("cached", &current.as_ref().map(|e| &e.token))
+            .field("policy", &self.shared.policy)
+            .field("store", &self.shared.store)
+            .finish()
+    }
+}
+
+/// Configures a [`CachedProvider`].
+pub struct CachedProviderBuilder<S> {
+    source: S,
+    key: Option<String>,
+    clock: Option<Arc<dyn Clock>>,
+    policy: RefreshPolicy,
+    store: Option<Arc<dyn TokenStore>>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for CachedProviderBuilder<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedProviderBuilder")
+            .field("source", &self.source)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: TokenSource> CachedProviderBuilder<S> {
+    /// The clock (default [`SystemClock`]; use [`TokioClock`](crate::TokioClock) with paused time).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The refresh policy.
+    pub fn policy(mut self, policy: RefreshPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The token store (default: a private [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The store key (default: the source's [`cache_key`](TokenSource::cache_key)).
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Builds the cache. It starts empty; the store is read on the first call to `token`.
+    pub fn build(self) -> CachedProvider<S> {
+        let key = self.key.unwrap_or_else(|| self.source.cache_key());
+        CachedProvider {
+            shared: Arc::new(Shared {
+                source: self.source,
+                key,
+                current: ArcSwapOption::empty(),
+                state: Mutex::new(State::default()),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
+                policy: self.policy,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            }),
+        }
+    }
+}
+
+impl<S: TokenSource> CachedProvider<S> {
+    /// A cache around `source` with the defaults.
+    pub fn new(source: S) -> Self {
+        Self::builder(source).build()
+    }
+
+    /// Starts configuring a cache around `source`.
+    pub fn builder(source: S) -> CachedProviderBuilder<S> {
+        CachedProviderBuilder { source, key: None, clock: None, policy: RefreshPolicy::default(), store: None }
+    }
+
+    /// The source.
+    pub fn source(&self) -> &S {
+        &self.shared.source
+    }
+
+    /// Calls `f` with the cached token if it is fresh, without cloning it: the cheapest read, for hot
+    /// paths that only need to look at the token (e.g. to format a header).
+    #[inline]
+    pub fn with_cached<R>(&self, f: impl FnOnce(&AccessToken) -> R) -> Option<R> {
+        let guard = self.shared.current.load();
+        let entry = guard.as_ref()?;
+        (self.shared.clock.monotonic() < entry.refresh_at).then(|| f(&entry.token))
+    }
+
+    /// The cached token if it is fresh (not yet due for refresh).
+    #[inline]
+    pub fn cached_token(&self) -> Option<AccessToken> {
+        self.with_cached(AccessToken::clone)
+    }
+
+    /// Returns a valid token, fetching one if the cached one is missing or due for refresh.
+    pub async fn token(&self) -> Result<AccessToken> {
+        if let Some(token) = self.cached_token() {
+            return Ok(token);
+        }
+        let mut receiver = {
+            let mut state = self.shared.state.lock().map_err(|_| poisoned())?;
+            let now = self.shared.clock.monotonic();
+            if let Some(token) = self.fresh_at(now) {
+                return Ok(token);
+            }
+            match &state.flight {
+                Some(receiver) => receiver.clone(),
+                None => {
+                    if let Some(until) = state.backoff_until.filter(|until| now < *until) {
+                        return self.usable_at(now).ok_or_else(|| Error::BackingOff {
+                            retry_in: until - now,
+                            last: state.last_error.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        });
+                    }
+                    let (sender, receiver) = watch::channel(None);
+                    state.flight = Some(receiver.clone());
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move {
+                        let mut guard = FlightGuard { shared: &shared, sender: Some(sender) };
+                        let result = shared.run_fetch().await;
+                        guard.finish(result);
+                    });
+                    receiver
+                }
+            }
+        };
+        let outcome = receiver.wait_for(Option::is_some).await.map_err(|_| {
+            Error::store("the token fetch task ended without a result (it panicked or the runtime shut down)", None)
+        })?;
+        match outcome.as_ref() {
+            Some(result) => result.clone(),
+            None => Err(Error::store("the token fetch ended without a result", None)),
+        }
+    }
+
+    /// Reports that `token` was rejected; it is dropped if it is still the current token, so that the
+    /// next call fetches a new one. Its refresh token is kept for that fetch.
+    pub fn invalidate(&self, token: &AccessToken) {
+        let current = self.shared.current.load();
+        if let Some(entry) = current.as_ref() {
+            if entry.token.same_token(token) && entry.usable_until > Duration::ZERO {
+                let stale = Arc::new(Entry {
+                    token: entry.token.clone(),
+                    refresh_at: Duration::ZERO,
+                    usable_until: Duration::ZERO,
+                });
+                let _ = self.shared.current.compare_and_swap(&current, Some(stale));
+                tracing::debug!(key = %self.shared.key, "cached token invalidated after a rejection");
+            }
+        }
+    }
+
+    /// Drops the cached token and forgets failures, so the next call fetches (the store is kept).
+    pub fn clear(&self) {
+        self.shared.current.store(None);
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.failures = 0;
+            state.backoff_until = None;
+        }
+    }
+
+    /// Puts `token` in the cache and the store, e.g. after an authorization-code exchange.
+    pub async fn insert(&self, token: AccessToken) -> Result<()> {
+        self.shared.store.save(&self.shared.key, &token).await?;
+        self.shared.publish(token);
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.store_loaded = true;
+            state.failures = 0;
+            state.backoff_until = None;
+        }
+        Ok(())
+    }
+
+    fn fresh_at(&self, now: Duration) -> Option<AccessToken> {
+        let guard = self.shared.current.load();
+        guard.as_ref().filter(|e| now < e.refresh_at).map(|e| e.token.clone())
+    }
+
+    fn usable_at(&self, now: Duration) -> Option<AccessToken> {
+        self.shared.usable_at(now)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::store("the token cache's lock is poisoned (a thread panicked while holding it)", None)
+}
+
+impl<S: TokenSource> Shared<S> {
+    fn usable_at(&self, now: Duration) -> Option<AccessToken> {
+        let guard = self.current.load();
+        guard.as_ref().filter(|e| now < e.usable_until).map(|e| e.token.clone())
+    }
+
+    fn publish(&self, token: AccessToken) {
+        let now = self.clock.monotonic();
+        let remaining = token.expires_in(self.clock.system_time());
+        let lifetime = token.lifetime().max(remaining);
+        let margin = self.policy.jittered_margin(lifetime);
+        let skew = self.policy.expiry_skew(lifetime);
+        let entry = Entry {
+            refresh_at: now + remaining.saturating_sub(margin),
+            usable_until: now + remaining.saturating_sub(skew),
+            token,
+        };
+        tracing::debug!(
+            key = %self.key,
+            lifetime_s = lifetime.as_secs(),
+            refresh_in_ms = (entry.refresh_at - now).as_millis() as u64,
+            "token cached"
+        );
+        self.current.store(Some(Arc::new(entry)));
+    }
+
+    /// One fetch: load the store once, fetch, save, publish. Runs in its own task.
+    async fn run_fetch(&self) -> Result<AccessToken> {
+        let store_loaded = self.state.lock().map(|s| s.store_loaded).unwrap_or(true);
+        if !store_loaded {
+            match self.store.load(&self.key).await {
+                Ok(Some(token)) => {
+                    self.publish(token);
+                    if let Some(token) = self.fresh(self.clock.monotonic()) {
+                        self.mark_store_loaded();
+                        return Ok(token);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(key = %self.key, error = %e, "token store could not be read");
+                    return Err(e);
+                }
+            }
+            self.mark_store_loaded();
+        }
+        let current = self.current.load_full().map(|e| e.token.clone());
+        match self.source.fetch(current.as_ref()).await {
+            Ok(token) => {
+                if let Err(e) = self.store.save(&self.key, &token).await {
+                    // The token is valid; keep serving it from memory, but say that it was not saved.
+                    tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store");
+                }
+                self.publish(token.clone());
+                Ok(token)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn fresh(&self, now: Duration) -> Option<AccessToken> {
+        let guard = self.current.load();
+        guard.as_ref().filter(|e| now < e.refresh_at).map(|e| e.token.clone())
+    }
+
+    fn mark_store_loaded(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.store_loaded = true;
+        }
+    }
+}
+
+/// Ends a flight: records success or failure, clears the in-flight marker and wakes every waiter,
+/// also when the fetch task panics (then waiters see the channel close).
+struct FlightGuard<'a, S: TokenSource> {
+    shared: &'a Shared<S>,
+    sender: Option<watch::Sender<FlightResult>>,
+}
+
+impl<S: TokenSource> FlightGuard<'_, S> {
+    fn finish(&mut self, result: Result<AccessToken>) {
+        let now = self.shared.clock.monotonic();
+        let result = {
+            let Ok(mut state) = self.shared.state.lock() else { return };
+            state.flight = None;
+            match result {
+                Ok(token) => {
+                    state.failures = 0;
+                    state.backoff_until = None;
+                    state.last_error = None;
+                    Ok(token)
+                }
+                Err(error) => {
+                    state.failures = state.failures.saturating_add(1);
+                    let backoff = self.shared.policy.backoff(state.failures);
+                    state.backoff_until = Some(now + backoff);
+                    state.last_error = Some(error.clone());
+                    match self.shared.usable_at(now) {
+                        Some(old) => {
+                            tracing::warn!(key = %self.shared.key, error = %error, backoff_ms = backoff.as_millis() as u64, "token refresh failed; serving the still-valid token");
+                            Ok(old)
+                        }
+                        _ => {
+                            tracing::warn!(key = %self.shared.key, error = %error, backoff_ms = backoff.as_millis() as u64, "token fetch failed");
+                            Err(error)
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(sender) = self.sender.take() {
+            sender.send_replace(Some(result));
+        }
+    }
+}
+
+impl<S: TokenSource> Drop for FlightGuard<'_, S> {
+    fn drop(&mut self) {
+        if self.sender.is_some() {
+            if let Ok(mut state) = self.shared.state.lock() {
+                state.flight = None;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<S: TokenSource> TokenProvider for CachedProvider<S> {
+    async fn token(&self) -> Result<AccessToken> {
+        CachedProvider::token(self).await
+    }
+
+    fn cached_token(&self) -> Option<AccessToken> {
+        CachedProvider::cached_token(self)
+    }
+
+    fn invalidate(&self, token: &AccessToken) {
+        CachedProvider::invalidate(self, token)
+    }
+}

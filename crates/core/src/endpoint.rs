@@ -1,0 +1,407 @@
+//! A provider's dialect ([`TokenEndpoint`]) and the client that speaks it ([`TokenClient`]).
+//!
+//! A provider crate describes only what differs: the URLs, the body format, the credential style,
+//! whether `grant_type` is sent, the refresh-token parameter's name, extra parameters, the scope
+//! separator and the response format. [`TokenClient`] does everything common once: builds the
+//! [`TokenRequest`], sends it through the [`Transport`] with retries, and parses the response.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes, TokenClient, TokenEndpoint, style::BasicAuthRaw};
+//!
+//! let endpoint = TokenEndpoint::new("https://accounts.probit.com/token".parse().unwrap())
+//!     .body_format(BodyFormat::Json)
+//!     .credential_style(Arc::new(BasicAuthRaw));
+//! let client = TokenClient::builder("probit", endpoint, ClientCredentials::new("id", "secret")).build().unwrap();
+//! let request = client.build_request(&Grant::ClientCredentials, &Scopes::empty()).unwrap();
+//! assert_eq!(request.wire_body(), br#"{"grant_type":"client_credentials"}"#);
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result, TransportError, TransportErrorKind};
+use crate::http::{ReqwestTransport, Transport, check_url};
+use crate::parse::{ResponseFormat, parse_response};
+use crate::request::{BodyFormat, Grant, TokenRequest};
+use crate::retry::RetryPolicy;
+use crate::style::{BasicAuth, CredentialStyle};
+use crate::token::{AccessToken, ClientCredentials, Scopes};
+
+/// A hook that turns a provider's own error shape into the error tokensmith should report (e.g.
+/// WhiteBIT's `400 {"data":{"token":[..]}}` on refresh into [`Error::ReauthorizationRequired`]).
+pub type ErrorMapper = fn(&Grant, Error) -> Error;
+
+/// What a provider's token endpoint expects: the dialect.
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    token_url: Url,
+    refresh_url: Option<Url>,
+    body_format: BodyFormat,
+    credential_style: Arc<dyn CredentialStyle>,
+    send_grant_type: bool,
+    refresh_token_param: Cow<'static, str>,
+    extra_params: Vec<(String, String)>,
+    scope_separator: Cow<'static, str>,
+    response: ResponseFormat,
+}
+
+impl TokenEndpoint {
+    /// An RFC 6749 endpoint at `token_url`: form body, HTTP Basic with §2.3.1 encoding, `grant_type`
+    /// sent, refresh token as `refresh_token`, scopes separated by spaces, no envelope.
+    pub fn new(token_url: Url) -> Self {
+        TokenEndpoint {
+            token_url,
+            refresh_url: None,
+            body_format: BodyFormat::Form,
+            credential_style: Arc::new(BasicAuth),
+            send_grant_type: true,
+            refresh_token_param: Cow::Borrowed("refresh_token"),
+            extra_params: Vec::new(),
+            scope_separator: Cow::Borrowed(" "),
+            response: ResponseFormat::default(),
+        }
+    }
+
+    /// A separate URL for refresh requests (WhiteBIT's `/oauth2/refresh_token`).
+    pub fn refresh_url(mut self, url: Url) -> Self {
+        self.refresh_url = Some(url);
+        self
+    }
+
+    /// The body format.
+    pub fn body_format(mut self, format: BodyFormat) -> Self {
+        self.body_format = format;
+        self
+    }
+
+    /// How client credentials are sent.
+    pub fn credential_style(mut self, style: Arc<dyn CredentialStyle>) -> Self {
+        self.credential_style = style;
+        self
+    }
+
+    /// Whether `grant_type` is sent (WhiteBIT sends none).
+    pub fn send_grant_type(mut self, send: bool) -> Self {
+        self.send_grant_type = send;
+        self
+    }
+
+    /// The name of the refresh token parameter (`refresh_token` per RFC 6749; WhiteBIT uses `token`).
+    pub fn refresh_token_param(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.refresh_token_param = name.into();
+        self
+    }
+
+    /// A parameter added to every request (e.g. `audience`).
+    pub fn extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// How requested scopes are joined (a space per RFC 6749 §3.3).
+    pub fn scope_separator(mut self, separator: impl Into<Cow<'static, str>>) -> Self {
+        self.scope_separator = separator.into();
+        self
+    }
+
+    /// How responses are shaped.
+    pub fn response_format(mut self, format: ResponseFormat) -> Self {
+        self.response = format;
+        self
+    }
+
+    /// The token URL.
+    pub fn token_url(&self) -> &Url {
+        &self.token_url
+    }
+
+    /// The URL refresh requests go to.
+    pub fn refresh_target(&self) -> &Url {
+        self.refresh_url.as_ref().unwrap_or(&self.token_url)
+    }
+
+    /// The credential style.
+    pub fn style(&self) -> &dyn CredentialStyle {
+        self.credential_style.as_ref()
+    }
+
+    /// The response format.
+    pub fn response(&self) -> &ResponseFormat {
+        &self.response
+    }
+
+    /// The body format.
+    pub fn format(&self) -> BodyFormat {
+        self.body_format
+    }
+
+    /// Builds the request for `grant` with `credentials`, asking for `scopes`. No I/O.
+    pub fn build_request(
+        &self,
+        grant: &Grant,
+        credentials: &ClientCredentials,
+        scopes: &Scopes,
+    ) -> Result<TokenRequest> {
+        let url = match grant {
+            Grant::RefreshToken(_) => self.refresh_target().clone(),
+            _ => self.token_url.clone(),
+        };
+        let mut request = TokenRequest::for_grant(url, self.body_format, grant).scopes(scopes, &self.scope_separator);
+        if !self.send_grant_type {
+            request = request.without_param("grant_type");
+        }
+        if self.refresh_token_param != "refresh_token" {
+            request = request.rename_param("refresh_token", &self.refresh_token_param);
+        }
+        for (name, value) in &self.extra_params {
+            request = request.param(name.clone(), value.clone());
+        }
+        request.with_credentials(credentials, self.credential_style.as_ref())
+    }
+}
+
+/// Sends a provider's token requests: builds them from its [`TokenEndpoint`], sends them with retries
+/// and parses the responses.
+pub struct TokenClient {
+    provider: Cow<'static, str>,
+    endpoint: TokenEndpoint,
+    credentials: ClientCredentials,
+    transport: Arc<dyn Transport>,
+    retry: RetryPolicy,
+    clock: Arc<dyn Clock>,
+    error_mapper: Option<ErrorMapper>,
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClient")
+            .field("provider", &self.provider)
+            .field("endpoint", &self.endpoint)
+            .field("credentials", &self.credentials)
+            .field("transport", &self.transport)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`TokenClient`].
+pub struct TokenClientBuilder {
+    provider: Cow<'static, str>,
+    endpoint: TokenEndpoint,
+    credentials: ClientCredentials,
+    transport: Option<Arc<dyn Transport>>,
+    retry: RetryPolicy,
+    clock: Option<Arc<dyn Clock>>,
+    error_mapper: Option<ErrorMapper>,
+    allow_insecure_http: bool,
+    secret_required: bool,
+}
+
+impl fmt::Debug for TokenClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClientBuilder")
+            .field("provider", &self.provider)
+            .field("endpoint", &self.endpoint)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenClientBuilder {
+    /// The transport (default: a [`ReqwestTransport`] with its defaults and this builder's
+    /// insecure-HTTP setting).
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// The retry policy (default [`RetryPolicy::default`]).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The clock used to stamp expiry (default [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// A hook mapping the provider's own errors.
+    pub fn error_mapper(mut self, mapper: ErrorMapper) -> Self {
+        self.error_mapper = Some(mapper);
+        self
+    }
+
+    /// Allows plain `http://` to non-loopback hosts (default: refused).
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Whether a client secret is required (default true; false for public clients).
+    pub fn secret_required(mut self, required: bool) -> Self {
+        self.secret_required = required;
+        self
+    }
+
+    /// Validates the configuration and builds the client.
+    pub fn build(self) -> Result<TokenClient> {
+        self.credentials.validate(self.secret_required)?;
+        check_url(self.endpoint.token_url(), self.allow_insecure_http)
+            .map_err(|e| Error::config("token_url", e.to_string()))?;
+        if let Some(url) = &self.endpoint.refresh_url {
+            check_url(url, self.allow_insecure_http).map_err(|e| Error::config("refresh_url", e.to_string()))?;
+        }
+        self.endpoint.response.validate("envelope")?;
+        // Building a request once proves the dialect and credentials fit together.
+        self.endpoint.build_request(&Grant::ClientCredentials, &self.credentials, &Scopes::empty())?;
+        let transport = match self.transport {
+            Some(t) => t,
+            None => Arc::new(ReqwestTransport::builder().allow_insecure_http(self.allow_insecure_http).build()?),
+        };
+        Ok(TokenClient {
+            provider: self.provider,
+            endpoint: self.endpoint,
+            credentials: self.credentials,
+            transport,
+            retry: self.retry,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
+            error_mapper: self.error_mapper,
+        })
+    }
+}
+
+impl TokenClient {
+    /// Starts configuring a client for `provider` (a name used in tracing) speaking `endpoint`'s
+    /// dialect with `credentials`.
+    pub fn builder(
+        provider: impl Into<Cow<'static, str>>,
+        endpoint: TokenEndpoint,
+        credentials: ClientCredentials,
+    ) -> TokenClientBuilder {
+        TokenClientBuilder {
+            provider: provider.into(),
+            endpoint,
+            credentials,
+            transport: None,
+            retry: RetryPolicy::default(),
+            clock: None,
+            error_mapper: None,
+            allow_insecure_http: false,
+            secret_required: true,
+        }
+    }
+
+    /// The provider name.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The dialect.
+    pub fn endpoint(&self) -> &TokenEndpoint {
+        &self.endpoint
+    }
+
+    /// The client credentials.
+    pub fn credentials(&self) -> &ClientCredentials {
+        &self.credentials
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The request this client would send for `grant` and `scopes`. No I/O: use it to snapshot-test
+    /// a provider's wire shape.
+    pub fn build_request(&self, grant: &Grant, scopes: &Scopes) -> Result<TokenRequest> {
+        self.endpoint.build_request(grant, &self.credentials, scopes)
+    }
+
+    /// Sends a token request for `grant`, retrying per the policy, and parses the token.
+    ///
+    /// When the response names no scope, the requested `scopes` are taken as granted (RFC 6749 §5.1).
+    /// A refresh response without a new refresh token keeps the one sent.
+    pub async fn request_token(&self, grant: &Grant, scopes: &Scopes) -> Result<AccessToken> {
+        let request = self.build_request(grant, scopes)?;
+        let span = tracing::info_span!(
+            "tokensmith.token_request",
+            provider = %self.provider,
+            grant = request.grant_type(),
+            host = request.url().host_str().unwrap_or(""),
+            path = request.url().path(),
+        );
+        let result = self.send_with_retries(&request, grant, scopes).instrument(span).await;
+        match (result, self.error_mapper) {
+            (Err(e), Some(map)) => Err(map(grant, e)),
+            (result, _) => result,
+        }
+    }
+
+    async fn send_with_retries(&self, request: &TokenRequest, grant: &Grant, scopes: &Scopes) -> Result<AccessToken> {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.retry.overall_deadline();
+        let previous_refresh = match grant {
+            Grant::RefreshToken(rt) => Some(rt),
+            _ => None,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let attempt_started = Instant::now();
+            let outcome = match tokio::time::timeout_at(deadline, self.transport.send(request)).await {
+                Err(_) => Err(Error::Transport(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    format!("no response within the overall deadline of {:?}", self.retry.overall_deadline()),
+                ))),
+                Ok(Err(e)) => Err(Error::Transport(e)),
+                Ok(Ok(response)) => {
+                    tracing::debug!(
+                        attempt,
+                        status = response.status,
+                        elapsed_ms = attempt_started.elapsed().as_millis() as u64,
+                        "token endpoint answered"
+                    );
+                    parse_response(&response, &self.endpoint.response, self.clock.system_time(), previous_refresh).map(
+                        |token| {
+                            if token.scopes().is_empty() && !scopes.is_empty() {
+                                token.to_builder().scopes(scopes.clone()).build()
+                            } else {
+                                token
+                            }
+                        },
+                    )
+                }
+            };
+            let error = match outcome {
+                Ok(token) => {
+                    tracing::info!(
+                        attempt,
+                        lifetime_s = token.lifetime().as_secs(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "token obtained"
+                    );
+                    return Ok(token);
+                }
+                Err(e) => e,
+            };
+            let now = tokio::time::Instant::now();
+            let backoff = self.retry.backoff(attempt, error.retry_after());
+            let retry = error.is_retryable() && attempt < self.retry.attempts() && now + backoff < deadline;
+            if !retry {
+                tracing::warn!(attempt, error = %error, elapsed_ms = started.elapsed().as_millis() as u64, "token request failed");
+                return Err(error);
+            }
+            tracing::warn!(attempt, error = %error, backoff_ms = backoff.as_millis() as u64, "token request failed; retrying");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! [`TokenRequest`]: a plain value describing one request to a token endpoint.
+//!
+//! A request is built with no I/O, so a provider's exact wire shape can be inspected and snapshot
+//! tested. Its `Serialize` and `Debug` renderings replace every secret with `[redacted]`; the
+//! [`wire_body`](TokenRequest::wire_body) and [`wire_headers`](TokenRequest::wire_headers) methods give
+//! the real bytes to the transport.
+//!
+//! ```
+//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, TokenRequest, style::BasicAuthRaw};
+//!
+//! let url = "https://accounts.probit.com/token".parse().unwrap();
+//! let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials)
+//!     .with_credentials(&ClientCredentials::new("id", "secret"), &BasicAuthRaw)
+//!     .unwrap();
+//! assert_eq!(request.wire_body(), br#"{"grant_type":"client_credentials"}"#);
+//! assert!(!format!("{request:?}").contains("secret\""));
+//! ```
+
+use std::fmt;
+
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::style::CredentialStyle;
+use crate::token::{ClientCredentials, RefreshToken, Scopes};
+
+/// The marker that stands for a secret in redacted renderings.
+pub const REDACTED_MARKER: &str = "[redacted]";
+
+/// How the request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded` (RFC 6749's format).
+    #[default]
+    Form,
+    /// `application/json` with an object of string values (ProBit, Doorkeeper).
+    Json,
+}
+
+impl BodyFormat {
+    /// The `Content-Type` of a body in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            BodyFormat::Form => "application/x-www-form-urlencoded",
+            BodyFormat::Json => "application/json",
+        }
+    }
+}
+
+/// The grant a token request asks for.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Grant {
+    /// `client_credentials` (RFC 6749 §4.4).
+    ClientCredentials,
+    /// `authorization_code` (RFC 6749 §4.1.3), with PKCE's `code_verifier` (RFC 7636) when used.
+    AuthorizationCode {
+        /// The code from the authorization callback.
+        code: SecretString,
+        /// The redirect URI, when the authorization request carried one.
+        redirect_uri: Option<String>,
+        /// The PKCE code verifier.
+        code_verifier: Option<SecretString>,
+    },
+    /// `refresh_token` (RFC 6749 §6).
+    RefreshToken(RefreshToken),
+}
+
+impl Grant {
+    /// The `grant_type` value.
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            Grant::ClientCredentials => "client_credentials",
+            Grant::AuthorizationCode { .. } => "authorization_code",
+            Grant::RefreshToken(_) => "refresh_token",
+        }
+    }
+}
+
+impl fmt::Debug for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Grant::ClientCredentials => f.write_str("ClientCredentials"),
+            Grant::AuthorizationCode { redirect_uri, code_verifier, .. } => f
+                .debug_struct("AuthorizationCode")
+                .field("code", &REDACTED_MARKER)
+                .field("redirect_uri", redirect_uri)
+                .field("code_verifier", &code_verifier.as_ref().map(|_| REDACTED_MARKER))
+                .finish(),
+            Grant::RefreshToken(_) => f.write_str("RefreshToken([redacted])"),
+        }
+    }
+}
+
+/// A parameter or header value: public, or a secret that is redacted in every rendering.
+#[derive(Clone)]
+pub enum Value {
+    /// A value that may be shown.
+    Plain(String),
+    /// A secret.
+    Secret(SecretString),
+    /// An HTTP Basic credential: `Basic base64(user:password)` where `user` is shown and `password`
+    /// is secret. Redacted renderings show `Basic base64(<user>:[redacted])`, so a snapshot still shows
+    /// how the id was encoded.
+    Basic {
+        /// The user part as placed before base64 (already encoded as the credential style requires).
+        user: String,
+        /// The password part as placed before base64.
+        password: SecretString,
+    },
+}
+
+impl Value {
+    fn expose(&self) -> String {
+        match self {
+            Value::Plain(s) => s.clone(),
+            Value::Secret(s) => s.expose_secret().to_owned(),
+            Value::Basic { user, password } => {
+                let raw = format!("{user}:{}", password.expose_secret());
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+            }
+        }
+    }
+
+    fn redacted(&self) -> String {
+        match self {
+            Value::Plain(s) => s.clone(),
+            Value::Secret(_) => REDACTED_MARKER.to_owned(),
+            Value::Basic { user, .. } => format!("Basic base64({user}:{REDACTED_MARKER})"),
+        }
+    }
+
+    fn is_secret(&self) -> bool {
+        !matches!(self, Value::Plain(_))
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Plain(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Plain(s)
+    }
+}
+
+impl From<SecretString> for Value {
+    fn from(s: SecretString) -> Self {
+        Value::Secret(s)
+    }
+}
+
+/// One request to a token endpoint.
+///
+/// Built with [`TokenRequest::for_grant`] (or [`TokenRequest::new`]), then shaped by a
+/// [`CredentialStyle`] and a provider's dialect. Headers and parameters keep the order they were added
+/// in (headers sorted by name when rendered), so renderings are stable.
+#[derive(Clone)]
+pub struct TokenRequest {
+    method: http::Method,
+    url: Url,
+    headers: Vec<(String, Value)>,
+    format: BodyFormat,
+    params: Vec<(String, Value)>,
+    grant_type: &'static str,
+}
+
+impl TokenRequest {
+    /// An empty `POST` to `url` with a body in `format`: headers `Accept: application/json` and the
+    /// format's `Content-Type`, no parameters.
+    pub fn new(url: Url, format: BodyFormat) -> Self {
+        TokenRequest {
+            method: http::Method::POST,
+            url,
+            headers: vec![
+                ("accept".to_owned(), Value::from("application/json")),
+                ("content-type".to_owned(), Value::from(format.content_type())),
+            ],
+            format,
+            params: Vec::new(),
+            grant_type: "custom",
+        }
+    }
+
+    /// A `POST` to `url` carrying `grant`'s standard parameters in RFC 6749 order: `grant_type`, then
+    /// `code`, `redirect_uri`, `code_verifier`, or `refresh_token`.
+    pub fn for_grant(url: Url, format: BodyFormat, grant: &Grant) -> Self {
+        let mut request = TokenRequest::new(url, format).param("grant_type", grant.grant_type());
+        request.grant_type = grant.grant_type();
+        match grant {
+            Grant::ClientCredentials => request,
+            Grant::AuthorizationCode { code, redirect_uri, code_verifier } => {
+                request = request.param("code", code.clone());
+                if let Some(uri) = redirect_uri {
+                    request = request.param("redirect_uri", uri.as_str());
+                }
+                if let Some(verifier) = code_verifier {
+                    request = request.param("code_verifier", verifier.clone());
+                }
+                request
+            }
+            Grant::RefreshToken(rt) => request.param("refresh_token", rt.secret().clone()),
+        }
+    }
+
+    /// Adds the requested scopes as `scope`, joined with `separator` (a space per RFC 6749 §3.3);
+    /// nothing when `scopes` is empty.
+    pub fn scopes(self, scopes: &Scopes, separator: &str) -> Self {
+        if scopes.is_empty() { self } else { self.param("scope", scopes.join(separator)) }
+    }
+
+    /// Sets a body parameter, replacing an earlier one of the same name in place.
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.set_param(name, value);
+        self
+    }
+
+    /// Sets a body parameter in place, replacing an earlier one of the same name.
+    pub fn set_param(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        let name = name.into();
+        let value = value.into();
+        match self.params.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.params.push((name, value)),
+        }
+    }
+
+    /// Removes a body parameter (e.g. `grant_type` for WhiteBIT's code exchange).
+    pub fn without_param(mut self, name: &str) -> Self {
+        self.params.retain(|(n, _)| n != name);
+        self
+    }
+
+    /// Renames a body parameter in place, keeping its position and value (e.g. WhiteBIT sends the
+    /// refresh token as `token`).
+    pub fn rename_param(mut self, from: &str, to: &str) -> Self {
+        if let Some(slot) = self.params.iter_mut().find(|(n, _)| n == from) {
+            slot.0 = to.to_owned();
+        }
+        self
+    }
+
+    /// Sets a header (name lowercased), replacing one of the same name.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.set_header(name, value);
+        self
+    }
+
+    /// Sets a header in place (name lowercased), replacing one of the same name.
+    pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        let name = name.into().to_ascii_lowercase();
+        let value = value.into();
+        match self.headers.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.headers.push((name, value)),
+        }
+    }
+
+    /// Removes a header.
+    pub fn without_header(mut self, name: &str) -> Self {
+        let name = name.to_ascii_lowercase();
+        self.headers.retain(|(n, _)| *n != name);
+        self
+    }
+
+    /// Places `credentials` on the request with `style`, then checks that they are sent one way only
+    /// and never in the URL.
+    pub fn with_credentials(mut self, credentials: &ClientCredentials, style: &dyn CredentialStyle) -> Result<Self> {
+        style.apply(credentials, &mut self)?;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks the rules every token request obeys: credentials never in the URL query, never both in
+    /// a Basic header and in the body, and no parameter given twice.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(query) = self.url.query() {
+            for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
+                if matches!(name.as_ref(), "client_secret" | "client_id" | "code" | "refresh_token" | "code_verifier") {
+                    return Err(Error::config(
+                        "token_url",
+                        format!(
+                            "the token URL carries `{name}` in its query; credentials and grants are never sent in the URL, remove it"
+                        ),
+                    ));
+                }
+            }
+        }
+        let has_basic = self.headers.iter().any(|(n, _)| n == "authorization");
+        let has_body_secret = self.params.iter().any(|(n, _)| n == "client_secret");
+        if has_basic && has_body_secret {
+            return Err(Error::config(
+                "credential_style",
+                "client credentials would be sent both in the Authorization header and in the body; choose one credential style",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The HTTP method (always `POST` for requests built here).
+    pub fn method(&self) -> &http::Method {
+        &self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The body format.
+    pub fn format(&self) -> BodyFormat {
+        self.format
+    }
+
+    /// The `grant_type` this request was built for (`custom` for [`TokenRequest::new`]), for tracing.
+    pub fn grant_type(&self) -> &'static str {
+        self.grant_type
+    }
+
+    /// A parameter's value with secrets redacted, if present.
+    pub fn param_redacted(&self, name: &str) -> Option<String> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.redacted())
+    }
+
+    /// Whether a parameter is present.
+    pub fn has_param(&self, name: &str) -> bool {
+        self.params.iter().any(|(n, _)| n == name)
+    }
+
+    /// Whether a header is present.
+    pub fn has_header(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().any(|(n, _)| *n == name)
+    }
+
+    /// The headers as sent, sorted by name; values holding secrets are marked sensitive.
+    pub fn wire_headers(&self) -> Result<http::HeaderMap> {
+        let mut map = http::HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in self.sorted_headers() {
+            let header_name = http::HeaderName::try_from(name.as_str())
+                .map_err(|_| Error::config("headers", format!("`{name}` is not a valid header name")))?;
+            let mut header_value = http::HeaderValue::try_from(value.expose()).map_err(|_| {
+                Error::config("headers", format!("the value of header `{name}` has characters HTTP does not allow"))
+            })?;
+            header_value.set_sensitive(value.is_secret());
+            map.insert(header_name, header_value);
+        }
+        Ok(map)
+    }
+
+    /// The body as sent, secrets included. Only the transport should call this.
+    pub fn wire_body(&self) -> Vec<u8> {
+        self.render_body(Value::expose).into_bytes()
+    }
+
+    /// The body with every secret replaced by `[redacted]`.
+    pub fn redacted_body(&self) -> String {
+        self.render_body(Value::redacted)
+    }
+
+    fn render_body(&self, show: impl Fn(&Value) -> String) -> String {
+        match self.format {
+            BodyFormat::Form => {
+                let mut out = url::form_urlencoded::Serializer::new(String::new());
+                for (name, value) in &self.params {
+                    out.append_pair(name, &show(value));
+                }
+                out.finish()
+            }
+            BodyFormat::Json => {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    self.params.iter().map(|(n, v)| (n.clone(), serde_json::Value::String(show(v)))).collect();
+                serde_json::Value::Object(map).to_string()
+            }
+        }
+    }
+
+    fn sorted_headers(&self) -> Vec<&(String, Value)> {
+        let mut headers: Vec<_> = self.headers.iter().collect();
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+        headers
+    }
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("method", &self.method.as_str())
+            .field("url", &self.url.as_str())
+            .field("headers", &self.sorted_headers())
+            .field("body", &self.redacted_body())
+            .finish()
+    }
+}
+
+/// The redacted rendering used by snapshot tests: method, URL, headers sorted by name, the body as it
+/// goes on the wire with secrets replaced by `[redacted]`, and the parameters one by one.
+impl Serialize for TokenRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        struct Pairs<'a>(Vec<&'a (String, Value)>);
+        impl Serialize for Pairs<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.len()))?;
+                for (name, value) in &self.0 {
+                    map.serialize_entry(name, &value.redacted())?;
+                }
+                map.end()
+            }
+        }
+        let mut s = serializer.serialize_struct("TokenRequest", 6)?;
+        s.serialize_field("method", self.method.as_str())?;
+        s.serialize_field("url", self.url.as_str())?;
+        s.serialize_field("headers", &Pairs(self.sorted_headers()))?;
+        s.serialize_field("body_format", &self.format)?;
+        s.serialize_field("params", &Pairs(self.params.iter().collect()))?;
+        s.serialize_field("body", &self.redacted_body())?;
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("https://example.com/token").unwrap()
+    }
+
+    #[test]
+    fn for_grant_orders_params() {
+        let grant = Grant::AuthorizationCode {
+            code: SecretString::from("the-code"),
+            redirect_uri: Some("http://127.0.0.1:8080/cb".into()),
+            code_verifier: Some(SecretString::from("the-verifier")),
+        };
+        let r = TokenRequest::for_grant(url(), BodyFormat::Form, &grant);
+        assert_eq!(
+            String::from_utf8(r.wire_body()).unwrap(),
+            "grant_type=authorization_code&code=the-code&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcb&code_verifier=the-verifier"
+        );
+        assert_eq!(
+            r.redacted_body(),
+            "grant_type=authorization_code&code=%5Bredacted%5D&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcb&code_verifier=%5Bredacted%5D"
+        );
+    }
+
+    #[test]
+    fn rename_and_remove_keep_order() {
+        let r = TokenRequest::for_grant(url(), BodyFormat::Form, &Grant::RefreshToken(RefreshToken::new("rt")))
+            .param("client_id", "id")
+            .rename_param("refresh_token", "token")
+            .without_param("grant_type");
+        assert_eq!(String::from_utf8(r.wire_body()).unwrap(), "token=rt&client_id=id");
+    }
+
+    #[test]
+    fn json_body_is_an_object_of_strings() {
+        let r = TokenRequest::for_grant(url(), BodyFormat::Json, &Grant::ClientCredentials).param("scope", "a b");
+        assert_eq!(r.wire_body(), br#"{"grant_type":"client_credentials","scope":"a b"}"#);
+    }
+
+    #[test]
+    fn credentials_in_query_are_refused() {
+        let u = Url::parse("https://example.com/token?client_secret=x").unwrap();
+        let err = TokenRequest::new(u, BodyFormat::Form).validate().unwrap_err();
+        assert!(matches!(err, Error::Config { ref key, .. } if key == "token_url"), "{err}");
+    }
+
+    #[test]
+    fn credentials_two_ways_are_refused() {
+        let r = TokenRequest::new(url(), BodyFormat::Form)
+            .header("Authorization", Value::Secret(SecretString::from("x")))
+            .param("client_secret", SecretString::from("y"));
+        assert!(matches!(r.validate(), Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn wire_headers_mark_secrets_sensitive() {
+        let r = TokenRequest::new(url(), BodyFormat::Form)
+            .header("Authorization", Value::Basic { user: "id".into(), password: SecretString::from("pw") });
+        let headers = r.wire_headers().unwrap();
+        let auth = headers.get("authorization").unwrap();
+        assert!(auth.is_sensitive());
+        assert_eq!(auth.to_str().unwrap(), "Basic aWQ6cHc=");
+        assert!(!headers.get("accept").unwrap().is_sensitive());
+    }
+}

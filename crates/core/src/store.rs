@@ -1,0 +1,184 @@
+//! [`TokenStore`]: where token sets (access token, expiry, refresh token) live between fetches and,
+//! for persistent stores, between runs.
+//!
+//! The cache keeps the current token in memory for reads and goes to its store only around a fetch:
+//! it loads once before the first fetch (so a token saved by an earlier run is reused) and saves every
+//! new token set *before* handing it out (so a rotated refresh token is never lost). The in-memory
+//! [`MemoryStore`] is the default; a file store persists to a JSON file; a store
+//! shared by many processes (Redis) plugs in the same way.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::token::{AccessToken, RefreshToken, Scopes};
+
+/// Stores token sets by key.
+///
+/// Keys are chosen by the cache's owner (providers use `provider/client_id/scopes`); a store treats
+/// them as opaque strings.
+///
+/// # Contract
+/// - `save` replaces the whole token set for the key atomically: a concurrent or later `load` sees
+///   either the old set or the new one, never a mix.
+/// - `load` of a key never saved returns `Ok(None)`; a store that cannot read what it holds returns an
+///   error and does not silently discard it.
+/// - Neither method logs secrets; `Debug` shows none.
+#[async_trait]
+pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
+    /// Loads the token set saved under `key`.
+    async fn load(&self, key: &str) -> Result<Option<AccessToken>>;
+
+    /// Saves `token` (with its refresh token) under `key`.
+    async fn save(&self, key: &str, token: &AccessToken) -> Result<()>;
+
+    /// Removes the token set saved under `key`.
+    async fn remove(&self, key: &str) -> Result<()>;
+}
+
+/// A store in process memory: tokens survive as long as the store does.
+#[derive(Default)]
+pub struct MemoryStore {
+    tokens: Mutex<HashMap<String, AccessToken>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<String> = self.tokens.lock().map(|t| t.keys().cloned().collect()).unwrap_or_default();
+        f.debug_struct("MemoryStore").field("keys", &keys).finish()
+    }
+}
+
+fn poisoned() -> Error {
+    Error::store("the in-memory store's lock is poisoned (a thread panicked while holding it)", None)
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
+        Ok(self.tokens.lock().map_err(|_| poisoned())?.get(key).cloned())
+    }
+
+    async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
+        self.tokens.lock().map_err(|_| poisoned())?.insert(key.to_owned(), token.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, key: &str) -> Result<()> {
+        self.tokens.lock().map_err(|_| poisoned())?.remove(key);
+        Ok(())
+    }
+}
+
+/// The serialized form of a token set, shared by every persistent store so that they agree on it.
+///
+/// It holds secrets in the clear: only stores write it, to places only the owner can read.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredToken {
+    /// The access token.
+    pub access_token: String,
+    /// Expiry, in seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The granted lifetime in seconds.
+    pub lifetime: u64,
+    /// Granted scopes.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// The refresh token, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Uninterpreted response fields.
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl fmt::Debug for StoredToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredToken")
+            .field("access_token", &"** redacted **")
+            .field("expires_at", &self.expires_at)
+            .field("lifetime", &self.lifetime)
+            .field("scopes", &self.scopes)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "** redacted **"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<&AccessToken> for StoredToken {
+    fn from(token: &AccessToken) -> Self {
+        StoredToken {
+            access_token: token.secret().expose_secret().to_owned(),
+            expires_at: token.expires_at().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            lifetime: token.lifetime().as_secs(),
+            scopes: token.scopes().clone(),
+            refresh_token: token.refresh_token().map(|r| r.secret().expose_secret().to_owned()),
+            extra: token.extra().clone(),
+        }
+    }
+}
+
+impl From<StoredToken> for AccessToken {
+    fn from(stored: StoredToken) -> Self {
+        let expires_at = UNIX_EPOCH + Duration::from_secs(stored.expires_at);
+        let now = SystemTime::now();
+        let mut builder = AccessToken::builder(stored.access_token)
+            .expires_in(
+                expires_at.checked_sub(Duration::from_secs(stored.lifetime)).unwrap_or(now),
+                Duration::from_secs(stored.lifetime),
+            )
+            .scopes(stored.scopes)
+            .refresh_token(stored.refresh_token.map(RefreshToken::new))
+            .extra(stored.extra);
+        builder = builder.expires_at(expires_at);
+        builder.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store_round_trip() {
+        let store = MemoryStore::new();
+        assert!(store.load("k").await.unwrap().is_none());
+        let token = AccessToken::builder("at").refresh_token(Some(RefreshToken::new("rt"))).build();
+        store.save("k", &token).await.unwrap();
+        let loaded = store.load("k").await.unwrap().unwrap();
+        assert!(loaded.same_token(&token));
+        store.remove("k").await.unwrap();
+        assert!(store.load("k").await.unwrap().is_none());
+        assert!(!format!("{store:?}").contains("at\""));
+    }
+
+    #[test]
+    fn stored_token_round_trip_keeps_expiry_and_refresh() {
+        let expires = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let token = AccessToken::builder("at")
+            .expires_in(expires - Duration::from_secs(300), Duration::from_secs(300))
+            .scopes(Scopes::parse("a,b"))
+            .refresh_token(Some(RefreshToken::new("rt")))
+            .build();
+        let stored = StoredToken::from(&token);
+        assert!(!format!("{stored:?}").contains("rt\""));
+        let json = serde_json::to_string(&stored).unwrap();
+        let back: AccessToken = serde_json::from_str::<StoredToken>(&json).unwrap().into();
+        assert_eq!(back.expires_at(), expires);
+        assert_eq!(back.lifetime(), Duration::from_secs(300));
+        assert_eq!(back.scopes(), token.scopes());
+        assert!(back.refresh_token().unwrap().same_as(&RefreshToken::new("rt")));
+    }
+}

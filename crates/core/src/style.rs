@@ -1,0 +1,249 @@
+//! [`CredentialStyle`]: how client credentials are placed on a token request.
+//!
+//! Providers disagree here, so the choice is a value, not code in each provider:
+//!
+//! | style | wire | who expects it |
+//! | --- | --- | --- |
+//! | [`BasicAuth`] | `Authorization: Basic base64(urlenc(id):urlenc(secret))` | RFC 6749 §2.3.1, Django OAuth Toolkit |
+//! | [`BasicAuthRaw`] | `Authorization: Basic base64(id:secret)` | ProBit, Doorkeeper, Cognito |
+//! | [`RequestBody`] | `client_id` and `client_secret` in the body (form or JSON) | Doorkeeper JSON, WhiteBIT, DOT |
+//! | [`PublicClient`] | only `client_id` in the body | public clients (PKCE) |
+//!
+//! Credentials are never sent two ways at once and never in the URL: [`TokenRequest::with_credentials`]
+//! checks both after the style ran.
+//!
+//! # Implementing your own
+//!
+//! ```
+//! use secrecy::ExposeSecret;
+//! use tokensmith_core::{ClientCredentials, CredentialStyle, Result, TokenRequest, request::Value};
+//!
+//! /// Sends the credentials in custom headers.
+//! #[derive(Debug)]
+//! struct HeaderPair;
+//!
+//! impl CredentialStyle for HeaderPair {
+//!     fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()> {
+//!         request.set_header("x-client-id", credentials.client_id());
+//!         if let Some(secret) = credentials.client_secret() {
+//!             request.set_header("x-client-secret", Value::Secret(secret.clone()));
+//!         }
+//!         Ok(())
+//!     }
+//!     fn name(&self) -> &'static str {
+//!         "header-pair"
+//!     }
+//! }
+//! ```
+
+use std::fmt::Debug;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result};
+use crate::request::{TokenRequest, Value};
+use crate::token::ClientCredentials;
+
+/// Places [`ClientCredentials`] on a [`TokenRequest`].
+///
+/// # Contract
+/// - `apply` adds the credentials in one place only (a header or body parameters), never in the URL.
+/// - It performs no I/O and does not log the secret.
+/// - It returns [`Error::Config`] when the credentials cannot be expressed in this style (for example a
+///   `:` in a client id sent raw in HTTP Basic).
+pub trait CredentialStyle: Send + Sync + Debug + 'static {
+    /// Adds `credentials` to `request`.
+    fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()>;
+
+    /// A short name for configuration and tracing (`basic`, `basic-raw`, `body`, `none`).
+    fn name(&self) -> &'static str;
+}
+
+/// HTTP Basic with RFC 6749 §2.3.1 encoding: the client id and secret are each
+/// `application/x-www-form-urlencoded` before they are joined with `:` and base64-encoded.
+///
+/// This is what the RFC specifies and what Django OAuth Toolkit decodes: a raw `+` in a secret would
+/// arrive as a space, so it must be sent as `%2B`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BasicAuth;
+
+/// HTTP Basic with the raw id and secret: `base64(id:secret)`, as ProBit, Doorkeeper and Cognito expect.
+///
+/// A client id containing `:` cannot be sent this way and gives [`Error::Config`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BasicAuthRaw;
+
+/// `client_id` and `client_secret` as body parameters, in the request's body format (form or JSON).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestBody;
+
+/// A public client: only `client_id` in the body, no secret.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublicClient;
+
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn require_secret<'a>(credentials: &'a ClientCredentials, style: &str) -> Result<&'a SecretString> {
+    credentials.client_secret().ok_or_else(|| {
+        Error::config(
+            "client_secret",
+            format!("the `{style}` credential style needs a client secret; set one, or use the `none` style for a public client"),
+        )
+    })
+}
+
+impl CredentialStyle for BasicAuth {
+    fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()> {
+        let secret = require_secret(credentials, self.name())?;
+        let password = SecretString::from(form_encode(secret.expose_secret()));
+        request.set_header("authorization", Value::Basic { user: form_encode(credentials.client_id()), password });
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "basic"
+    }
+}
+
+impl CredentialStyle for BasicAuthRaw {
+    fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()> {
+        let secret = require_secret(credentials, self.name())?;
+        if credentials.client_id().contains(':') {
+            return Err(Error::config(
+                "client_id",
+                "the client id contains `:`, which raw HTTP Basic cannot carry; use the `basic` or `body` credential style",
+            ));
+        }
+        request.set_header(
+            "authorization",
+            Value::Basic { user: credentials.client_id().to_owned(), password: secret.clone() },
+        );
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "basic-raw"
+    }
+}
+
+impl CredentialStyle for RequestBody {
+    fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()> {
+        let secret = require_secret(credentials, self.name())?;
+        request.set_param("client_id", credentials.client_id());
+        request.set_param("client_secret", secret.clone());
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "body"
+    }
+}
+
+impl CredentialStyle for PublicClient {
+    fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()> {
+        request.set_param("client_id", credentials.client_id());
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "none"
+    }
+}
+
+/// A built-in style by its configuration name: `basic`, `basic-raw`, `body` or `none`.
+pub fn by_name(name: &str) -> Option<std::sync::Arc<dyn CredentialStyle>> {
+    Some(match name {
+        "basic" => std::sync::Arc::new(BasicAuth),
+        "basic-raw" => std::sync::Arc::new(BasicAuthRaw),
+        "body" => std::sync::Arc::new(RequestBody),
+        "none" => std::sync::Arc::new(PublicClient),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::request::{BodyFormat, Grant};
+
+    const ID: &str = "client id:é+/";
+    const SECRET: &str = "s3cr3t: % + / & = space é";
+
+    fn request(format: BodyFormat) -> TokenRequest {
+        TokenRequest::for_grant("https://example.com/token".parse().unwrap(), format, &Grant::ClientCredentials)
+    }
+
+    fn basic_decoded(r: &TokenRequest) -> String {
+        let headers = r.wire_headers().unwrap();
+        let value = headers.get("authorization").unwrap().to_str().unwrap().to_owned();
+        let b64 = value.strip_prefix("Basic ").unwrap();
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+    }
+
+    /// RFC 6749 §2.3.1 + Appendix B: each part form-urlencoded, space as `+`, then joined by `:`.
+    #[test]
+    fn basic_form_encodes_each_part_per_rfc6749() {
+        let creds = ClientCredentials::new(ID, SECRET);
+        let r = request(BodyFormat::Form).with_credentials(&creds, &BasicAuth).unwrap();
+        let decoded = basic_decoded(&r);
+        assert_eq!(decoded, "client+id%3A%C3%A9%2B%2F:s3cr3t%3A+%25+%2B+%2F+%26+%3D+space+%C3%A9");
+        // Decoding the way Django OAuth Toolkit does (split on the first ':', then unquote_plus) gives
+        // back the original values.
+        let (user, pass) = decoded.split_once(':').unwrap();
+        let unquote = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().unwrap().1.into_owned();
+        assert_eq!(unquote(user), ID);
+        assert_eq!(unquote(pass), SECRET);
+    }
+
+    #[test]
+    fn basic_raw_sends_values_as_is() {
+        let creds = ClientCredentials::new("probit-id", SECRET);
+        let r = request(BodyFormat::Json).with_credentials(&creds, &BasicAuthRaw).unwrap();
+        assert_eq!(basic_decoded(&r), format!("probit-id:{SECRET}"));
+    }
+
+    #[test]
+    fn basic_raw_refuses_colon_in_id() {
+        let creds = ClientCredentials::new("a:b", "x");
+        let err = request(BodyFormat::Json).with_credentials(&creds, &BasicAuthRaw).unwrap_err();
+        assert!(matches!(err, Error::Config { ref key, .. } if key == "client_id"));
+    }
+
+    #[test]
+    fn body_style_follows_body_format() {
+        let creds = ClientCredentials::new("id", "p&ss");
+        let form = request(BodyFormat::Form).with_credentials(&creds, &RequestBody).unwrap();
+        assert_eq!(form.wire_body(), b"grant_type=client_credentials&client_id=id&client_secret=p%26ss");
+        assert!(!form.has_header("authorization"));
+        let json = request(BodyFormat::Json).with_credentials(&creds, &RequestBody).unwrap();
+        assert_eq!(json.wire_body(), br#"{"grant_type":"client_credentials","client_id":"id","client_secret":"p&ss"}"#);
+    }
+
+    #[test]
+    fn public_client_sends_only_the_id() {
+        let creds = ClientCredentials::new("id", "never-sent");
+        let r = request(BodyFormat::Form).with_credentials(&creds, &PublicClient).unwrap();
+        assert_eq!(r.wire_body(), b"grant_type=client_credentials&client_id=id");
+    }
+
+    #[test]
+    fn secret_styles_need_a_secret() {
+        let creds = ClientCredentials::public("id");
+        for style in [&BasicAuth as &dyn CredentialStyle, &BasicAuthRaw, &RequestBody] {
+            let err = request(BodyFormat::Form).with_credentials(&creds, style).unwrap_err();
+            assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secret"));
+        }
+    }
+
+    #[test]
+    fn styles_by_name() {
+        for name in ["basic", "basic-raw", "body", "none"] {
+            assert_eq!(by_name(name).unwrap().name(), name);
+        }
+        assert!(by_name("digest").is_none());
+    }
+}
