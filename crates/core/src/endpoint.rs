@@ -340,10 +340,32 @@ impl TokenClient {
             path = request.url().path(),
         );
         let result = self.send_with_retries(&request, grant, scopes).instrument(span).await;
-        match (result, self.error_mapper) {
+        let result = match (result, self.error_mapper) {
             (Err(e), Some(map)) => Err(map(grant, e)),
             (result, _) => result,
+        };
+        result.map_err(|e| self.scrub(e, grant))
+    }
+
+    /// Removes this client's secret and the grant's secrets from an error's texts, in case a server
+    /// echoed them.
+    fn scrub(&self, error: Error, grant: &Grant) -> Error {
+        use secrecy::ExposeSecret as _;
+        let mut secrets: Vec<&str> = Vec::new();
+        if let Some(secret) = self.credentials.client_secret() {
+            secrets.push(secret.expose_secret());
         }
+        match grant {
+            Grant::ClientCredentials => {}
+            Grant::AuthorizationCode { code, code_verifier, .. } => {
+                secrets.push(code.expose_secret());
+                if let Some(v) = code_verifier {
+                    secrets.push(v.expose_secret());
+                }
+            }
+            Grant::RefreshToken(rt) => secrets.push(rt.secret().expose_secret()),
+        }
+        error.scrub(&secrets)
     }
 
     async fn send_with_retries(&self, request: &TokenRequest, grant: &Grant, scopes: &Scopes) -> Result<AccessToken> {
@@ -391,7 +413,8 @@ impl TokenClient {
                     );
                     return Ok(token);
                 }
-                Err(e) => e,
+                // Scrubbed before anything logs it: a server may echo what it was sent.
+                Err(e) => self.scrub(e, grant),
             };
             let now = tokio::time::Instant::now();
             let backoff = self.retry.backoff(attempt, error.retry_after());

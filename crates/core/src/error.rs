@@ -149,6 +149,60 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Replaces every occurrence of the given secrets (raw, form-encoded and percent-encoded) in the
+    /// error's texts with `[redacted]`: a last line of defence for servers that echo what they got.
+    pub fn scrub(self, secrets: &[&str]) -> Self {
+        let needles: Vec<String> = secrets
+            .iter()
+            .filter(|s| s.len() >= 3)
+            .flat_map(|s| {
+                let form: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+                let pct = percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+                [s.to_string(), form, pct]
+            })
+            .collect();
+        if needles.is_empty() {
+            return self;
+        }
+        let fix = |text: &mut String| {
+            for needle in &needles {
+                if text.contains(needle.as_str()) {
+                    *text = text.replace(needle.as_str(), "[redacted]");
+                }
+            }
+        };
+        let mut error = self;
+        match &mut error {
+            Error::Config { message, .. } | Error::Store { message, .. } => fix(message),
+            Error::OAuth(e) => {
+                if let Some(d) = &mut e.description {
+                    fix(d);
+                }
+                if let Some(u) = &mut e.uri {
+                    fix(u);
+                }
+            }
+            Error::Http(e) => {
+                fix(&mut e.excerpt);
+                if let Some(m) = &mut e.message {
+                    fix(m);
+                }
+                if let Some(c) = &mut e.code {
+                    fix(c);
+                }
+            }
+            Error::Transport(e) => fix(&mut e.message),
+            Error::InvalidResponse { reason } | Error::ReauthorizationRequired { reason } => fix(reason),
+            Error::Callback(CallbackError::Denied { description: Some(d), .. }) => fix(d),
+            Error::Callback(CallbackError::Malformed(m)) => fix(m),
+            Error::BackingOff { last, .. } => fix(last),
+            Error::Callback(_) => {}
+        }
+        error
+    }
+}
+
 /// Whether an HTTP status is worth retrying: 408, 429 and every 5xx.
 pub(crate) fn is_retryable_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..600).contains(&status)
@@ -311,6 +365,18 @@ pub struct HttpError {
 }
 
 impl HttpError {
+    /// An error for `status` with a body excerpt (shortened and masked here).
+    pub fn new(status: u16, excerpt_text: &str) -> Self {
+        HttpError { status, code: None, message: None, excerpt: excerpt(excerpt_text, 120), retry_after: None }
+    }
+
+    /// Sets the provider's error code and message.
+    pub fn with_code(mut self, code: Option<String>, message: Option<String>) -> Self {
+        self.code = code;
+        self.message = message;
+        self
+    }
+
     /// What a caller should check for this status.
     pub fn hint(&self) -> &'static str {
         match self.status {
@@ -585,6 +651,21 @@ mod tests {
             assert_eq!(OAuthErrorCode::parse(code).as_str(), code);
         }
         assert_eq!(OAuthErrorCode::parse("slow_down"), OAuthErrorCode::Other("slow_down".into()));
+    }
+
+    #[test]
+    fn scrub_removes_echoed_secrets() {
+        let e = Error::Http(HttpError {
+            status: 401,
+            code: None,
+            message: Some("bad secret p@ss word".into()),
+            excerpt: "got p%40ss+word and p@ss word".into(),
+            retry_after: None,
+        })
+        .scrub(&["p@ss word"]);
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains("p@ss word") && !text.contains("p%40ss+word"), "{text}");
+        assert!(text.contains("[redacted]"));
     }
 
     #[test]

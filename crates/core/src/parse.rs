@@ -108,12 +108,19 @@ pub fn parse_response(
         return Err(parse_error(response));
     }
     let body = decode_body(response).ok_or_else(|| {
-        let kind = if looks_like_html(response) { "an HTML page" } else { "neither JSON nor form data" };
-        Error::invalid_response(format!(
-            "the body is {kind} (content type `{}`): {}",
-            response.content_type().unwrap_or("none"),
-            excerpt(&String::from_utf8_lossy(&response.body), 80)
-        ))
+        let content_type = response.content_type().unwrap_or("none");
+        // A success body that does not parse may still hold a token: show text only from HTML pages.
+        if looks_like_html(response) {
+            Error::invalid_response(format!(
+                "the body is an HTML page (content type `{content_type}`): {}",
+                excerpt(&String::from_utf8_lossy(&response.body), 80)
+            ))
+        } else {
+            Error::invalid_response(format!(
+                "the body ({} bytes, content type `{content_type}`) is neither valid JSON nor form data",
+                response.body.len()
+            ))
+        }
     })?;
     if let Some(error) = oauth_error_in(&body, response) {
         return Err(Error::OAuth(error));

@@ -1,0 +1,201 @@
+//! No error message, `Debug` output or log line ever contains a client secret, access token or refresh
+//! token. This test formats every error variant and every public type that holds a secret, and runs
+//! token requests (success, retries, refusals, servers that echo secrets) with TRACE logging captured.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokensmith_core::secrecy::SecretString;
+use tokensmith_core::*;
+
+const CLIENT_SECRET: &str = "CLIENT-SECRET-Zq9: %+/&= x";
+const ACCESS_TOKEN: &str = "ACCESS-TOKEN-7f3a9c";
+const REFRESH_TOKEN: &str = "REFRESH-TOKEN-51be";
+const NEW_REFRESH_TOKEN: &str = "REFRESH-TOKEN-NEW-88aa";
+const CODE: &str = "AUTH-CODE-0042";
+const VERIFIER: &str = "PKCE-VERIFIER-abcdefghijklmnopqrstuvwxyz0123456789";
+
+const SECRETS: [&str; 6] = [CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, NEW_REFRESH_TOKEN, CODE, VERIFIER];
+
+fn assert_clean(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{what} contains {secret:?}:\n{text}");
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        assert!(!text.contains(&encoded), "{what} contains {encoded:?}:\n{text}");
+    }
+}
+
+fn token() -> AccessToken {
+    AccessToken::builder(ACCESS_TOKEN).refresh_token(Some(RefreshToken::new(REFRESH_TOKEN))).build()
+}
+
+/// A transport that plays back scripted responses and records nothing.
+#[derive(Debug)]
+struct Scripted(Mutex<VecDeque<Result<HttpResponse, TransportError>>>);
+
+#[async_trait]
+impl Transport for Scripted {
+    async fn send(&self, _request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+        self.0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Err(TransportError::new(TransportErrorKind::Connect, "script exhausted")))
+    }
+}
+
+fn client(script: Vec<Result<HttpResponse, TransportError>>) -> TokenClient {
+    let endpoint = TokenEndpoint::new("https://auth.example.com/token".parse().unwrap());
+    TokenClient::builder("leak-test", endpoint, ClientCredentials::new("client-id", CLIENT_SECRET))
+        .transport(Arc::new(Scripted(Mutex::new(script.into()))))
+        .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)).max_attempts(3))
+        .build()
+        .unwrap()
+}
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn debug_and_display_of_types_holding_secrets() {
+    let creds = ClientCredentials::new("client-id", CLIENT_SECRET);
+    assert_clean("ClientCredentials", &format!("{creds:?}"));
+    assert_clean("AccessToken", &format!("{:?}", token()));
+    assert_clean("AccessTokenBuilder", &format!("{:?}", AccessToken::builder(ACCESS_TOKEN)));
+    assert_clean("RefreshToken", &format!("{:?}", RefreshToken::new(REFRESH_TOKEN)));
+    assert_clean("StoredToken", &format!("{:?}", StoredToken::from(&token())));
+    let header = token().header_value().unwrap();
+    assert_clean("HeaderValue", &format!("{header:?}"));
+    let grant = Grant::AuthorizationCode {
+        code: SecretString::from(CODE),
+        redirect_uri: None,
+        code_verifier: Some(SecretString::from(VERIFIER)),
+    };
+    assert_clean("Grant", &format!("{grant:?} {:?}", Grant::RefreshToken(RefreshToken::new(REFRESH_TOKEN))));
+    for style in ["basic", "basic-raw", "body"] {
+        let endpoint = TokenEndpoint::new("https://auth.example.com/token".parse().unwrap())
+            .credential_style(style::by_name(style).unwrap());
+        for g in [&grant, &Grant::RefreshToken(RefreshToken::new(REFRESH_TOKEN)), &Grant::ClientCredentials] {
+            let request = endpoint.build_request(g, &creds, &Scopes::empty()).unwrap();
+            assert_clean("TokenRequest Debug", &format!("{request:?}"));
+            assert_clean("TokenRequest Serialize", &serde_json::to_string(&request).unwrap());
+            assert_clean("TokenRequest redacted body", &request.redacted_body());
+            assert_clean("TokenRequest wire headers Debug", &format!("{:?}", request.wire_headers().unwrap()));
+        }
+    }
+    let c = client(vec![]);
+    assert_clean("TokenClient", &format!("{c:?}"));
+    let cached = CachedProvider::new(ClientCredentialsSource::new(c, Scopes::empty()));
+    assert_clean("CachedProvider", &format!("{cached:?}"));
+    let response = HttpResponse::json(200, format!(r#"{{"access_token":"{ACCESS_TOKEN}"}}"#));
+    assert_clean("HttpResponse", &format!("{response:?}"));
+    let store = MemoryStore::new();
+    assert_clean("MemoryStore", &format!("{store:?}"));
+}
+
+#[test]
+fn every_error_variant() {
+    let errors = vec![
+        Error::config("client_secret", "the client secret is empty"),
+        Error::OAuth(OAuthError::new(OAuthErrorCode::InvalidClient, 401).with_description("bad client")),
+        Error::Http(HttpError::new(403, "Forbidden")),
+        Error::Transport(TransportError::new(TransportErrorKind::Timeout, "no answer")),
+        Error::invalid_response("`access_token` is missing"),
+        Error::ReauthorizationRequired { reason: "no refresh token".into() },
+        Error::Callback(CallbackError::StateMismatch),
+        Error::Callback(CallbackError::AlreadyUsed),
+        Error::Callback(CallbackError::Denied {
+            code: OAuthErrorCode::AccessDenied,
+            description: Some("user said no".into()),
+        }),
+        Error::Callback(CallbackError::Malformed("no code".into())),
+        Error::Callback(CallbackError::TimedOut(Duration::from_secs(5))),
+        Error::store("disk full", None),
+        Error::BackingOff { retry_in: Duration::from_secs(1), last: "timed out".into() },
+    ];
+    for e in errors {
+        let text = format!("{e} {e:?}");
+        assert_clean("error", &text);
+        assert!(!e.to_string().ends_with('.'), "messages have no trailing period: {e}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn token_requests_log_nothing_secret() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let echo = format!(
+        r#"{{"error":"invalid_client","error_description":"secret {CLIENT_SECRET} and token {REFRESH_TOKEN} rejected"}}"#
+    );
+    let scenarios: Vec<(Grant, Vec<Result<HttpResponse, TransportError>>)> = vec![
+        (
+            Grant::ClientCredentials,
+            vec![
+                Ok(HttpResponse::json(503, "busy")),
+                Err(TransportError::new(TransportErrorKind::Connect, "refused")),
+                Ok(HttpResponse::json(
+                    200,
+                    format!(
+                        r#"{{"access_token":"{ACCESS_TOKEN}","expires_in":60,"refresh_token":"{NEW_REFRESH_TOKEN}"}}"#
+                    ),
+                )),
+            ],
+        ),
+        (Grant::RefreshToken(RefreshToken::new(REFRESH_TOKEN)), vec![Ok(HttpResponse::json(401, echo.clone()))]),
+        (
+            Grant::AuthorizationCode {
+                code: SecretString::from(CODE),
+                redirect_uri: None,
+                code_verifier: Some(SecretString::from(VERIFIER)),
+            },
+            vec![Ok(HttpResponse::new(400, "text/plain", format!("bad code {CODE} verifier {VERIFIER}")))],
+        ),
+        (
+            Grant::ClientCredentials,
+            vec![Ok(HttpResponse::new(200, "text/plain", format!("access_token={ACCESS_TOKEN}")))],
+        ),
+        (
+            Grant::ClientCredentials,
+            vec![Ok(HttpResponse::json(200, format!(r#"{{"access_token":"{ACCESS_TOKEN}","expires_in":"x"#)))],
+        ),
+    ];
+    let mut outcomes = Vec::new();
+    for (grant, script) in scenarios {
+        let c = client(script);
+        match c.request_token(&grant, &Scopes::parse("read")).await {
+            Ok(t) => outcomes.push(format!("{t:?}")),
+            Err(e) => outcomes.push(format!("{e} | {e:?}")),
+        }
+    }
+    assert_eq!(outcomes.len(), 5);
+    assert!(outcomes[0].starts_with("AccessToken"), "{}", outcomes[0]);
+    assert!(outcomes[1].contains("invalid_client") && outcomes[1].contains("[redacted]"), "{}", outcomes[1]);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert_clean(&format!("outcome {i}"), outcome);
+    }
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying"), "each retry is logged:\n{logs}");
+    assert!(logs.contains("token obtained"), "{logs}");
+    assert_clean("tracing output", &logs);
+}

@@ -1,0 +1,91 @@
+//! Snapshots of every built-in credential style × body format × grant, with an id and secret full of
+//! characters that encodings disagree on. The snapshots show the exact wire shape with secrets
+//! redacted; `basic_header_encodings` checks the real header bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine as _;
+use tokensmith_core::secrecy::SecretString;
+use tokensmith_core::style::{BasicAuth, BasicAuthRaw, PublicClient, RequestBody};
+use tokensmith_core::{BodyFormat, ClientCredentials, CredentialStyle, Grant, RefreshToken, Scopes, TokenEndpoint};
+
+const CLIENT_ID: &str = "client é/+ =&%";
+const CLIENT_SECRET: &str = "s3cr3t: % + / & = space é";
+
+fn grants() -> Vec<(&'static str, Grant)> {
+    vec![
+        ("client_credentials", Grant::ClientCredentials),
+        (
+            "authorization_code",
+            Grant::AuthorizationCode {
+                code: SecretString::from("auth-code-123"),
+                redirect_uri: Some("http://127.0.0.1:8400/callback".to_owned()),
+                code_verifier: Some(SecretString::from("verifier-abcdefghijklmnopqrstuvwxyz-0123456789")),
+            },
+        ),
+        ("refresh_token", Grant::RefreshToken(RefreshToken::new("refresh-token-xyz"))),
+    ]
+}
+
+fn styles() -> Vec<(&'static str, std::sync::Arc<dyn CredentialStyle>)> {
+    vec![
+        ("basic", std::sync::Arc::new(BasicAuth)),
+        ("basic_raw", std::sync::Arc::new(BasicAuthRaw)),
+        ("body", std::sync::Arc::new(RequestBody)),
+        ("none", std::sync::Arc::new(PublicClient)),
+    ]
+}
+
+#[test]
+fn every_style_format_and_grant() {
+    let creds = ClientCredentials::new(CLIENT_ID, CLIENT_SECRET);
+    for (style_name, style) in styles() {
+        for (format_name, format) in [("form", BodyFormat::Form), ("json", BodyFormat::Json)] {
+            for (grant_name, grant) in grants() {
+                let endpoint = TokenEndpoint::new("https://auth.example.com/oauth/token".parse().unwrap())
+                    .body_format(format)
+                    .credential_style(style.clone());
+                let request = endpoint.build_request(&grant, &creds, &Scopes::parse("read write")).unwrap();
+                let rendered = serde_json::to_string(&request).unwrap();
+                for secret in
+                    [CLIENT_SECRET, "auth-code-123", "refresh-token-xyz", "verifier-abcdefghijklmnopqrstuvwxyz"]
+                {
+                    assert!(!rendered.contains(secret), "{style_name}/{format_name}/{grant_name} leaks {secret}");
+                }
+                insta::assert_yaml_snapshot!(format!("{style_name}__{format_name}__{grant_name}"), request);
+            }
+        }
+    }
+}
+
+fn decoded_basic(style: &dyn CredentialStyle) -> String {
+    let creds = ClientCredentials::new(CLIENT_ID, CLIENT_SECRET);
+    let request = tokensmith_core::TokenRequest::for_grant(
+        "https://auth.example.com/token".parse().unwrap(),
+        BodyFormat::Form,
+        &Grant::ClientCredentials,
+    )
+    .with_credentials(&creds, style)
+    .unwrap();
+    let headers = request.wire_headers().unwrap();
+    let value = headers.get("authorization").unwrap().to_str().unwrap().to_owned();
+    let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
+    String::from_utf8(raw).unwrap()
+}
+
+/// RFC 6749 §2.3.1: the id and the secret are each form-urlencoded (Appendix B) before base64.
+#[test]
+fn basic_header_encodings() {
+    assert_eq!(decoded_basic(&BasicAuth), "client+%C3%A9%2F%2B+%3D%26%25:s3cr3t%3A+%25+%2B+%2F+%26+%3D+space+%C3%A9",);
+    let raw_creds = ClientCredentials::new("client-id", CLIENT_SECRET);
+    let request = tokensmith_core::TokenRequest::for_grant(
+        "https://auth.example.com/token".parse().unwrap(),
+        BodyFormat::Json,
+        &Grant::ClientCredentials,
+    )
+    .with_credentials(&raw_creds, &BasicAuthRaw)
+    .unwrap();
+    let headers = request.wire_headers().unwrap();
+    let value = headers.get("authorization").unwrap().to_str().unwrap();
+    let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
+    assert_eq!(String::from_utf8(raw).unwrap(), format!("client-id:{CLIENT_SECRET}"));
+}
