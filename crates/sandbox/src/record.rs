@@ -1,0 +1,250 @@
+//! The request log, with secrets redacted.
+
+use http::HeaderMap;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::clients;
+use crate::config::Dialect;
+
+/// What replaces a secret in the request log.
+pub const REDACTED: &str = "[redacted]";
+
+/// Fields whose values never reach the log.
+const SENSITIVE: [&str; 7] =
+    ["client_secret", "code", "code_verifier", "token", "refresh_token", "access_token", "password"];
+
+/// Sensitive fields whose values are fingerprinted before being redacted.
+const FINGERPRINTED: [&str; 4] = ["token", "refresh_token", "code", "access_token"];
+
+/// A request the sandbox received, with every secret redacted.
+///
+/// Redacted: the value of the `Authorization` header (its scheme is kept, as in
+/// `Basic [redacted]`), `Cookie`, and the values of `client_secret`, `code`,
+/// `code_verifier`, `token`, `refresh_token`, `access_token` and `password` in
+/// form bodies, JSON bodies and the query string; any demo client secret left
+/// anywhere else is replaced too. Each redacted `token`, `refresh_token`, `code`
+/// and `access_token` leaves a [`fingerprint`](crate::fingerprint) in
+/// [`fingerprints`](RecordedRequest::fingerprints), so a test can prove for
+/// example that each refresh token was sent exactly once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordedRequest {
+    /// The dialect whose routes received the request.
+    pub dialect: Dialect,
+    /// The HTTP method, e.g. `POST`.
+    pub method: String,
+    /// The path relative to the dialect's base, e.g. `/token`.
+    pub path: String,
+    /// The raw query string (redacted), if the URL had one.
+    pub query: Option<String>,
+    /// The headers in arrival order, names lowercase, values redacted.
+    pub headers: Vec<(String, String)>,
+    /// The body as text, redacted. Form bodies keep their original encoding; a
+    /// JSON body with a redacted field is re-serialized compactly; a body that is
+    /// not UTF-8 is summarized as `[N bytes of binary data]`.
+    pub body: String,
+    /// `(field, fingerprint)` for each fingerprinted field found in the body or
+    /// the query string, in order of appearance.
+    pub fingerprints: Vec<(String, String)>,
+}
+
+impl RecordedRequest {
+    /// The first value of a header (name compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The fingerprint of the first redacted value of `field`, e.g. `"token"`.
+    pub fn fingerprint_of(&self, field: &str) -> Option<&str> {
+        self.fingerprints.iter().find(|(f, _)| f == field).map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn capture(
+        dialect: Dialect,
+        method: &str,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> RecordedRequest {
+        let mut fingerprints = Vec::new();
+        let query = query.map(|q| scrub_secrets(&redact_form(&scrub_secrets(q), &mut fingerprints)));
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                let value = match name.as_str() {
+                    "authorization" | "proxy-authorization" => match value.split_once(' ') {
+                        Some((scheme, _)) => format!("{scheme} {REDACTED}"),
+                        None => REDACTED.to_owned(),
+                    },
+                    "cookie" => REDACTED.to_owned(),
+                    _ => scrub_secrets(&value),
+                };
+                (name.as_str().to_owned(), value)
+            })
+            .collect();
+        let body = match std::str::from_utf8(body) {
+            Err(_) => format!("[{} bytes of binary data]", body.len()),
+            Ok(text) => scrub_secrets(&redact_body(&scrub_secrets(text), &mut fingerprints)),
+        };
+        RecordedRequest {
+            dialect,
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query,
+            headers,
+            body,
+            fingerprints,
+        }
+    }
+}
+
+/// A stable, non-reversible fingerprint of a secret value: the first 8 hex
+/// digits of its SHA-256.
+///
+/// ```
+/// assert_eq!(tokensmith_sandbox::fingerprint("abc"), "ba7816bf");
+/// ```
+pub fn fingerprint(value: &str) -> String {
+    let digest = Sha256::digest(value.as_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+fn redact_body(text: &str, fingerprints: &mut Vec<(String, String)>) -> String {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if let Ok(mut value) = serde_json::from_str::<Value>(text) {
+            let mut changed = false;
+            redact_json(&mut value, fingerprints, &mut changed);
+            return if changed {
+                serde_json::to_string(&value).unwrap_or_else(|_| REDACTED.to_owned())
+            } else {
+                text.to_owned()
+            };
+        }
+    }
+    if text.contains('=') { redact_form(text, fingerprints) } else { text.to_owned() }
+}
+
+fn redact_json(value: &mut Value, fingerprints: &mut Vec<(String, String)>, changed: &mut bool) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if SENSITIVE.contains(&key.as_str()) && !v.is_null() {
+                    if let (true, Value::String(s)) = (FINGERPRINTED.contains(&key.as_str()), &*v) {
+                        fingerprints.push((key.clone(), fingerprint(s)));
+                    }
+                    *v = Value::String(REDACTED.to_owned());
+                    *changed = true;
+                } else {
+                    redact_json(v, fingerprints, changed);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                redact_json(v, fingerprints, changed);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Redacts sensitive values of `a=b&c=d` text, keeping everything else verbatim.
+fn redact_form(text: &str, fingerprints: &mut Vec<(String, String)>) -> String {
+    text.split('&')
+        .map(|pair| {
+            let (raw_key, raw_value) = match pair.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (pair, None),
+            };
+            let key = form_decode(raw_key);
+            match raw_value {
+                Some(raw_value) if SENSITIVE.contains(&key.as_str()) => {
+                    if FINGERPRINTED.contains(&key.as_str()) {
+                        fingerprints.push((key, fingerprint(&form_decode(raw_value))));
+                    }
+                    format!("{raw_key}={REDACTED}")
+                }
+                _ => pair.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component.
+pub(crate) fn form_decode(s: &str) -> String {
+    let plus_free = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_free).decode_utf8_lossy().into_owned()
+}
+
+/// Replaces any demo client secret (raw or form-encoded) left in the text.
+fn scrub_secrets(text: &str) -> String {
+    let mut out = text.to_owned();
+    for secret in clients::all_secrets() {
+        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let pct = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
+        for form in [secret.to_owned(), encoded, pct] {
+            if out.contains(&form) {
+                out = out.replace(&form, REDACTED);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn fingerprint_is_sha256_prefix() {
+        assert_eq!(fingerprint(""), "e3b0c442");
+    }
+
+    #[test]
+    fn form_body_is_redacted_in_place() {
+        let mut fp = Vec::new();
+        let out = redact_form(
+            "grant_type=client_credentials&client_id=x&client_secret=s%20t&token=abc&scope=read+write",
+            &mut fp,
+        );
+        assert_eq!(
+            out,
+            "grant_type=client_credentials&client_id=x&client_secret=[redacted]&token=[redacted]&scope=read+write"
+        );
+        assert_eq!(fp, vec![("token".to_owned(), fingerprint("abc"))]);
+    }
+
+    #[test]
+    fn json_body_is_redacted() {
+        let mut fp = Vec::new();
+        let out = redact_body(r#"{"client_id":"a","client_secret":"b","grant_type":"client_credentials"}"#, &mut fp);
+        assert_eq!(out, r#"{"client_id":"a","client_secret":"[redacted]","grant_type":"client_credentials"}"#);
+        let untouched = redact_body(r#"{ "grant_type": "client_credentials" }"#, &mut fp);
+        assert_eq!(untouched, r#"{ "grant_type": "client_credentials" }"#);
+    }
+
+    #[test]
+    fn headers_and_stray_secrets_are_redacted() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_static("Basic Zm9vOmJhcg=="));
+        headers.insert("x-note", HeaderValue::from_static("probit-demo-secret"));
+        let r = RecordedRequest::capture(
+            Dialect::Probit,
+            "POST",
+            "/token",
+            Some("a=1"),
+            &headers,
+            b"garbage probit-demo-secret",
+        );
+        assert_eq!(r.header("Authorization"), Some("Basic [redacted]"));
+        assert_eq!(r.header("x-note"), Some("[redacted]"));
+        assert_eq!(r.body, "garbage [redacted]");
+        assert_eq!(r.query.as_deref(), Some("a=1"));
+    }
+}
