@@ -45,6 +45,7 @@ mod cache;
 pub mod clock;
 mod endpoint;
 pub mod error;
+mod file_store;
 pub mod http;
 pub mod parse;
 mod provider;
@@ -52,6 +53,8 @@ pub mod request;
 mod retry;
 mod store;
 pub mod style;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod token;
 
 pub use authorized::AuthorizedClient;
@@ -64,6 +67,7 @@ pub use endpoint::{ErrorMapper, TokenClient, TokenClientBuilder, TokenEndpoint};
 pub use error::{
     CallbackError, Error, HttpError, OAuthError, OAuthErrorCode, Result, TransportError, TransportErrorKind,
 };
+pub use file_store::FileStore;
 #[cfg(feature = "testing")]
 pub use http::MockTransport;
 pub use http::{HttpResponse, ReqwestTransport, Transport};

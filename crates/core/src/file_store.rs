@@ -1,0 +1,371 @@
+//! [`FileStore`]: token sets in a JSON file, so that a CLI or a service keeps its tokens (and, above
+//! all, its refresh tokens) across restarts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rand::Rng as _;
+
+use crate::error::{BoxError, Error, Result};
+use crate::store::{StoredToken, TokenStore};
+use crate::token::AccessToken;
+
+/// The file's content: store key -> token set.
+type TokenMap = BTreeMap<String, StoredToken>;
+
+/// A [`TokenStore`] that keeps token sets in one JSON file: an object mapping each store key to a
+/// [`StoredToken`].
+///
+/// - **Atomic saves**: the whole file is written to a temporary file in the same directory, flushed
+///   to disk, then renamed over the old one, so a crash leaves either the old file or the new one,
+///   never half of each. Saves from one process (through one `FileStore` or its clones) are
+///   serialized, so two concurrent saves of different keys never lose one another.
+/// - **Owner-only**: the file holds tokens in the clear; on Unix it is created with permissions
+///   `0600` (and a missing parent directory with `0700`), before anything is written to it.
+/// - **Never silently overwritten**: a file that cannot be read or is not a valid token file gives
+///   [`Error::Store`] naming the path and what to do (fix or delete it); a save refuses to replace it.
+///
+/// Several *processes* writing the same file at once are not coordinated: the last save wins. Give
+/// each process its own file, or use a shared store made for it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tokensmith_core::{AccessToken, FileStore, TokenStore};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> tokensmith_core::Result<()> {
+/// # let dir = std::env::temp_dir().join(format!("tokensmith-doc-{}", std::process::id()));
+/// let store: Arc<dyn TokenStore> = Arc::new(FileStore::new(dir.join("tokens.json")));
+/// store.save("demo", &AccessToken::builder("t").build()).await?;
+/// assert!(store.load("demo").await?.is_some());
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct FileStore {
+    path: Arc<PathBuf>,
+    /// Serializes read-modify-write cycles within the process.
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore").field("path", &self.path).finish()
+    }
+}
+
+impl FileStore {
+    /// A store in the file at `path`. Nothing is read or created until the first load or save; a
+    /// missing file is an empty store.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileStore { path: Arc::new(path.into()), lock: Arc::new(tokio::sync::Mutex::new(())) }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the file's path on the blocking thread pool, holding the store's lock.
+    async fn with_file<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path) -> Result<T> + Send + 'static,
+    {
+        let _guard = self.lock.lock().await;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || f(&path)).await.map_err(|e| {
+            Error::store(
+                format!("the token file `{}` could not be accessed: the file task failed ({e})", self.path.display()),
+                None,
+            )
+        })?
+    }
+}
+
+#[async_trait]
+impl TokenStore for FileStore {
+    async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
+        let key = key.to_owned();
+        self.with_file(move |path| Ok(read_map(path)?.remove(&key).map(AccessToken::from))).await
+    }
+
+    async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
+        let key = key.to_owned();
+        let stored = StoredToken::from(token);
+        self.with_file(move |path| {
+            let mut map = read_map(path)?;
+            map.insert(key, stored);
+            write_map(path, &map)
+        })
+        .await
+    }
+
+    async fn remove(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.with_file(move |path| {
+            let mut map = read_map(path)?;
+            if map.remove(&key).is_some() { write_map(path, &map) } else { Ok(()) }
+        })
+        .await
+    }
+}
+
+fn io_error(path: &Path, action: &str, what_to_do: &str, e: io::Error) -> Error {
+    Error::store(
+        format!("could not {action} the token file `{}` ({e}); {what_to_do}", path.display()),
+        Some(Arc::new(e) as BoxError),
+    )
+}
+
+/// Reads the file; a missing file is an empty map.
+fn read_map(path: &Path) -> Result<TokenMap> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(TokenMap::new()),
+        Err(e) => return Err(io_error(path, "read", "check that it is a file the current user may read", e)),
+    };
+    warn_if_readable_by_others(path);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(TokenMap::new());
+    }
+    // Only the position of the problem is reported: serde_json's own message may quote a value,
+    // which could be a token.
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "is not valid JSON",
+            _ => "is JSON but not a map of token sets",
+        };
+        Error::store(
+            format!(
+                "the token file `{}` {what} (line {}, column {}); it was left untouched: fix it, or delete it and authorize again",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
+            None,
+        )
+    })
+}
+
+/// Writes the map to a temporary file beside `path` (owner-only from creation), then renames it over
+/// `path`.
+fn write_map(path: &Path, map: &TokenMap) -> Result<()> {
+    let json = serde_json::to_vec_pretty(map).map_err(|e| {
+        Error::store(format!("the tokens could not be serialized ({e})"), Some(Arc::new(e) as BoxError))
+    })?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    create_dir(&dir).map_err(|e| io_error(path, "create the directory of", "check the path and its permissions", e))?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tokens".into());
+    let suffix: u64 = rand::rng().random();
+    let tmp = dir.join(format!(".{file_name}.{suffix:016x}.tmp"));
+    let result = write_new_file(&tmp, &json).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(path, "write", "check that its directory exists and is writable", e));
+    }
+    sync_dir(&dir);
+    Ok(())
+}
+
+fn write_new_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+fn create_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Makes the rename durable (best effort; not possible on every platform).
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the token file is readable by other users; it will be rewritten owner-only on the next save"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::{RefreshToken, Scopes};
+    use secrecy::ExposeSecret as _;
+    use std::time::{Duration, SystemTime};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            let n: u64 = rand::rng().random();
+            let dir = std::env::temp_dir().join(format!("tokensmith-file-store-{n:016x}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn token(access: &str, refresh: &str) -> AccessToken {
+        AccessToken::builder(access)
+            .expires_in(SystemTime::now(), Duration::from_secs(300))
+            .scopes(Scopes::parse("general,users.read"))
+            .refresh_token(Some(RefreshToken::new(refresh)))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn round_trip_survives_a_new_store_instance() {
+        let dir = TempDir::new();
+        let path = dir.0.join("tokens.json");
+        let store = FileStore::new(&path);
+        assert!(store.load("k").await.unwrap().is_none());
+        store.save("k", &token("at-1", "rt-1")).await.unwrap();
+        store.save("other", &token("at-2", "rt-2")).await.unwrap();
+
+        let reopened = FileStore::new(&path);
+        let loaded = reopened.load("k").await.unwrap().unwrap();
+        assert_eq!(loaded.secret().expose_secret(), "at-1");
+        assert!(loaded.refresh_token().unwrap().same_as(&RefreshToken::new("rt-1")));
+        assert_eq!(loaded.lifetime(), Duration::from_secs(300));
+        assert!(loaded.scopes().contains("users.read"));
+        assert!(reopened.load("other").await.unwrap().is_some());
+
+        reopened.remove("k").await.unwrap();
+        assert!(store.load("k").await.unwrap().is_none());
+        assert!(store.load("other").await.unwrap().is_some());
+        // The file is a plain map key -> StoredToken.
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(json["other"]["refresh_token"], "rt-2");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn file_and_new_directory_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = TempDir::new();
+        let path = dir.0.join("nested").join("tokens.json");
+        FileStore::new(&path).save("k", &token("a", "r")).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        // A file left world-readable by someone else becomes owner-only on the next save.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        FileStore::new(&path).save("k", &token("b", "r")).await.unwrap();
+        assert_eq!(mode(&path), 0o600);
+        // No temporary file is left behind.
+        let entries: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(entries.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn corrupt_file_is_an_error_and_is_never_overwritten() {
+        let dir = TempDir::new();
+        let path = dir.0.join("tokens.json");
+        std::fs::write(&path, b"{ not json").unwrap();
+        let store = FileStore::new(&path);
+        let err = store.load("k").await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Store { .. }), "{err:?}");
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("fix it, or delete it"), "{text}");
+        assert!(store.save("k", &token("a", "r")).await.is_err());
+        assert!(store.remove("k").await.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"{ not json");
+        // Valid JSON of the wrong shape is refused the same way.
+        std::fs::write(&path, br#"{"k": {"access_token": 5}}"#).unwrap();
+        assert!(matches!(store.load("k").await, Err(Error::Store { .. })));
+    }
+
+    #[tokio::test]
+    async fn unreadable_path_is_a_clear_error() {
+        let dir = TempDir::new();
+        // A directory where the file should be cannot be read as a file.
+        let err = FileStore::new(&dir.0).load("k").await.unwrap_err();
+        assert!(matches!(err, Error::Store { .. }));
+        assert!(err.to_string().contains(&dir.0.display().to_string()), "{err}");
+    }
+
+    #[tokio::test]
+    async fn empty_file_is_an_empty_store() {
+        let dir = TempDir::new();
+        let path = dir.0.join("tokens.json");
+        std::fs::write(&path, b"\n").unwrap();
+        let store = FileStore::new(&path);
+        assert!(store.load("k").await.unwrap().is_none());
+        store.save("k", &token("a", "r")).await.unwrap();
+        assert!(store.load("k").await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_saves_of_different_keys_are_all_kept() {
+        let dir = TempDir::new();
+        let store = FileStore::new(dir.0.join("tokens.json"));
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move { store.save(&format!("k{i}"), &token(&format!("a{i}"), "r")).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        for i in 0..20 {
+            let t = store.load(&format!("k{i}")).await.unwrap().unwrap();
+            assert_eq!(t.secret().expose_secret(), &format!("a{i}"));
+        }
+    }
+
+    #[test]
+    fn debug_shows_the_path_only() {
+        let store = FileStore::new("/tmp/x.json");
+        assert_eq!(format!("{store:?}"), "FileStore { path: \"/tmp/x.json\" }");
+    }
+}
