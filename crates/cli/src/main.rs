@@ -1,0 +1,215 @@
+//! `tokensmith`: print an OAuth 2.0 access token for scripts, authorize WhiteBIT, run the sandbox.
+//!
+//! ```text
+//! curl -H "Authorization: Bearer $(tokensmith token --provider probit --client-id ID --client-secret-env PROBIT_SECRET)" ...
+//! ```
+//!
+//! See `docs/cli.md` for every flag and the exit codes: 0 success, 1 anything else, 2 usage or
+//! configuration error, 3 the provider refused, 4 transport failure, 5 invalid response.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod authorize;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{Args, Parser, Subcommand};
+use tokensmith::config::{CONFIG_FILE_VAR, Config, Secret, StoreConfig};
+use tokensmith::secrecy::ExposeSecret as _;
+use tokensmith::{Error, Registry};
+
+/// Exit code: a usage or configuration error.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code: the provider refused (an OAuth or HTTP error, or authorization is needed again).
+pub const EXIT_REFUSED: u8 = 3;
+/// Exit code: the request could not be sent or its response not read.
+pub const EXIT_TRANSPORT: u8 = 4;
+/// Exit code: the provider's answer was not a usable token response.
+pub const EXIT_INVALID_RESPONSE: u8 = 5;
+/// Exit code: anything else (a token store failure, ...).
+pub const EXIT_OTHER: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "tokensmith", version, about = "OAuth 2.0 access tokens for scripts", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print an access token (alone on stdout, or as JSON with --json).
+    Token(TokenArgs),
+    /// Run the WhiteBIT authorization code flow and save the tokens in a file store.
+    Authorize(authorize::AuthorizeArgs),
+    /// Run the local sandbox of the four provider dialects and print its URLs and demo credentials.
+    Sandbox(SandboxArgs),
+}
+
+/// Where the provider configuration comes from: a file, the environment, then these flags (each
+/// overriding the one before).
+#[derive(Debug, Args)]
+pub(crate) struct ProviderArgs {
+    /// A TOML configuration file (default: the file named by TOKENSMITH_CONFIG, if any).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The provider: probit, generic-django, ruby-style, whitebit or custom.
+    #[arg(long, value_name = "NAME")]
+    provider: Option<String>,
+    /// The provider's base URL.
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// The token endpoint's URL (overrides the provider's default endpoint).
+    #[arg(long, value_name = "URL")]
+    token_url: Option<String>,
+    /// The client id.
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// The name of an environment variable holding the client secret (never the secret itself).
+    #[arg(long, value_name = "VAR", conflicts_with = "client_secret_file")]
+    client_secret_env: Option<String>,
+    /// A file holding the client secret.
+    #[arg(long, value_name = "FILE")]
+    client_secret_file: Option<PathBuf>,
+    /// Scopes to request, separated by spaces or commas.
+    #[arg(long, value_name = "SCOPES")]
+    scope: Option<String>,
+    /// How credentials are sent: basic, basic-raw, body or none.
+    #[arg(long, value_name = "STYLE")]
+    credential_style: Option<String>,
+    /// The request body format: form or json (custom provider).
+    #[arg(long, value_name = "FORMAT")]
+    body_format: Option<String>,
+    /// A JSON pointer to the token fields in the response, e.g. /data (custom provider).
+    #[arg(long, value_name = "POINTER")]
+    envelope: Option<String>,
+    /// A JSON file that keeps tokens between runs (needed by whitebit).
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Allow plain http:// to hosts that are not loopback.
+    #[arg(long)]
+    allow_insecure_http: bool,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    provider: ProviderArgs,
+    /// Print one JSON object: access_token, token_type, expires_in, scope.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    /// The port to listen on (127.0.0.1); 0 picks a free one.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+}
+
+impl ProviderArgs {
+    /// The configuration: file (--config or TOKENSMITH_CONFIG), then the environment, then the flags.
+    pub(crate) fn config(&self) -> tokensmith::Result<Config> {
+        let env = |name: &str| std::env::var(name).ok();
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => match env(CONFIG_FILE_VAR).filter(|p| !p.is_empty()) {
+                Some(path) => Config::from_file(path)?,
+                None => Config::default(),
+            },
+        };
+        config.merge_env(env)?;
+        let set = |slot: &mut Option<String>, flag: &Option<String>| {
+            if let Some(v) = flag {
+                *slot = Some(v.clone());
+            }
+        };
+        set(&mut config.provider, &self.provider);
+        set(&mut config.base_url, &self.base_url);
+        set(&mut config.token_url, &self.token_url);
+        set(&mut config.client_id, &self.client_id);
+        set(&mut config.scope, &self.scope);
+        set(&mut config.credential_style, &self.credential_style);
+        set(&mut config.body_format, &self.body_format);
+        set(&mut config.envelope, &self.envelope);
+        if let Some(var) = &self.client_secret_env {
+            config.client_secret = Some(Secret::Env(var.clone()));
+        }
+        if let Some(path) = &self.client_secret_file {
+            config.client_secret = Some(Secret::File(path.clone()));
+        }
+        if let Some(path) = &self.store {
+            config.store = Some(StoreConfig::File { path: path.clone() });
+        }
+        if self.allow_insecure_http {
+            config.allow_insecure_http = Some(true);
+        }
+        Ok(config)
+    }
+}
+
+/// The exit code for an error: see the crate docs.
+pub(crate) fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Config { .. } => EXIT_CONFIG,
+        Error::OAuth(_) | Error::Http(_) | Error::ReauthorizationRequired { .. } | Error::Callback(_) => EXIT_REFUSED,
+        Error::Transport(_) => EXIT_TRANSPORT,
+        Error::InvalidResponse { .. } => EXIT_INVALID_RESPONSE,
+        _ => EXIT_OTHER,
+    }
+}
+
+/// Prints `error` as one line on stderr and returns its exit code.
+pub(crate) fn fail(error: &Error) -> ExitCode {
+    let mut text = error.to_string();
+    if matches!(error, Error::ReauthorizationRequired { .. }) {
+        text.push_str(" (`tokensmith authorize --provider whitebit ... --store FILE`, with the same --store)");
+    }
+    eprintln!("tokensmith: error: {}", text.split_whitespace().collect::<Vec<_>>().join(" "));
+    ExitCode::from(exit_code(error))
+}
+
+async fn token(args: TokenArgs) -> Result<(), Error> {
+    let config = args.provider.config()?;
+    let provider = Registry::default().build(&config)?;
+    let token = provider.token().await?;
+    let secret = token.secret().expose_secret();
+    if args.json {
+        let expires_in = token.expires_in(SystemTime::now()).as_secs();
+        let scope = if token.scopes().is_empty() { None } else { Some(token.scopes().join(" ")) };
+        let object = serde_json::json!({
+            "access_token": secret,
+            "token_type": token.token_type(),
+            "expires_in": expires_in,
+            "scope": scope,
+        });
+        println!("{object}");
+    } else {
+        println!("{secret}");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Token(args) => token(args).await,
+        Command::Authorize(args) => authorize::run(args).await,
+        Command::Sandbox(args) => {
+            return match tokensmith_sandbox::run_standalone(args.port).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tokensmith: error: the sandbox failed: {e}");
+                    ExitCode::from(EXIT_OTHER)
+                }
+            };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}

@@ -1,0 +1,531 @@
+//! The `tokensmith` binary run as a process against an in-process sandbox: output, exit codes, and
+//! that no secret (and, on failure, no token) ever appears in what it prints.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokensmith_sandbox::{Dialect, Fault, Sandbox, SandboxConfig};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokensmith");
+const SECRET_VAR: &str = "TS_TEST_CLIENT_SECRET";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tokensmith args...` with a clean `TOKENSMITH_*` environment and the secret in [`SECRET_VAR`].
+async fn run(args: &[&str], secret: &str) -> Run {
+    let mut command = Command::new(BIN);
+    command.args(args).env(SECRET_VAR, secret).stdin(Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TOKENSMITH_") {
+            command.env_remove(name);
+        }
+    }
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output()).await.unwrap().unwrap();
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    };
+    assert!(!run.stdout.contains(secret), "secret on stdout: {}", run.stdout);
+    assert!(!run.stderr.contains(secret), "secret on stderr: {}", run.stderr);
+    run
+}
+
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tokensmith-cli-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn protected_status(sandbox: &Sandbox, dialect: Dialect, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(sandbox.protected_url(dialect))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Asserts a failure: its exit code, one line on stderr starting with `tokensmith: error:`, nothing on
+/// stdout.
+#[track_caller]
+fn assert_failure(run: &Run, code: i32, needles: &[&str]) {
+    assert_eq!(run.code, code, "stderr: {}", run.stderr);
+    assert!(run.stdout.is_empty(), "stdout on failure: {}", run.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {}", run.stderr);
+    assert!(lines[0].starts_with("tokensmith: error: "), "{}", lines[0]);
+    for needle in needles {
+        assert!(lines[0].contains(needle), "`{needle}` missing from: {}", lines[0]);
+    }
+}
+
+fn ruby_args<'a>(sandbox_base: &'a str, client_id: &'a str) -> Vec<&'a str> {
+    vec![
+        "token",
+        "--provider",
+        "ruby-style",
+        "--base-url",
+        sandbox_base,
+        "--client-id",
+        client_id,
+        "--client-secret-env",
+        SECRET_VAR,
+    ]
+}
+
+#[tokio::test]
+async fn prints_the_token_alone() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let client = sandbox.credentials(Dialect::RubyStyle);
+    let out = run(&ruby_args(&base, &client.client_id), &client.client_secret).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    assert!(out.stdout.ends_with('\n') && out.stdout.lines().count() == 1, "{:?}", out.stdout);
+    let token = out.stdout.trim_end();
+    assert!(!token.is_empty() && !token.contains(' '));
+    assert_eq!(protected_status(&sandbox, Dialect::RubyStyle, token).await, 200);
+}
+
+#[tokio::test]
+async fn json_output() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = sandbox.credentials(Dialect::GenericDjango);
+    let base = sandbox.base_url(Dialect::GenericDjango);
+    let out = run(
+        &[
+            "token",
+            "--provider",
+            "generic-django",
+            "--base-url",
+            &base,
+            "--client-id",
+            &client.client_id,
+            "--client-secret-env",
+            SECRET_VAR,
+            "--scope",
+            "read write",
+            "--json",
+        ],
+        &client.client_secret,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let object = json.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["access_token", "expires_in", "scope", "token_type"]);
+    assert_eq!(json["token_type"], "Bearer");
+    let expires_in = json["expires_in"].as_u64().unwrap();
+    assert!((35_990..=36_000).contains(&expires_in), "{expires_in}");
+    assert_eq!(json["scope"], "read write");
+    let token = json["access_token"].as_str().unwrap();
+    assert_eq!(protected_status(&sandbox, Dialect::GenericDjango, token).await, 200);
+}
+
+#[tokio::test]
+async fn a_custom_provider_from_flags_alone() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = sandbox.credentials(Dialect::Probit);
+    let url = sandbox.token_url(Dialect::Probit);
+    let out = run(
+        &[
+            "token",
+            "--provider",
+            "custom",
+            "--token-url",
+            &url,
+            "--client-id",
+            &client.client_id,
+            "--client-secret-env",
+            SECRET_VAR,
+            "--credential-style",
+            "basic-raw",
+            "--body-format",
+            "json",
+        ],
+        &client.client_secret,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(protected_status(&sandbox, Dialect::Probit, out.stdout.trim_end()).await, 200);
+}
+
+#[tokio::test]
+async fn flags_override_the_config_file_and_token_url_overrides_the_default_endpoint() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = sandbox.credentials(Dialect::RubyStyle);
+    let dir = temp_dir("override");
+    let config = dir.join("tokensmith.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "provider = \"ruby-style\"\nbase_url = \"http://127.0.0.1:1/nowhere\"\nclient_id = \"wrong-client\"\nclient_secret = {{ env = \"{SECRET_VAR}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let config_path = config.display().to_string();
+    let token_url = sandbox.token_url(Dialect::RubyStyle);
+    let out = run(
+        &["token", "--config", &config_path, "--client-id", &client.client_id, "--token-url", &token_url],
+        &client.client_secret,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(protected_status(&sandbox, Dialect::RubyStyle, out.stdout.trim_end()).await, 200);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn usage_and_configuration_errors_exit_2() {
+    let secret = "usage-secret-value";
+    // clap's own usage errors (unknown flag, the secret as a plain argument, no subcommand) exit 2.
+    for args in [&["token", "--bogus"][..], &["token", "--client-secret", secret], &[]] {
+        let out = run(args, secret).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+    // Configuration errors name the key.
+    let out = run(&["token"], secret).await;
+    assert_failure(&out, 2, &["`provider`"]);
+    let out = run(&["token", "--provider", "okta"], secret).await;
+    assert_failure(&out, 2, &["`provider`", "okta"]);
+    let out = run(
+        &[
+            "token",
+            "--provider",
+            "custom",
+            "--token-url",
+            "https://a.example.com/t",
+            "--client-id",
+            "x",
+            "--client-secret-env",
+            SECRET_VAR,
+            "--credential-style",
+            "digest",
+        ],
+        secret,
+    )
+    .await;
+    assert_failure(&out, 2, &["`credential_style`", "digest"]);
+    let out = run(
+        &[
+            "token",
+            "--provider",
+            "custom",
+            "--token-url",
+            "https://a.example.com/t",
+            "--client-id",
+            "x",
+            "--client-secret-env",
+            "TS_TEST_UNSET_VARIABLE",
+        ],
+        secret,
+    )
+    .await;
+    assert_failure(&out, 2, &["`client_secret`", "TS_TEST_UNSET_VARIABLE"]);
+    let out = run(&["token", "--config", "/nonexistent/tokensmith.toml"], secret).await;
+    assert_failure(&out, 2, &["/nonexistent/tokensmith.toml"]);
+}
+
+#[tokio::test]
+async fn a_refusal_exits_3_with_the_oauth_error() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let out = run(&ruby_args(&base, "ruby-demo-client"), "not-the-right-secret").await;
+    assert_failure(&out, 3, &["invalid_client", "HTTP 401"]);
+}
+
+#[tokio::test]
+async fn whitebit_without_stored_tokens_exits_3_asking_to_authorize() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let dir = temp_dir("whitebit-empty");
+    let store = dir.join("tokens.json").display().to_string();
+    let base = sandbox.base_url(Dialect::Whitebit);
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let out = run(
+        &[
+            "token",
+            "--provider",
+            "whitebit",
+            "--base-url",
+            &base,
+            "--client-id",
+            &client.client_id,
+            "--client-secret-env",
+            SECRET_VAR,
+            "--store",
+            &store,
+        ],
+        &client.client_secret,
+    )
+    .await;
+    assert_failure(&out, 3, &["authorization required", "tokensmith authorize"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_transport_failure_exits_4() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}/ruby");
+    let out = run(&ruby_args(&base, "ruby-demo-client"), "ruby-demo-secret").await;
+    assert_failure(&out, 4, &["connect"]);
+
+    // A redirect is refused, not followed.
+    let sandbox = Sandbox::start().await.unwrap();
+    sandbox.inject(Dialect::RubyStyle, "/oauth/token", Fault::RedirectCrossHost, 1);
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let out = run(&ruby_args(&base, "ruby-demo-client"), "ruby-demo-secret").await;
+    assert_failure(&out, 4, &["redirect"]);
+}
+
+#[tokio::test]
+async fn an_invalid_response_exits_5_without_the_token() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    sandbox.inject(Dialect::RubyStyle, "/oauth/token", Fault::MalformedJson, 1);
+    let out = run(&ruby_args(&base, "ruby-demo-client"), "ruby-demo-secret").await;
+    assert_failure(&out, 5, &["invalid"]);
+
+    // A token response whose `token_type` is not bearer: the token it carries must not be printed.
+    let url = sandbox.token_url(Dialect::RubyStyle);
+    let out = run(
+        &[
+            "token",
+            "--provider",
+            "custom",
+            "--token-url",
+            &url,
+            "--client-id",
+            "ruby-demo-client",
+            "--client-secret-env",
+            SECRET_VAR,
+            "--credential-style",
+            "body",
+            "--body-format",
+            "json",
+            "--envelope",
+            "/data",
+        ],
+        "ruby-demo-secret",
+    )
+    .await;
+    assert_failure(&out, 5, &["/data"]);
+}
+
+/// Reads lines from the child's stdout until one satisfies `pred`.
+async fn read_until(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap();
+        let line = line.expect("stdout closed before the expected line");
+        if pred(&line) {
+            return line;
+        }
+    }
+}
+
+/// Runs `tokensmith authorize` and plays the browser: the sandbox approves at once and redirects to the
+/// CLI's loopback listener. Returns the CLI's stderr.
+async fn authorize(sandbox: &Sandbox, store: &str, extra: &[&str]) -> String {
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let base = sandbox.base_url(Dialect::Whitebit);
+    let mut child = Command::new(BIN)
+        .args([
+            "authorize",
+            "--provider",
+            "whitebit",
+            "--base-url",
+            &base,
+            "--client-id",
+            &client.client_id,
+            "--client-secret-env",
+            SECRET_VAR,
+            "--store",
+            store,
+            "--no-browser",
+        ])
+        .args(extra)
+        .env(SECRET_VAR, &client.client_secret)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = read_until(&mut lines, |l| l.starts_with("http")).await;
+    assert!(url.contains("clientId=whitebit-demo-client") && url.contains("state="), "{url}");
+
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = http.get(&url).send().await.unwrap();
+    assert_eq!(login.status(), 302);
+    let callback = login.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
+    let page = http.get(&callback).send().await.unwrap();
+    assert!(page.status().is_success(), "{}", page.status());
+
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).await.unwrap();
+    let mut rest = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push_str(&line);
+    }
+    assert!(status.success(), "{stderr}");
+    for output in [&stderr, &rest, &url] {
+        assert!(!output.contains(&client.client_secret), "secret in authorize output");
+    }
+    assert!(std::path::Path::new(store).exists());
+    stderr
+}
+
+#[tokio::test]
+async fn authorize_then_serve_and_refresh_from_the_store() {
+    let sandbox = Sandbox::start_with(SandboxConfig::default().whitebit_auto_approve(true)).await.unwrap();
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let base = sandbox.base_url(Dialect::Whitebit);
+    let dir = temp_dir("authorize");
+    let store = dir.join("tokens.json").display().to_string();
+    let stderr = authorize(&sandbox, &store, &[]).await;
+    assert!(stderr.contains("Authorized"), "{stderr}");
+
+    // `token` serves from the store...
+    let token_args = [
+        "token",
+        "--provider",
+        "whitebit",
+        "--base-url",
+        &base,
+        "--client-id",
+        &client.client_id,
+        "--client-secret-env",
+        SECRET_VAR,
+        "--store",
+        &store,
+    ];
+    let first = run(&token_args, &client.client_secret).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first_token = first.stdout.trim_end().to_owned();
+    assert_eq!(protected_status(&sandbox, Dialect::Whitebit, &first_token).await, 200);
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/refresh_token"), 0);
+
+    // ...and refreshes from it once the token has expired. Nothing sleeps: the stored expiry is moved into
+    // the past, and the sandbox's clock past the token's lifetime.
+    let mut stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for entry in stored.as_object_mut().unwrap().values_mut() {
+        entry["expires_at"] = serde_json::json!(now - 10);
+    }
+    std::fs::write(&store, stored.to_string()).unwrap();
+    sandbox.advance_clock(Duration::from_secs(301));
+    assert_eq!(protected_status(&sandbox, Dialect::Whitebit, &first_token).await, 401);
+    let second = run(&token_args, &client.client_secret).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let second_token = second.stdout.trim_end();
+    assert_ne!(second_token, first_token);
+    assert_eq!(protected_status(&sandbox, Dialect::Whitebit, second_token).await, 200);
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/refresh_token"), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn authorize_with_pkce_gives_a_four_hour_token_without_refresh() {
+    let sandbox = Sandbox::start_with(SandboxConfig::default().whitebit_auto_approve(true)).await.unwrap();
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let base = sandbox.base_url(Dialect::Whitebit);
+    let dir = temp_dir("authorize-pkce");
+    let store = dir.join("tokens.json").display().to_string();
+    let stderr = authorize(&sandbox, &store, &["--pkce"]).await;
+    assert!(stderr.contains("no refresh token"), "{stderr}");
+    let out = run(
+        &[
+            "token",
+            "--provider",
+            "whitebit",
+            "--base-url",
+            &base,
+            "--client-id",
+            &client.client_id,
+            "--client-secret-env",
+            SECRET_VAR,
+            "--store",
+            &store,
+            "--json",
+        ],
+        &client.client_secret,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let expires_in = json["expires_in"].as_u64().unwrap();
+    assert!((14_300..=14_400).contains(&expires_in), "{expires_in}");
+    let token = json["access_token"].as_str().unwrap();
+    assert_eq!(protected_status(&sandbox, Dialect::Whitebit, token).await, 200);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn authorize_refuses_other_providers_and_a_missing_store() {
+    let out = run(
+        &[
+            "authorize",
+            "--provider",
+            "probit",
+            "--client-id",
+            "x",
+            "--client-secret-env",
+            SECRET_VAR,
+            "--store",
+            "/tmp/x.json",
+            "--no-browser",
+        ],
+        "s3cr3t-value",
+    )
+    .await;
+    assert_failure(&out, 2, &["`provider`", "whitebit"]);
+    let out = run(
+        &["authorize", "--provider", "whitebit", "--client-id", "x", "--client-secret-env", SECRET_VAR, "--no-browser"],
+        "s3cr3t-value",
+    )
+    .await;
+    assert_failure(&out, 2, &["`store`", "--store"]);
+}
+
+#[tokio::test]
+async fn sandbox_prints_its_urls_and_demo_credentials() {
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = read_until(&mut lines, |l| l.contains("listening on")).await;
+    assert!(first.contains("http://127.0.0.1:"), "{first}");
+    let token_url = read_until(&mut lines, |l| l.contains("token URL")).await;
+    assert!(token_url.contains("/probit/token"), "{token_url}");
+    let client = read_until(&mut lines, |l| l.contains("client:")).await;
+    assert!(client.contains("probit-demo-client"), "{client}");
+    child.kill().await.unwrap();
+}

@@ -1,0 +1,164 @@
+//! `provider = "custom"`: a new dialect described in configuration, with no code.
+//!
+//! The keys map one to one onto core's [`TokenEndpoint`] and [`ResponseFormat`]:
+//!
+//! | key | meaning | default |
+//! | --- | --- | --- |
+//! | `token_url` | the token endpoint (required) | |
+//! | `credential_style` | `basic` (RFC 6749 §2.3.1), `basic-raw`, `body`, `none` | `basic` |
+//! | `body_format` | `form` or `json` | `form` |
+//! | `scope`, `scope_separator` | requested scopes and how they are joined | none, a space |
+//! | `extra_params` | parameters added to every request | none |
+//! | `envelope` | JSON pointer to the token fields, e.g. `/data` | none |
+//! | `fallback_lifetime` | seconds assumed when `expires_in` is missing | 3600 |
+//! | `grant` | `client_credentials`, or `refresh_token` to keep a refresh token going | `client_credentials` |
+//! | `refresh_token`, `refresh_url`, `refresh_token_param`, `send_grant_type` | the refresh grant's shape | |
+//! | `name` | the provider's name in logs and store keys | `custom` |
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::ExposeSecret as _;
+use tokensmith_core::http::parse_url;
+use tokensmith_core::parse::ResponseFormat;
+use tokensmith_core::{
+    AccessToken, BodyFormat, CachedProvider, ClientCredentials, ClientCredentialsSource, Error, RefreshToken,
+    RefreshTokenSource, Result, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenSource, style,
+};
+
+use crate::config::Config;
+use crate::store::build_store;
+
+/// Builds the declarative provider described by `config` (see the [module docs](self)).
+pub fn build(config: &Config) -> Result<SharedTokenProvider> {
+    let (client, scopes) = client(config)?;
+    let store = build_store(config)?;
+    let grant = config.grant.as_deref().unwrap_or("client_credentials");
+    match grant {
+        "client_credentials" => {
+            config.reject_keys("custom", &["refresh_token"])?;
+            let source = ClientCredentialsSource::new(client, scopes);
+            Ok(SharedTokenProvider::new(CachedProvider::builder(source).store(store).build()))
+        }
+        "refresh_token" => {
+            let seed = match &config.refresh_token {
+                Some(secret) => Some(RefreshToken::new(secret.resolve("refresh_token")?.expose_secret())),
+                None => None,
+            };
+            let source = SeededRefreshSource { inner: RefreshTokenSource::new(client, scopes), seed };
+            Ok(SharedTokenProvider::new(CachedProvider::builder(source).store(store).build()))
+        }
+        other => Err(Error::config(
+            "grant",
+            format!("unknown grant `{other}`; the custom provider supports client_credentials and refresh_token"),
+        )),
+    }
+}
+
+/// The [`TokenClient`] and scopes described by `config`, without a cache: use it to look at the exact
+/// request a declarative provider sends ([`TokenClient::build_request`]).
+pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
+    config.reject_keys("custom", &["base_url", "token_path", "redirect_uri"])?;
+    let insecure = config.insecure_http();
+    let token_url = config.token_url.as_deref().ok_or_else(|| {
+        Error::config("token_url", "the custom provider needs the token endpoint's URL; set `token_url`")
+    })?;
+    let token_url = parse_url("token_url", token_url, insecure)?;
+    let style_name = config.credential_style.as_deref().unwrap_or("basic");
+    let style = style::by_name(style_name).ok_or_else(|| {
+        Error::config(
+            "credential_style",
+            format!("unknown credential style `{style_name}`; use basic, basic-raw, body or none"),
+        )
+    })?;
+    let body_format = match config.body_format.as_deref().unwrap_or("form") {
+        "form" => BodyFormat::Form,
+        "json" => BodyFormat::Json,
+        other => return Err(Error::config("body_format", format!("unknown body format `{other}`; use form or json"))),
+    };
+    let mut response = ResponseFormat::default();
+    if let Some(envelope) = &config.envelope {
+        response = response.envelope(envelope.clone());
+    }
+    if let Some(secs) = config.fallback_lifetime {
+        response = response.fallback_lifetime(Duration::from_secs(secs));
+    }
+    response.validate("envelope")?;
+    let mut endpoint = TokenEndpoint::new(token_url)
+        .credential_style(style)
+        .body_format(body_format)
+        .response_format(response)
+        .send_grant_type(config.send_grant_type.unwrap_or(true));
+    if let Some(separator) = &config.scope_separator {
+        if separator.is_empty() {
+            return Err(Error::config("scope_separator", "the scope separator is empty; use \" \" or \",\""));
+        }
+        endpoint = endpoint.scope_separator(separator.clone());
+    }
+    if let Some(url) = &config.refresh_url {
+        endpoint = endpoint.refresh_url(parse_url("refresh_url", url, insecure)?);
+    }
+    if let Some(param) = &config.refresh_token_param {
+        if param.trim().is_empty() {
+            return Err(Error::config("refresh_token_param", "the parameter name is empty"));
+        }
+        endpoint = endpoint.refresh_token_param(param.clone());
+    }
+    for (name, value) in config.extra_params.iter().flatten() {
+        if name.trim().is_empty() {
+            return Err(Error::config("extra_params", "a parameter name is empty"));
+        }
+        if matches!(name.as_str(), "client_secret" | "client_id" | "refresh_token" | "code" | "code_verifier") {
+            return Err(Error::config(
+                "extra_params",
+                format!("`{name}` cannot be an extra parameter; it is set by the credential style or the grant"),
+            ));
+        }
+        endpoint = endpoint.extra_param(name.clone(), value.clone());
+    }
+    let client_id = config.require_client_id()?;
+    let public = style_name == "none";
+    let credentials = if public {
+        ClientCredentials::public(client_id)
+    } else {
+        ClientCredentials::new(client_id, config.require_client_secret()?)
+    };
+    let name = config.name.clone().unwrap_or_else(|| "custom".to_owned());
+    let client = TokenClient::builder(name, endpoint, credentials)
+        .allow_insecure_http(insecure)
+        .secret_required(!public)
+        .build()?;
+    let scopes = config.scope.as_deref().map(Scopes::parse).unwrap_or_else(Scopes::empty);
+    Ok((client, scopes))
+}
+
+/// A refresh-token source that starts from a configured refresh token when the store holds none.
+#[derive(Debug)]
+struct SeededRefreshSource {
+    inner: RefreshTokenSource,
+    seed: Option<RefreshToken>,
+}
+
+#[async_trait]
+impl TokenSource for SeededRefreshSource {
+    async fn fetch(&self, current: Option<&AccessToken>) -> Result<AccessToken> {
+        if current.and_then(AccessToken::refresh_token).is_some() {
+            return self.inner.fetch(current).await;
+        }
+        match &self.seed {
+            Some(seed) => {
+                // An already expired placeholder that only carries the configured refresh token.
+                let placeholder = AccessToken::builder("unused")
+                    .expires_at(std::time::UNIX_EPOCH)
+                    .refresh_token(Some(seed.clone()))
+                    .build();
+                self.inner.fetch(Some(&placeholder)).await
+            }
+            None => self.inner.fetch(current).await,
+        }
+    }
+
+    fn cache_key(&self) -> String {
+        self.inner.cache_key()
+    }
+}

@@ -1,0 +1,138 @@
+//! tokensmith: OAuth 2.0 access tokens from a provider chosen by configuration.
+//!
+//! This is the facade. Use it when the provider is picked at run time (a config file, environment
+//! variables, a CLI flag), or to describe a new provider's dialect in configuration with no code
+//! (`provider = "custom"`). A service that always talks to one provider can depend on that provider's
+//! crate instead (`tokensmith-probit`, ...) and get a smaller dependency tree.
+//!
+//! It re-exports [`tokensmith_core`] (so `tokensmith::TokenProvider`, `tokensmith::Error`, ... work) and
+//! adds:
+//!
+//! - [`Config`]: which provider and how, from a TOML file and/or `TOKENSMITH_*` environment variables
+//!   (the environment overrides the file); secrets by value, environment variable or file;
+//! - [`from_config`], [`from_env`], [`from_env_with`], [`from_file`]: a [`SharedTokenProvider`] from
+//!   that configuration;
+//! - [`Registry`]: provider names to builders, so that a provider you write in Rust can be named in
+//!   configuration too;
+//! - [`custom`]: the declarative provider (`token_url`, `credential_style`, `body_format`,
+//!   `envelope`, ...).
+//!
+//! Every configuration error is [`Error::Config`] naming the key at fault; a provider that exists but
+//! is compiled out names the cargo feature to enable.
+//!
+//! # Example
+//!
+//! A declarative provider (a Doorkeeper-style JSON dialect), here against the local sandbox:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let sandbox = tokensmith_sandbox::Sandbox::start().await?;
+//! # let token_url = sandbox.token_url(tokensmith_sandbox::Dialect::RubyStyle);
+//! let mut config = tokensmith::Config::from_toml_str(&format!(
+//!     r#"
+//!     provider = "custom"
+//!     token_url = "{token_url}"
+//!     credential_style = "body"
+//!     body_format = "json"
+//!     client_id = "ruby-demo-client"
+//!     client_secret = {{ env = "RUBY_SECRET" }}
+//!     "#
+//! ))?;
+//! # config.resolve_secrets_with(&|name| (name == "RUBY_SECRET").then(|| "ruby-demo-secret".to_owned()))?;
+//! let provider = tokensmith::from_config(&config)?;
+//! let token = provider.token().await?;
+//! assert_eq!(token.token_type(), "Bearer");
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! One per built-in provider, all on by default:
+//!
+//! | feature | provider name | crate |
+//! | --- | --- | --- |
+//! | `probit` | `probit` | `tokensmith-probit` |
+//! | `generic-django` | `generic-django` | `tokensmith-generic-django` |
+//! | `ruby-style` | `ruby-style` | `tokensmith-ruby-style` |
+//! | `whitebit` | `whitebit` | `tokensmith-whitebit` |
+//!
+//! `default-features = false, features = ["probit"]` compiles only ProBit (plus `custom`, which
+//! needs no extra crate). Each provider crate is also re-exported under its short name
+//! ([`probit`], [`generic_django`], [`ruby_style`], [`whitebit`]) when its feature is on.
+
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+pub mod custom;
+mod providers;
+mod registry;
+mod store;
+
+pub use tokensmith_core::*;
+
+pub use config::{Config, Secret, StoreConfig};
+pub use registry::{BUILT_IN, BuildFn, Registry};
+pub use store::build_store;
+
+#[cfg(feature = "whitebit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "whitebit")))]
+pub use providers::whitebit_builder;
+
+/// The ProBit provider crate.
+#[cfg(feature = "probit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "probit")))]
+pub use tokensmith_probit as probit;
+
+/// The Django OAuth Toolkit provider crate.
+#[cfg(feature = "generic-django")]
+#[cfg_attr(docsrs, doc(cfg(feature = "generic-django")))]
+pub use tokensmith_generic_django as generic_django;
+
+/// The Rails/Doorkeeper-style provider crate.
+#[cfg(feature = "ruby-style")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ruby-style")))]
+pub use tokensmith_ruby_style as ruby_style;
+
+/// The WhiteBIT provider crate.
+#[cfg(feature = "whitebit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "whitebit")))]
+pub use tokensmith_whitebit as whitebit;
+
+/// Builds the provider `config` describes, with the built-in [`Registry`].
+pub fn from_config(config: &Config) -> Result<SharedTokenProvider> {
+    Registry::default().build(config)
+}
+
+/// Builds the provider described by the file named in `TOKENSMITH_CONFIG` (if set) and the
+/// `TOKENSMITH_*` environment variables (which override the file).
+pub fn from_env() -> Result<SharedTokenProvider> {
+    from_config(&Config::load()?)
+}
+
+/// [`from_env`] with an injected environment: `TOKENSMITH_*` variables, the config file variable and
+/// the variables that secrets name (`client_secret = { env = ".." }`) are all looked up with `env`.
+///
+/// ```
+/// let env = |name: &str| match name {
+///     "TOKENSMITH_PROVIDER" => Some("custom".to_owned()),
+///     "TOKENSMITH_TOKEN_URL" => Some("https://auth.example.com/oauth/token".to_owned()),
+///     "TOKENSMITH_CLIENT_ID" => Some("me".to_owned()),
+///     "TOKENSMITH_CLIENT_SECRET_ENV" => Some("MY_SECRET".to_owned()),
+///     "MY_SECRET" => Some("s3cr3t".to_owned()),
+///     _ => None,
+/// };
+/// let provider = tokensmith::from_env_with(env).unwrap();
+/// # let _ = provider;
+/// ```
+pub fn from_env_with(env: impl Fn(&str) -> Option<String>) -> Result<SharedTokenProvider> {
+    let mut config = Config::load_with(&env)?;
+    config.resolve_secrets_with(&env)?;
+    from_config(&config)
+}
+
+/// Builds the provider described by a TOML file (environment variables are not read).
+pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<SharedTokenProvider> {
+    from_config(&Config::from_file(path)?)
+}

@@ -1,0 +1,176 @@
+//! [`Registry`]: provider names to builders, with the built-ins and your own.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use tokensmith_core::{Error, Result, SharedTokenProvider};
+
+use crate::config::Config;
+
+/// Builds a provider from a [`Config`].
+pub type BuildFn = Arc<dyn Fn(&Config) -> Result<SharedTokenProvider> + Send + Sync>;
+
+/// The built-in provider names, each with the cargo feature that compiles it in.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("probit", "probit"),
+    ("generic-django", "generic-django"),
+    ("ruby-style", "ruby-style"),
+    ("whitebit", "whitebit"),
+];
+
+/// Provider names to builders.
+///
+/// [`Registry::default`] knows the built-in providers compiled in (one cargo feature each) and
+/// `custom`, the declarative provider. [`register`](Registry::register) adds your own (a provider
+/// written in Rust) so that configuration can name it; a registered name shadows a built-in one.
+///
+/// ```
+/// use tokensmith::{AccessToken, Registry, SharedTokenProvider, provide_token_fn};
+/// use tokensmith::config::Config;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> tokensmith::Result<()> {
+/// let mut registry = Registry::default();
+/// registry.register("static", |config: &Config| {
+///     let id = config.require_client_id()?.to_owned();
+///     Ok(SharedTokenProvider::new(provide_token_fn(move || {
+///         let id = id.clone();
+///         async move { Ok(AccessToken::builder(format!("token-for-{id}")).build()) }
+///     })))
+/// });
+/// let config = Config::from_toml_str("provider = \"static\"\nclient_id = \"me\"")?;
+/// let provider = registry.build(&config)?;
+/// assert!(provider.token().await.is_ok());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    registered: BTreeMap<String, BuildFn>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry").field("names", &self.names()).finish()
+    }
+}
+
+impl Registry {
+    /// A registry with the built-in providers (same as [`Registry::default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `builder` under `name`, replacing any earlier one (a built-in of that name included).
+    pub fn register<F>(&mut self, name: impl Into<String>, builder: F) -> &mut Self
+    where
+        F: Fn(&Config) -> Result<SharedTokenProvider> + Send + Sync + 'static,
+    {
+        self.registered.insert(name.into(), Arc::new(builder));
+        self
+    }
+
+    /// Every name this registry can build: built-ins compiled in, `custom`, and registered names.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            BUILT_IN.iter().filter(|(name, _)| compiled_in(name)).map(|(name, _)| (*name).to_owned()).collect();
+        names.push("custom".to_owned());
+        for name in self.registered.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// Builds the provider `config.provider` names.
+    ///
+    /// An unknown name, or a built-in compiled out, gives [`Error::Config`] for `provider`; the latter
+    /// names the cargo feature to enable.
+    pub fn build(&self, config: &Config) -> Result<SharedTokenProvider> {
+        let name = config.provider_name()?.trim();
+        if let Some(builder) = self.registered.get(name) {
+            return builder(config);
+        }
+        match build_builtin(name, config) {
+            Some(result) => result,
+            None => Err(Error::config(
+                "provider",
+                format!("unknown provider `{name}`; known providers are {}", self.names().join(", ")),
+            )),
+        }
+    }
+}
+
+fn compiled_in(name: &str) -> bool {
+    const COMPILED: &[&str] = &[
+        #[cfg(feature = "probit")]
+        "probit",
+        #[cfg(feature = "generic-django")]
+        "generic-django",
+        #[cfg(feature = "ruby-style")]
+        "ruby-style",
+        #[cfg(feature = "whitebit")]
+        "whitebit",
+    ];
+    COMPILED.contains(&name)
+}
+
+/// The error for a built-in provider whose feature is off.
+#[cfg_attr(
+    all(feature = "probit", feature = "generic-django", feature = "ruby-style", feature = "whitebit"),
+    allow(dead_code)
+)]
+fn compiled_out(feature: &str) -> Error {
+    Error::config(
+        "provider",
+        format!(
+            "the `{feature}` provider is not compiled in; enable the `{feature}` feature of tokensmith \
+             (tokensmith = {{ version = \"0.1\", features = [\"{feature}\"] }})"
+        ),
+    )
+}
+
+/// One arm per provider, each behind its feature.
+fn build_builtin(name: &str, config: &Config) -> Option<Result<SharedTokenProvider>> {
+    Some(match name {
+        #[cfg(feature = "probit")]
+        "probit" => crate::providers::probit(config),
+        #[cfg(not(feature = "probit"))]
+        "probit" => Err(compiled_out("probit")),
+        #[cfg(feature = "generic-django")]
+        "generic-django" => crate::providers::generic_django(config),
+        #[cfg(not(feature = "generic-django"))]
+        "generic-django" => Err(compiled_out("generic-django")),
+        #[cfg(feature = "ruby-style")]
+        "ruby-style" => crate::providers::ruby_style(config),
+        #[cfg(not(feature = "ruby-style"))]
+        "ruby-style" => Err(compiled_out("ruby-style")),
+        #[cfg(feature = "whitebit")]
+        "whitebit" => crate::providers::whitebit(config),
+        #[cfg(not(feature = "whitebit"))]
+        "whitebit" => Err(compiled_out("whitebit")),
+        "custom" => crate::custom::build(config),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_provider_lists_the_known_ones() {
+        let config = Config::from_toml_str("provider = \"okta\"").unwrap();
+        let err = Registry::default().build(&config).unwrap_err();
+        let Error::Config { key, message } = err else { panic!("not a config error") };
+        assert_eq!(key, "provider");
+        assert!(message.contains("okta") && message.contains("custom"), "{message}");
+    }
+
+    #[test]
+    fn compiled_out_names_the_feature() {
+        let Error::Config { key, message } = compiled_out("whitebit") else { panic!() };
+        assert_eq!(key, "provider");
+        assert!(message.contains("enable the `whitebit` feature of tokensmith"), "{message}");
+    }
+}

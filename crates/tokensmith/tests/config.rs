@@ -1,0 +1,388 @@
+//! Configuration: TOML files, environment variables, overrides, and an error naming the key for each
+//! bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use tokensmith::config::{Config, Secret, StoreConfig};
+use tokensmith::secrecy::ExposeSecret as _;
+use tokensmith::{Error, Registry};
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    move |name| map.get(name).cloned()
+}
+
+/// A fresh directory under the system temp dir, unique per test.
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tokensmith-config-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[track_caller]
+fn assert_key(result: Result<impl std::fmt::Debug, Error>, expected: &str) -> String {
+    match result {
+        Err(Error::Config { key, message }) => {
+            assert_eq!(key, expected, "wrong key; message: {message}");
+            message
+        }
+        other => panic!("expected a config error for `{expected}`, got {other:?}"),
+    }
+}
+
+const FULL: &str = r#"
+provider = "custom"
+client_id = "my-client"
+client_secret = { env = "MY_SECRET" }
+token_url = "https://auth.example.com/oauth/token"
+scope = "read write"
+credential_style = "body"
+body_format = "json"
+envelope = "/data"
+scope_separator = ","
+fallback_lifetime = 600
+extra_params = { audience = "api" }
+name = "example"
+allow_insecure_http = false
+
+[store]
+kind = "file"
+path = "/tmp/tokens.json"
+"#;
+
+#[test]
+fn a_full_file_parses() {
+    let config = Config::from_toml_str(FULL).unwrap();
+    assert_eq!(config.provider.as_deref(), Some("custom"));
+    assert_eq!(config.client_id.as_deref(), Some("my-client"));
+    assert!(matches!(config.client_secret, Some(Secret::Env(ref v)) if v == "MY_SECRET"));
+    assert_eq!(config.scope.as_deref(), Some("read write"));
+    assert_eq!(config.body_format.as_deref(), Some("json"));
+    assert_eq!(config.envelope.as_deref(), Some("/data"));
+    assert_eq!(config.scope_separator.as_deref(), Some(","));
+    assert_eq!(config.fallback_lifetime, Some(600));
+    assert_eq!(config.extra_params.as_ref().unwrap()["audience"], "api");
+    assert_eq!(config.store, Some(StoreConfig::File { path: "/tmp/tokens.json".into() }));
+    assert_eq!(config.allow_insecure_http, Some(false));
+}
+
+#[test]
+fn secrets_by_value_env_or_file() {
+    let dir = temp_dir("secrets");
+    let file = dir.join("secret");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let env = env_of(&[("SECRET_VAR", "from-env")]);
+
+    let plain = Config::from_toml_str(r#"client_secret = "inline""#).unwrap();
+    let table = Config::from_toml_str(r#"client_secret = { value = "inline" }"#).unwrap();
+    let by_env = Config::from_toml_str(r#"client_secret = { env = "SECRET_VAR" }"#).unwrap();
+    let by_file =
+        Config::from_toml_str(&format!("client_secret = {{ file = {:?} }}", file.display().to_string())).unwrap();
+    let resolve = |c: &Config| c.client_secret.as_ref().unwrap().resolve_with("client_secret", &env).unwrap();
+    assert_eq!(resolve(&plain).expose_secret(), "inline");
+    assert_eq!(resolve(&table).expose_secret(), "inline");
+    assert_eq!(resolve(&by_env).expose_secret(), "from-env");
+    assert_eq!(resolve(&by_file).expose_secret(), "from-file", "the trailing newline is trimmed");
+
+    // Unresolvable secrets name the key and say why, without a value.
+    let missing_var = Secret::Env("NOT_SET_ANYWHERE".into()).resolve_with("client_secret", &env);
+    let message = assert_key(missing_var, "client_secret");
+    assert!(message.contains("NOT_SET_ANYWHERE"), "{message}");
+    assert_key(Secret::File(dir.join("absent")).resolve_with("client_secret", &env), "client_secret");
+    assert_key(Secret::value("").resolve_with("refresh_token", &env), "refresh_token");
+}
+
+#[test]
+fn debug_never_shows_an_inline_secret() {
+    let config = Config::from_toml_str(r#"client_secret = "sup3r-s3cret-value""#).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("sup3r-s3cret-value"), "{debug}");
+    assert!(debug.contains("** redacted **"), "{debug}");
+    let from_env = Config::from_env_with(env_of(&[("TOKENSMITH_CLIENT_SECRET", "sup3r-s3cret-value")])).unwrap();
+    assert!(!format!("{from_env:?}").contains("sup3r-s3cret-value"));
+}
+
+#[test]
+fn every_environment_variable_is_read() {
+    let env = env_of(&[
+        ("TOKENSMITH_PROVIDER", "custom"),
+        ("TOKENSMITH_CLIENT_ID", "id"),
+        ("TOKENSMITH_CLIENT_SECRET_FILE", "/run/secrets/x"),
+        ("TOKENSMITH_BASE_URL", "https://base.example.com"),
+        ("TOKENSMITH_TOKEN_URL", "https://auth.example.com/token"),
+        ("TOKENSMITH_TOKEN_PATH", "/o/token/"),
+        ("TOKENSMITH_SCOPE", "a,b"),
+        ("TOKENSMITH_CREDENTIAL_STYLE", "basic-raw"),
+        ("TOKENSMITH_BODY_FORMAT", "json"),
+        ("TOKENSMITH_ENVELOPE", "/data"),
+        ("TOKENSMITH_SCOPE_SEPARATOR", ","),
+        ("TOKENSMITH_FALLBACK_LIFETIME", "120"),
+        ("TOKENSMITH_EXTRA_PARAMS", "audience=api&resource=r%26d"),
+        ("TOKENSMITH_GRANT", "refresh_token"),
+        ("TOKENSMITH_REFRESH_TOKEN_ENV", "RT"),
+        ("TOKENSMITH_REFRESH_URL", "https://auth.example.com/refresh"),
+        ("TOKENSMITH_REFRESH_TOKEN_PARAM", "token"),
+        ("TOKENSMITH_SEND_GRANT_TYPE", "false"),
+        ("TOKENSMITH_NAME", "acme"),
+        ("TOKENSMITH_REDIRECT_URI", "http://127.0.0.1:8765/callback"),
+        ("TOKENSMITH_STORE", "/var/lib/tokens.json"),
+        ("TOKENSMITH_ALLOW_INSECURE_HTTP", "1"),
+    ]);
+    let c = Config::from_env_with(env).unwrap();
+    assert_eq!(c.provider.as_deref(), Some("custom"));
+    assert_eq!(c.client_id.as_deref(), Some("id"));
+    assert!(matches!(c.client_secret, Some(Secret::File(ref p)) if p == &PathBuf::from("/run/secrets/x")));
+    assert_eq!(c.base_url.as_deref(), Some("https://base.example.com"));
+    assert_eq!(c.token_url.as_deref(), Some("https://auth.example.com/token"));
+    assert_eq!(c.token_path.as_deref(), Some("/o/token/"));
+    assert_eq!(c.scope.as_deref(), Some("a,b"));
+    assert_eq!(c.credential_style.as_deref(), Some("basic-raw"));
+    assert_eq!(c.body_format.as_deref(), Some("json"));
+    assert_eq!(c.envelope.as_deref(), Some("/data"));
+    assert_eq!(c.scope_separator.as_deref(), Some(","));
+    assert_eq!(c.fallback_lifetime, Some(120));
+    let params = c.extra_params.as_ref().unwrap();
+    assert_eq!((params["audience"].as_str(), params["resource"].as_str()), ("api", "r&d"));
+    assert_eq!(c.grant.as_deref(), Some("refresh_token"));
+    assert!(matches!(c.refresh_token, Some(Secret::Env(ref v)) if v == "RT"));
+    assert_eq!(c.refresh_url.as_deref(), Some("https://auth.example.com/refresh"));
+    assert_eq!(c.refresh_token_param.as_deref(), Some("token"));
+    assert_eq!(c.send_grant_type, Some(false));
+    assert_eq!(c.name.as_deref(), Some("acme"));
+    assert_eq!(c.redirect_uri.as_deref(), Some("http://127.0.0.1:8765/callback"));
+    assert_eq!(c.store, Some(StoreConfig::File { path: "/var/lib/tokens.json".into() }));
+    assert_eq!(c.allow_insecure_http, Some(true));
+    // TOKENSMITH_STORE=memory is the in-memory store.
+    let memory = Config::from_env_with(env_of(&[("TOKENSMITH_STORE", "memory")])).unwrap();
+    assert_eq!(memory.store, Some(StoreConfig::Memory));
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let dir = temp_dir("overrides");
+    let path = dir.join("tokensmith.toml");
+    std::fs::write(&path, FULL).unwrap();
+    let path_text = path.display().to_string();
+    let env = env_of(&[
+        ("TOKENSMITH_CONFIG", &path_text),
+        ("TOKENSMITH_CLIENT_ID", "from-env"),
+        ("TOKENSMITH_CLIENT_SECRET", "env-secret"),
+        ("TOKENSMITH_STORE", "memory"),
+    ]);
+    let config = Config::load_with(env).unwrap();
+    assert_eq!(config.client_id.as_deref(), Some("from-env"), "env wins");
+    assert!(matches!(config.client_secret, Some(Secret::Value(_))), "env wins for the secret too");
+    assert_eq!(config.store, Some(StoreConfig::Memory));
+    assert_eq!(config.envelope.as_deref(), Some("/data"), "file values not overridden stay");
+    // An empty variable does not override.
+    let config = Config::load_with(env_of(&[("TOKENSMITH_CONFIG", &path_text), ("TOKENSMITH_CLIENT_ID", "")])).unwrap();
+    assert_eq!(config.client_id.as_deref(), Some("my-client"));
+}
+
+#[test]
+fn each_bad_file_input_names_its_key() {
+    let cases: &[(&str, &str)] = &[
+        ("colour = \"blue\"", "colour"),
+        ("provider = 3", "provider"),
+        ("allow_insecure_http = \"yes\"", "allow_insecure_http"),
+        ("fallback_lifetime = -5", "fallback_lifetime"),
+        ("fallback_lifetime = \"ten\"", "fallback_lifetime"),
+        ("extra_params = \"audience=api\"", "extra_params"),
+        ("client_secret = { env = \"A\", file = \"/b\" }", "client_secret"),
+        ("client_secret = { vault = \"kv/x\" }", "client_secret"),
+        ("client_secret = 42", "client_secret"),
+        ("refresh_token = []", "refresh_token"),
+        ("send_grant_type = \"no\"", "send_grant_type"),
+        ("store = \"file\"", "store"),
+        ("[store]\nkind = \"redis\"", "store.kind"),
+        ("[store]\nkind = \"file\"", "store.path"),
+        ("[store]\nkind = \"file\"\npath = \"/x\"\nmode = 600", "store.mode"),
+        ("provider = ", "config"),
+    ];
+    for (text, key) in cases {
+        let result = Config::from_toml_str(text);
+        match result {
+            Err(Error::Config { key: got, message }) => {
+                assert_eq!(&got, key, "input {text:?}: message {message}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("input {text:?}: expected an error for `{key}`, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_config_error() {
+    let message = assert_key(Config::from_file("/nonexistent/tokensmith.toml"), "config");
+    assert!(message.contains("/nonexistent/tokensmith.toml"), "{message}");
+}
+
+#[test]
+fn errors_from_a_file_name_the_file() {
+    let dir = temp_dir("file-errors");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "body_fromat = \"json\"\n").unwrap();
+    let message = assert_key(Config::from_file(&path), "body_fromat");
+    assert!(message.contains("bad.toml"), "{message}");
+}
+
+#[test]
+fn each_bad_environment_value_names_its_variable() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("TOKENSMITH_ALLOW_INSECURE_HTTP", "maybe")], "TOKENSMITH_ALLOW_INSECURE_HTTP"),
+        (&[("TOKENSMITH_SEND_GRANT_TYPE", "2")], "TOKENSMITH_SEND_GRANT_TYPE"),
+        (&[("TOKENSMITH_FALLBACK_LIFETIME", "1h")], "TOKENSMITH_FALLBACK_LIFETIME"),
+        (&[("TOKENSMITH_EXTRA_PARAMS", "=x")], "TOKENSMITH_EXTRA_PARAMS"),
+        (&[("TOKENSMITH_CLIENT_SECRET", "a"), ("TOKENSMITH_CLIENT_SECRET_ENV", "B")], "TOKENSMITH_CLIENT_SECRET"),
+        (&[("TOKENSMITH_REFRESH_TOKEN_ENV", "A"), ("TOKENSMITH_REFRESH_TOKEN_FILE", "/b")], "TOKENSMITH_REFRESH_TOKEN"),
+        (&[("TOKENSMITH_CONFIG", "/nonexistent/tokensmith.toml")], "config"),
+    ];
+    for (pairs, key) in cases {
+        let result = Config::load_with(env_of(pairs));
+        match result {
+            Err(Error::Config { key: got, .. }) => assert_eq!(&got, key, "env {pairs:?}"),
+            other => panic!("env {pairs:?}: expected an error for `{key}`, got {other:?}"),
+        }
+    }
+}
+
+fn build(toml: &str) -> Result<tokensmith::SharedTokenProvider, Error> {
+    let config = Config::from_toml_str(toml)?;
+    Registry::default().build(&config)
+}
+
+const CUSTOM: &str = "provider = \"custom\"\nclient_id = \"id\"\nclient_secret = \"s3cr3t-in-file\"\n";
+
+#[test]
+fn each_bad_provider_setting_names_its_key() {
+    let url = "token_url = \"https://auth.example.com/token\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "provider"),
+        ("provider = \"okta\"".into(), "provider"),
+        ("provider = \"custom\"\nclient_id = \"id\"\nclient_secret = \"x\"".into(), "token_url"),
+        (format!("{CUSTOM}token_url = \"not a url\""), "token_url"),
+        (format!("{CUSTOM}token_url = \"http://auth.example.com/token\""), "token_url"),
+        (format!("{CUSTOM}token_url = \"ftp://auth.example.com/token\""), "token_url"),
+        (format!("{CUSTOM}{url}credential_style = \"digest\""), "credential_style"),
+        (format!("{CUSTOM}{url}body_format = \"xml\""), "body_format"),
+        (format!("{CUSTOM}{url}envelope = \"data\""), "envelope"),
+        (format!("{CUSTOM}{url}fallback_lifetime = 0"), "fallback_lifetime"),
+        (format!("{CUSTOM}{url}scope_separator = \"\""), "scope_separator"),
+        (format!("{CUSTOM}{url}grant = \"password\""), "grant"),
+        (format!("{CUSTOM}{url}refresh_url = \"nope\""), "refresh_url"),
+        (format!("{CUSTOM}{url}extra_params = {{ client_secret = \"x\" }}"), "extra_params"),
+        (format!("{CUSTOM}{url}base_url = \"https://x.example.com\""), "base_url"),
+        (format!("{CUSTOM}{url}refresh_token = \"rt\""), "refresh_token"),
+        (format!("{CUSTOM}{url}[store]\nkind = \"file\"\npath = \"\""), "store.path"),
+        (format!("provider = \"custom\"\nclient_secret = \"x\"\n{url}"), "client_id"),
+        (format!("provider = \"custom\"\nclient_id = \"id\"\n{url}"), "client_secret"),
+        (
+            format!(
+                "provider = \"custom\"\nclient_id = \"id\"\nclient_secret = {{ env = \"TOKENSMITH_TEST_UNSET_VAR\" }}\n{url}"
+            ),
+            "client_secret",
+        ),
+        (
+            format!(
+                "provider = \"custom\"\nclient_id = \"a:b\"\nclient_secret = \"x\"\ncredential_style = \"basic-raw\"\n{url}"
+            ),
+            "client_id",
+        ),
+    ];
+    for (toml, key) in &cases {
+        let message = match build(toml) {
+            Err(Error::Config { key: got, message }) => {
+                assert_eq!(&got, key, "config {toml:?}: {message}");
+                message
+            }
+            other => panic!("config {toml:?}: expected an error for `{key}`, got {other:?}"),
+        };
+        assert!(!message.contains("s3cr3t-in-file"), "{message}");
+    }
+}
+
+#[test]
+fn a_public_client_needs_no_secret() {
+    let provider = build(
+        "provider = \"custom\"\nclient_id = \"id\"\ncredential_style = \"none\"\ntoken_url = \"https://a.example.com/t\"",
+    );
+    assert!(provider.is_ok(), "{provider:?}");
+}
+
+#[test]
+fn from_env_with_resolves_secrets_through_the_injected_environment() {
+    let env = env_of(&[
+        ("TOKENSMITH_PROVIDER", "custom"),
+        ("TOKENSMITH_TOKEN_URL", "https://auth.example.com/oauth/token"),
+        ("TOKENSMITH_CLIENT_ID", "me"),
+        ("TOKENSMITH_CLIENT_SECRET_ENV", "INJECTED_SECRET"),
+        ("INJECTED_SECRET", "s3cr3t"),
+    ]);
+    assert!(tokensmith::from_env_with(env).is_ok());
+    let missing = tokensmith::from_env_with(env_of(&[
+        ("TOKENSMITH_PROVIDER", "custom"),
+        ("TOKENSMITH_TOKEN_URL", "https://auth.example.com/oauth/token"),
+        ("TOKENSMITH_CLIENT_ID", "me"),
+        ("TOKENSMITH_CLIENT_SECRET_ENV", "INJECTED_SECRET"),
+    ]));
+    let message = assert_key(missing, "client_secret");
+    assert!(message.contains("INJECTED_SECRET"));
+}
+
+#[test]
+fn built_in_providers_refuse_keys_meant_for_custom() {
+    // Whatever features are compiled in, a built-in named with a custom-only key is refused naming the
+    // key (or, if compiled out, naming the feature under `provider`).
+    for provider in ["probit", "generic-django", "ruby-style", "whitebit"] {
+        let toml = format!(
+            "provider = \"{provider}\"\nclient_id = \"id\"\nclient_secret = \"x\"\nbase_url = \"https://a.example.com\"\nenvelope = \"/data\""
+        );
+        match build(&toml) {
+            Err(Error::Config { key, message }) => {
+                if key == "provider" {
+                    assert!(message.contains(&format!("enable the `{provider}` feature")), "{message}");
+                } else {
+                    assert_eq!(key, "envelope", "{provider}: {message}");
+                }
+            }
+            other => panic!("{provider}: expected a config error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn registry_lists_and_builds_registered_providers() {
+    let mut registry = Registry::default();
+    registry.register("mine", |config: &Config| {
+        config.require_client_id()?;
+        Ok(tokensmith::SharedTokenProvider::new(tokensmith::provide_token_fn(|| async {
+            Ok(tokensmith::AccessToken::builder("t").build())
+        })))
+    });
+    assert!(registry.names().contains(&"mine".to_owned()));
+    assert!(registry.names().contains(&"custom".to_owned()));
+    let config = Config::from_toml_str("provider = \"mine\"").unwrap();
+    assert_key(registry.build(&config), "client_id");
+    let config = Config::from_toml_str("provider = \"mine\"\nclient_id = \"x\"").unwrap();
+    assert!(registry.build(&config).is_ok());
+    // Not in the default registry.
+    assert_key(Registry::default().build(&config), "provider");
+}
+
+#[cfg(not(feature = "whitebit"))]
+#[test]
+fn a_compiled_out_provider_names_its_feature() {
+    let message = assert_key(build("provider = \"whitebit\"\nclient_id = \"id\"\nclient_secret = \"x\""), "provider");
+    assert!(message.contains("enable the `whitebit` feature of tokensmith"), "{message}");
+}
+
+#[cfg(not(feature = "probit"))]
+#[test]
+fn a_compiled_out_probit_names_its_feature() {
+    let message = assert_key(build("provider = \"probit\"\nclient_id = \"id\"\nclient_secret = \"x\""), "provider");
+    assert!(message.contains("enable the `probit` feature of tokensmith"), "{message}");
+}
