@@ -1,0 +1,244 @@
+//! The WhiteBIT consent flow of `tokensmith authorize` in a real browser: headless Chromium, driven
+//! over WebDriver (chromedriver + fantoccini), clicks Allow or Deny on the sandbox's consent page and
+//! the CLI, running as a process, receives the callback on its loopback listener.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`tests/browser/install.sh`) and the `tokensmith`
+//! binary (`cargo build -p tokensmith-cli`; `cargo test --workspace` builds it). `TOKENSMITH_SKIP_BROWSER=1`
+//! skips the test (it prints so); otherwise anything missing fails it. See `docs/conformance.md`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use tokensmith_sandbox::{Dialect, Sandbox};
+
+/// Set (to anything but `0` or nothing) to skip the browser test.
+const SKIP_VAR: &str = "TOKENSMITH_SKIP_BROWSER";
+const SECRET_VAR: &str = "TOKENSMITH_TEST_WHITEBIT_SECRET";
+
+/// The flags the issue asks Chromium to run with (a fresh user data dir is added).
+const CHROMIUM_ARGS: [&str; 7] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+fn skipped() -> bool {
+    let skip = std::env::var(SKIP_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
+    if skip {
+        let test = std::thread::current().name().unwrap_or("the browser test").to_owned();
+        let _ = writeln!(std::io::stderr(), "skipped: {SKIP_VAR} is set ({test})");
+    }
+    skip
+}
+
+/// `name` on PATH, or the path in the environment variable `var`.
+fn program(var: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not on PATH: run tests/browser/install.sh (apt-get install chromium chromium-driver), or set {var}, or {SKIP_VAR}=1 to skip")
+        })
+}
+
+/// The `tokensmith` binary next to this test's build directory (`target/<profile>/tokensmith`).
+fn tokensmith_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("TOKENSMITH_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/whitebit_browser-<hash>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("the test runs from target/<profile>/deps");
+    let bin = profile_dir.join("tokensmith");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the CLI first (`cargo build -p tokensmith-cli`; `cargo test --workspace` does), or set TOKENSMITH_BIN",
+        bin.display()
+    );
+    bin
+}
+
+fn scratch_dir(label: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// chromedriver on a free port, in its own process group so that dropping it also ends every
+/// Chromium process it started, whatever state the test left them in.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        let driver = program("CHROMEDRIVER", "chromedriver");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", driver.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("started successfully") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let driver = ChromeDriver { child, url: format!("http://127.0.0.1:{port}") };
+        rx.recv_timeout(Duration::from_secs(30)).expect("chromedriver did not report that it started");
+        driver
+    }
+
+    /// A new headless Chromium session with a fresh user data dir.
+    async fn session(&self, user_data_dir: &Path) -> Client {
+        let chromium = program("CHROMIUM", "chromium");
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| (*a).to_owned()).collect();
+        args.push(format!("--user-data-dir={}", user_data_dir.display()));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({ "binary": chromium.display().to_string(), "args": args }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("no WebDriver session from chromedriver at {}: {e}", self.url))
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one `tokensmith authorize` run ended with.
+#[derive(Debug)]
+struct Outcome {
+    code: Option<i32>,
+    stderr: String,
+    /// The page the browser ended on.
+    page: String,
+    /// Where the browser ended.
+    url: String,
+}
+
+/// Runs `tokensmith authorize --provider whitebit --no-browser ...` against the sandbox, opens the
+/// URL it prints in Chromium and clicks the consent page's button `decision`.
+async fn authorize_in_browser(sandbox: &Sandbox, driver: &ChromeDriver, dir: &Path, decision: &str) -> Outcome {
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let store = dir.join("tokens.json");
+    let mut cli = tokio::process::Command::new(tokensmith_bin())
+        .args(["authorize", "--provider", "whitebit", "--base-url", &sandbox.base_url(Dialect::Whitebit)])
+        .args(["--client-id", &client.client_id, "--client-secret-env", SECRET_VAR])
+        .arg("--store")
+        .arg(&store)
+        .args(["--no-browser", "--timeout", "60"])
+        .env(SECRET_VAR, &client.client_secret)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(cli.stdout.take().unwrap());
+    let mut url = String::new();
+    tokio::time::timeout(Duration::from_secs(30), tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut url))
+        .await
+        .expect("the CLI printed no URL within 30 s")
+        .unwrap();
+    let url = url.trim().to_owned();
+    assert!(url.starts_with(&sandbox.base_url(Dialect::Whitebit)), "the CLI prints the sandbox's login URL: {url}");
+    assert!(url.contains("state="), "the URL carries a state: {url}");
+
+    let browser = driver.session(&dir.join("chromium-profile")).await;
+    let result = async {
+        browser.goto(&url).await?;
+        let button = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(&format!("button[name='decision'][value='{decision}']")))
+            .await?;
+        button.click().await?;
+        // The consent form posts to the sandbox, which redirects to the CLI's loopback listener.
+        browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("body p")).await?;
+        Ok::<_, fantoccini::error::CmdError>((browser.source().await?, browser.current_url().await?.to_string()))
+    }
+    .await;
+    let _ = browser.close().await;
+    let (page, final_url) = result.expect("the browser could not complete the consent page");
+
+    let status = tokio::time::timeout(Duration::from_secs(30), cli.wait())
+        .await
+        .expect("the CLI did not exit within 30 s of the callback")
+        .unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut cli.stderr.take().unwrap(), &mut stderr).await.unwrap();
+    assert!(!stderr.contains(&client.client_secret), "the CLI never prints the secret");
+    Outcome { code: status.code(), stderr, page, url: final_url }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whitebit_consent_in_headless_chromium_allow_then_deny() {
+    if skipped() {
+        return;
+    }
+    let sandbox = Sandbox::start().await.unwrap();
+    let driver = ChromeDriver::start();
+
+    // Allow: the CLI gets the callback, exchanges the code and writes the store.
+    let allow_dir = scratch_dir("allow");
+    let allowed = authorize_in_browser(&sandbox, &driver, &allow_dir, "allow").await;
+    assert_eq!(allowed.code, Some(0), "authorize succeeds after Allow: {allowed:#?}");
+    assert!(allowed.url.starts_with("http://127.0.0.1:") && allowed.url.contains("/callback?"), "{allowed:#?}");
+    assert!(allowed.page.contains("Authorization received"), "the loopback listener's page: {allowed:#?}");
+    assert!(allowed.stderr.contains("Authorized"), "{allowed:#?}");
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/token"), 1, "the code was exchanged once");
+    let store = std::fs::read_to_string(allow_dir.join("tokens.json")).expect("the store was written");
+    let stored: serde_json::Value = serde_json::from_str(&store).expect("the store is JSON");
+    let entry = stored.as_object().and_then(|o| o.values().next()).expect("the store holds a token set");
+    assert!(entry.get("refresh_token").is_some_and(|t| t.is_string()), "with a refresh token: {entry}");
+
+    // Deny: the typed access_denied outcome (exit code 3, "the provider refused").
+    let deny_dir = scratch_dir("deny");
+    let denied = authorize_in_browser(&sandbox, &driver, &deny_dir, "deny").await;
+    assert_eq!(denied.code, Some(3), "authorize fails with the refused exit code after Deny: {denied:#?}");
+    assert!(denied.stderr.contains("access_denied"), "the error names access_denied: {denied:#?}");
+    assert!(denied.url.contains("error=access_denied"), "{denied:#?}");
+    assert!(!deny_dir.join("tokens.json").exists(), "nothing is stored after Deny");
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/token"), 1, "no code exchange after Deny");
+
+    drop(driver);
+    let _ = std::fs::remove_dir_all(allow_dir);
+    let _ = std::fs::remove_dir_all(deny_dir);
+}
