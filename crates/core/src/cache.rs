@@ -5,8 +5,9 @@
 //!
 //! - **Cached reads** ([`CachedProvider::cached_token`], [`CachedProvider::with_cached`]) load the
 //!   current entry through `arc-swap` and compare one timestamp from the [`Clock`]: no lock, no
-//!   allocation, no write to memory shared between threads (`with_cached` does not even clone the
-//!   token's `Arc`).
+//!   allocation, no write to memory shared between threads. `with_cached` lends the token without
+//!   cloning it; `cached_token` clones a per-thread replica of it (see its docs), so that threads
+//!   reading at once do not contend on one reference count.
 //! - **Early refresh** — see [`RefreshPolicy`]: a token is refreshed when a margin proportional to its
 //!   lifetime remains, minus jitter.
 //! - **Single flight**: however many callers need a token at once, one fetch runs (in its own task, so
@@ -17,9 +18,12 @@
 //!   made; failures are never cached as tokens.
 //! - **Invalidate**: reporting a rejected token drops it only if it is still current.
 //! - **Store**: every new token set is saved in the [`TokenStore`] before it is handed out; the store
-//!   is read once, before the first fetch.
+//!   is read before every fetch, and a token set in it that is newer than the cached one (saved by an
+//!   earlier run or another process) is adopted instead of fetching, or refreshed from.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -275,9 +279,56 @@ impl RefreshPolicy {
 
 /// The current token and the monotonic instants at which it is refreshed and stops being usable.
 struct Entry {
+    /// Unique in the process, so that a thread's replica of an entry's token is never mistaken for
+    /// another entry's (see [`replica`]).
+    id: u64,
     token: AccessToken,
     refresh_at: Duration,
     usable_until: Duration,
+}
+
+static NEXT_ENTRY_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Entry {
+    fn new(token: AccessToken, refresh_at: Duration, usable_until: Duration) -> Self {
+        Entry { id: NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed), token, refresh_at, usable_until }
+    }
+}
+
+/// How many entries' tokens a thread keeps replicas of (most programs cache one or two tokens).
+const REPLICA_SLOTS: usize = 4;
+
+/// A thread's replicas: deep copies of recently read tokens, keyed by entry id.
+struct Replicas {
+    slots: [(u64, Option<AccessToken>); REPLICA_SLOTS],
+    next: usize,
+}
+
+thread_local! {
+    static REPLICAS: RefCell<Replicas> =
+        const { RefCell::new(Replicas { slots: [const { (0, None) }; REPLICA_SLOTS], next: 0 }) };
+}
+
+/// A clone of `entry`'s token whose reference count only this thread writes.
+///
+/// Cloning the one `Arc` behind a cached token on every read makes every reading core write the same
+/// cache line (the strong count), and two cores then read slower than one. Instead each thread clones
+/// its own deep copy, made on its first read of the entry. A replica lives until the thread reads
+/// [`REPLICA_SLOTS`] other entries or exits; it is never handed out once its entry is replaced.
+fn replica(entry: &Entry) -> AccessToken {
+    let from_slot = REPLICAS.try_with(|replicas| {
+        let mut replicas = replicas.try_borrow_mut().ok()?;
+        if let Some((_, Some(token))) = replicas.slots.iter().find(|(id, _)| *id == entry.id) {
+            return Some(token.clone());
+        }
+        let copy = entry.token.to_builder().build();
+        let slot = replicas.next;
+        replicas.next = (slot + 1) % REPLICA_SLOTS;
+        replicas.slots[slot] = (entry.id, Some(copy.clone()));
+        Some(copy)
+    });
+    // Only while the thread is being torn down (or re-entered): fall back to the shared `Arc`.
+    from_slot.ok().flatten().unwrap_or_else(|| entry.token.clone())
 }
 
 type FlightResult = Option<Result<AccessToken>>;
@@ -288,7 +339,6 @@ struct State {
     failures: u32,
     backoff_until: Option<Duration>,
     last_error: Option<Error>,
-    store_loaded: bool,
 }
 
 struct Shared<S> {
@@ -301,7 +351,8 @@ struct Shared<S> {
     store: Arc<dyn TokenStore>,
 }
 
-/// A caching [`TokenProvider`] around a [`TokenSource`]; see the [module docs](self).
+/// A caching [`TokenProvider`] around a [`TokenSource`]: lock-free cached reads, early refresh
+/// ([`RefreshPolicy`]), single-flight fetches, back-off on failure, invalidation, and a [`TokenStore`].
 ///
 /// Cloning is cheap and clones share the cache.
 ///
@@ -389,7 +440,7 @@ impl<S: TokenSource> CachedProviderBuilder<S> {
         self
     }
 
-    /// Builds the cache. It starts empty; the store is read on the first call to `token`.
+    /// Builds the cache. It starts empty; the store is read when a token is first needed.
     pub fn build(self) -> CachedProvider<S> {
         let key = self.key.unwrap_or_else(|| self.source.cache_key());
         CachedProvider {
@@ -432,9 +483,17 @@ impl<S: TokenSource> CachedProvider<S> {
     }
 
     /// The cached token if it is fresh (not yet due for refresh).
+    ///
+    /// No lock and, after a thread's first read of a token, no allocation: each thread clones its own
+    /// replica of the token (made on its first read), so that reads from many threads scale instead of
+    /// contending on one shared reference count. The replica is equal to the cached token
+    /// ([`AccessToken::same_token`]) but is another allocation; a thread keeps replicas of its last few
+    /// tokens until it exits.
     #[inline]
     pub fn cached_token(&self) -> Option<AccessToken> {
-        self.with_cached(AccessToken::clone)
+        let guard = self.shared.current.load();
+        let entry = guard.as_ref()?;
+        (self.shared.clock.monotonic() < entry.refresh_at).then(|| replica(entry))
     }
 
     /// Returns a valid token, fetching one if the cached one is missing or due for refresh.
@@ -452,9 +511,15 @@ impl<S: TokenSource> CachedProvider<S> {
                 Some(receiver) => receiver.clone(),
                 None => {
                     if let Some(until) = state.backoff_until.filter(|until| now < *until) {
-                        return self.usable_at(now).ok_or_else(|| Error::BackingOff {
-                            retry_in: until - now,
-                            last: state.last_error.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        // A failure that retrying cannot fix (the provider refused the client, the
+                        // user must authorize again) is repeated as it was, so callers see its type;
+                        // a passing one is reported as the back-off it caused.
+                        return self.usable_at(now).ok_or_else(|| match &state.last_error {
+                            Some(last) if !last.is_retryable() => last.clone(),
+                            last => Error::BackingOff {
+                                retry_in: until - now,
+                                last: last.as_ref().map(ToString::to_string).unwrap_or_default(),
+                            },
                         });
                     }
                     let (sender, receiver) = watch::channel(None);
@@ -484,20 +549,23 @@ impl<S: TokenSource> CachedProvider<S> {
         let current = self.shared.current.load();
         if let Some(entry) = current.as_ref() {
             if entry.token.same_token(token) && entry.usable_until > Duration::ZERO {
-                let stale = Arc::new(Entry {
-                    token: entry.token.clone(),
-                    refresh_at: Duration::ZERO,
-                    usable_until: Duration::ZERO,
-                });
+                let stale = Arc::new(Entry::new(entry.token.clone(), Duration::ZERO, Duration::ZERO));
                 let _ = self.shared.current.compare_and_swap(&current, Some(stale));
                 tracing::debug!(key = %self.shared.key, "cached token invalidated after a rejection");
             }
         }
     }
 
-    /// Drops the cached token and forgets failures, so the next call fetches (the store is kept).
+    /// Stops handing out the cached token and forgets failures, so the next call fetches. The store
+    /// is kept, and so is the token's refresh token for that fetch; the same token read back from the
+    /// store is not adopted again.
     pub fn clear(&self) {
-        self.shared.current.store(None);
+        let current = self.shared.current.load();
+        if let Some(entry) = current.as_ref() {
+            let stale = Arc::new(Entry::new(entry.token.clone(), Duration::ZERO, Duration::ZERO));
+            // If a fetch published a new token meanwhile, that one stays.
+            let _ = self.shared.current.compare_and_swap(&current, Some(stale));
+        }
         if let Ok(mut state) = self.shared.state.lock() {
             state.failures = 0;
             state.backoff_until = None;
@@ -509,7 +577,6 @@ impl<S: TokenSource> CachedProvider<S> {
         self.shared.store.save(&self.shared.key, &token).await?;
         self.shared.publish(token);
         if let Ok(mut state) = self.shared.state.lock() {
-            state.store_loaded = true;
             state.failures = 0;
             state.backoff_until = None;
         }
@@ -542,11 +609,7 @@ impl<S: TokenSource> Shared<S> {
         let lifetime = token.lifetime().max(remaining);
         let margin = self.policy.jittered_margin(lifetime);
         let skew = self.policy.expiry_skew(lifetime);
-        let entry = Entry {
-            refresh_at: now + remaining.saturating_sub(margin),
-            usable_until: now + remaining.saturating_sub(skew),
-            token,
-        };
+        let entry = Entry::new(token, now + remaining.saturating_sub(margin), now + remaining.saturating_sub(skew));
         tracing::debug!(
             key = %self.key,
             lifetime_s = lifetime.as_secs(),
@@ -556,25 +619,29 @@ impl<S: TokenSource> Shared<S> {
         self.current.store(Some(Arc::new(entry)));
     }
 
-    /// One fetch: load the store once, fetch, save, publish. Runs in its own task.
+    /// One fetch: read the store, fetch, save, publish. Runs in its own task.
+    ///
+    /// The store is read before every fetch: a token set in it that expires later than the cached one
+    /// was saved by an earlier run or by another process sharing the store. It is adopted; if it is
+    /// fresh no request is made, otherwise its refresh token (the latest, with rotating refresh
+    /// tokens) is the one refreshed from.
     async fn run_fetch(&self) -> Result<AccessToken> {
-        let store_loaded = self.state.lock().map(|s| s.store_loaded).unwrap_or(true);
-        if !store_loaded {
-            match self.store.load(&self.key).await {
-                Ok(Some(token)) => {
-                    self.publish(token);
+        match self.store.load(&self.key).await {
+            Ok(Some(stored)) => {
+                let newer = self.current.load().as_ref().is_none_or(|e| stored.expires_at() > e.token.expires_at());
+                if newer {
+                    self.publish(stored);
                     if let Some(token) = self.fresh(self.clock.monotonic()) {
-                        self.mark_store_loaded();
+                        tracing::debug!(key = %self.key, "fresh token found in the token store; no request made");
                         return Ok(token);
                     }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(key = %self.key, error = %e, "token store could not be read");
-                    return Err(e);
-                }
             }
-            self.mark_store_loaded();
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "token store could not be read");
+                return Err(e);
+            }
         }
         let current = self.current.load_full().map(|e| e.token.clone());
         match self.source.fetch(current.as_ref()).await {
@@ -593,12 +660,6 @@ impl<S: TokenSource> Shared<S> {
     fn fresh(&self, now: Duration) -> Option<AccessToken> {
         let guard = self.current.load();
         guard.as_ref().filter(|e| now < e.refresh_at).map(|e| e.token.clone())
-    }
-
-    fn mark_store_loaded(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.store_loaded = true;
-        }
     }
 }
 

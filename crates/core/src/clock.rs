@@ -45,7 +45,7 @@ impl Default for SystemClock {
 impl Clock for SystemClock {
     #[inline]
     fn monotonic(&self) -> Duration {
-        coarsetime::Instant::now().duration_since(self.origin).into()
+        coarsetime::Instant::now_without_cache_update().duration_since(self.origin).into()
     }
 
     fn system_time(&self) -> SystemTime {

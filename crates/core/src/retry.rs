@@ -1,5 +1,5 @@
-//! Retries inside one token fetch: exponential backoff with full jitter, `Retry-After` honoured,
-//! bounded attempts and an overall deadline.
+//! Retries inside one token fetch: exponential backoff with jitter, `Retry-After` honoured, bounded
+//! attempts and an overall deadline.
 
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 3 attempts, backoff from 200 ms doubling up to 5 s with full jitter, 30 s overall deadline.
+    /// 3 attempts, backoff from 200 ms doubling up to 5 s with jitter, 30 s overall deadline.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 3,
@@ -69,8 +69,8 @@ impl RetryPolicy {
         self
     }
 
-    /// Whether backoffs are randomised ("full jitter": uniformly between half and all of the
-    /// exponential delay). On by default so that a fleet does not retry in lockstep.
+    /// Whether backoffs are randomised (uniformly between half and all of the exponential delay,
+    /// "equal jitter"). On by default so that a fleet does not retry in lockstep.
     pub fn jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
         self

@@ -2,8 +2,9 @@
 //! for persistent stores, between runs.
 //!
 //! The cache keeps the current token in memory for reads and goes to its store only around a fetch:
-//! it loads once before the first fetch (so a token saved by an earlier run is reused) and saves every
-//! new token set *before* handing it out (so a rotated refresh token is never lost). The in-memory
+//! it loads before every fetch (so a token set saved by an earlier run, or by another process sharing
+//! the store, is reused or refreshed from) and saves every new token set *before* handing it out (so a
+//! rotated refresh token is never lost). The in-memory
 //! [`MemoryStore`] is the default; a file store persists to a JSON file; a store
 //! shared by many processes (Redis) plugs in the same way.
 
