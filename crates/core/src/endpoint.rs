@@ -418,7 +418,10 @@ impl TokenClient {
             };
             let now = tokio::time::Instant::now();
             let backoff = self.retry.backoff(attempt, error.retry_after());
-            let retry = error.is_retryable() && attempt < self.retry.attempts() && now + backoff < deadline;
+            let retry = error.is_retryable()
+                && (!consumes_grant(grant) || surely_not_processed(&error))
+                && attempt < self.retry.attempts()
+                && now + backoff < deadline;
             if !retry {
                 tracing::warn!(attempt, error = %error, elapsed_ms = started.elapsed().as_millis() as u64, "token request failed");
                 return Err(error);
@@ -426,5 +429,22 @@ impl TokenClient {
             tracing::warn!(attempt, error = %error, backoff_ms = backoff.as_millis() as u64, "token request failed; retrying");
             tokio::time::sleep(backoff).await;
         }
+    }
+}
+
+/// Whether a grant can be used only once: a code, or a refresh token that the provider may rotate.
+fn consumes_grant(grant: &Grant) -> bool {
+    matches!(grant, Grant::AuthorizationCode { .. } | Grant::RefreshToken(_))
+}
+
+/// Whether a failure means the server surely did not act on the request: the connection was never
+/// made, or the server said it is rate limiting (429) or unavailable (503). After a timeout, a broken
+/// connection or another 5xx the grant may already be spent, and sending it again could be rejected
+/// as reuse (or, with rotation, revoke the new tokens), so such failures are not retried for
+/// consuming grants.
+fn surely_not_processed(error: &Error) -> bool {
+    match error {
+        Error::Transport(e) => e.kind() == TransportErrorKind::Connect,
+        other => matches!(other.status(), Some(429 | 503)),
     }
 }

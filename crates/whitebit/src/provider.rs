@@ -1,8 +1,7 @@
 //! [`WhitebitBuilder`] and [`WhitebitProvider`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -329,15 +328,7 @@ impl WhitebitBuilder {
         if let Some(store) = self.store {
             cache = cache.store(store);
         }
-        Ok(WhitebitProvider {
-            inner: Arc::new(Inner {
-                authorize_url,
-                redirect_uri,
-                cache: cache.build(),
-                reauthorize: AtomicBool::new(false),
-                reauthorize_reason: Mutex::new(String::new()),
-            }),
-        })
+        Ok(WhitebitProvider { inner: Arc::new(Inner { authorize_url, redirect_uri, cache: cache.build() }) })
     }
 }
 
@@ -354,10 +345,6 @@ struct Inner {
     authorize_url: Url,
     redirect_uri: Option<String>,
     cache: CachedProvider<RefreshTokenSource>,
-    /// Set while the last fetch said the user must authorize again, so that callers arriving during
-    /// the cache's back-off get that error rather than "backing off".
-    reauthorize: AtomicBool,
-    reauthorize_reason: Mutex<String>,
 }
 
 impl fmt::Debug for WhitebitProvider {
@@ -432,7 +419,6 @@ impl WhitebitProvider {
         let grant = exchange_grant(pending, code.secret().clone());
         let token = self.client().request_token(&grant, &Scopes::empty()).await?;
         self.inner.cache.insert(token.clone()).await?;
-        self.inner.reauthorize.store(false, Ordering::SeqCst);
         tracing::info!(
             pkce = pending.is_pkce(),
             refresh_token = token.refresh_token().is_some(),
@@ -488,20 +474,6 @@ impl WhitebitProvider {
     fn client(&self) -> &TokenClient {
         self.inner.cache.source().client()
     }
-
-    /// Remembers whether the last failed fetch said the user must authorize again.
-    fn record_failure(&self, error: &Error) {
-        match error {
-            Error::ReauthorizationRequired { reason } => {
-                if let Ok(mut r) = self.inner.reauthorize_reason.lock() {
-                    r.clone_from(reason);
-                }
-                self.inner.reauthorize.store(true, Ordering::SeqCst);
-            }
-            Error::BackingOff { .. } => {}
-            _ => self.inner.reauthorize.store(false, Ordering::SeqCst),
-        }
-    }
 }
 
 /// WhiteBIT's exchange carries `code` (and `code_verifier` in the PKCE flow) but no `redirect_uri`.
@@ -517,22 +489,7 @@ impl TokenProvider for WhitebitProvider {
     /// With nothing stored, or when WhiteBIT rejects the refresh token (it lives 600 s and is valid
     /// once), fails with [`Error::ReauthorizationRequired`].
     async fn token(&self) -> Result<AccessToken> {
-        match self.inner.cache.token().await {
-            Ok(token) => {
-                if self.inner.reauthorize.load(Ordering::Relaxed) {
-                    self.inner.reauthorize.store(false, Ordering::SeqCst);
-                }
-                Ok(token)
-            }
-            Err(Error::BackingOff { .. }) if self.inner.reauthorize.load(Ordering::SeqCst) => {
-                let reason = self.inner.reauthorize_reason.lock().map(|r| r.clone()).unwrap_or_default();
-                Err(Error::ReauthorizationRequired { reason })
-            }
-            Err(error) => {
-                self.record_failure(&error);
-                Err(error)
-            }
-        }
+        self.inner.cache.token().await
     }
 
     fn cached_token(&self) -> Option<AccessToken> {
