@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 providers=(probit generic-django ruby-style whitebit)
-forbidden_common=(tokensmith-sandbox tokensmith axum clap mockall insta)
+forbidden_common=(tokensmith-sandbox tokensmith tokensmith-redis redis axum clap mockall insta)
 
 failed=0
 checked=0

@@ -7,3 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/dot/setup.sh
 tests/browser/install.sh
+tests/redis/install.sh

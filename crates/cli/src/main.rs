@@ -85,9 +85,10 @@ pub(crate) struct ProviderArgs {
     /// A JSON pointer to the token fields in the response, e.g. /data (custom provider).
     #[arg(long, value_name = "POINTER")]
     envelope: Option<String>,
-    /// A JSON file that keeps tokens between runs (needed by whitebit).
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
+    /// Where tokens are kept: a JSON file that keeps them between runs (needed by whitebit), or
+    /// `redis://host:port/db` to share them (and their refreshes) with a fleet of processes.
+    #[arg(long, value_name = "FILE|redis://...")]
+    store: Option<String>,
     /// Allow plain http:// to hosts that are not loopback.
     #[arg(long)]
     allow_insecure_http: bool,
@@ -140,8 +141,12 @@ impl ProviderArgs {
         if let Some(path) = &self.client_secret_file {
             config.client_secret = Some(Secret::File(path.clone()));
         }
-        if let Some(path) = &self.store {
-            config.store = Some(StoreConfig::File { path: path.clone() });
+        if let Some(store) = &self.store {
+            config.store = Some(if store.starts_with("redis://") || store.starts_with("rediss://") {
+                StoreConfig::Redis { url: store.clone(), prefix: None }
+            } else {
+                StoreConfig::File { path: PathBuf::from(store) }
+            });
         }
         if self.allow_insecure_http {
             config.allow_insecure_http = Some(true);

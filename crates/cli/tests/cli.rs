@@ -529,3 +529,37 @@ async fn sandbox_prints_its_urls_and_demo_credentials() {
     assert!(client.contains("probit-demo-client"), "{client}");
     child.kill().await.unwrap();
 }
+
+/// `--store redis://...`: two runs share the token through Redis (one token request); with Redis
+/// unreachable, a client-credentials provider still prints a token (the fleet failure policy).
+#[tokio::test]
+async fn store_redis_shares_the_token_and_falls_back_when_redis_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (tests/redis/install.sh)");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let sandbox = Sandbox::start().await.unwrap();
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let client = sandbox.credentials(Dialect::RubyStyle);
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let mut args = ruby_args(&base, &client.client_id);
+    args.extend(["--store", &url]);
+    let first = run(&args, &client.client_secret).await;
+    let second = run(&args, &client.client_secret).await;
+    let _ = redis.kill();
+    let _ = redis.wait();
+    assert_eq!((first.code, second.code), (0, 0), "{} {}", first.stderr, second.stderr);
+    assert_eq!(first.stdout, second.stdout, "the second run reused the token from Redis");
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, Dialect::RubyStyle.token_path()), 1);
+
+    // Redis is gone now: the token is fetched for this process alone.
+    let alone = run(&args, &client.client_secret).await;
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert_eq!(protected_status(&sandbox, Dialect::RubyStyle, alone.stdout.trim_end()).await, 200);
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, Dialect::RubyStyle.token_path()), 2);
+}

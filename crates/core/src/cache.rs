@@ -20,6 +20,14 @@
 //! - **Store**: every new token set is saved in the [`TokenStore`] before it is handed out; the store
 //!   is read before every fetch, and a token set in it that is newer than the cached one (saved by an
 //!   earlier run or another process) is adopted instead of fetching, or refreshed from.
+//! - **Fleet coordination**: with a store that [coordinates](TokenStore::coordinates) (Redis), a fetch
+//!   first takes the store's refresh lock, so that across every process sharing the store one refresh
+//!   of a key is in flight; the others wait for the token set it saves and adopt it. The lock's lease
+//!   is renewed while the fetch runs, and the new set is saved *fenced*, so that a process that lost
+//!   its lock cannot overwrite a newer set. When the store is unreachable, a source that does not
+//!   rotate its grant (client credentials) fetches for its process alone, with a warning; a rotating
+//!   refresh token ([`TokenSource::rotates_grant`]) is never refreshed without the lock: the fetch
+//!   fails with [`Error::Store`] and the still-valid token keeps being served.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -34,10 +42,10 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::endpoint::TokenClient;
-use crate::error::{Error, OAuthErrorCode, Result};
+use crate::error::{BoxError, Error, OAuthErrorCode, Result};
 use crate::provider::TokenProvider;
 use crate::request::Grant;
-use crate::store::{MemoryStore, TokenStore};
+use crate::store::{LockGuard, MemoryStore, RefreshLock, TokenStore};
 use crate::token::{AccessToken, Scopes};
 
 /// Fetches new tokens for a [`CachedProvider`].
@@ -47,6 +55,9 @@ use crate::token::{AccessToken, Scopes};
 ///   loaded from the store), whose refresh token a refreshing source uses; it may be expired.
 /// - The cache never runs two fetches of the same source at once, so a source may consume `current`'s
 ///   refresh token.
+/// - A source that consumes its grant (a refresh token that may rotate) says so with
+///   [`rotates_grant`](TokenSource::rotates_grant): the cache then never fetches without the fleet-wide
+///   lock of a coordinating store.
 #[async_trait]
 pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
     /// Fetches a new token.
@@ -54,6 +65,12 @@ pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
 
     /// A key naming what this source fetches (provider, client, scopes), used as the store key.
     fn cache_key(&self) -> String;
+
+    /// Whether a fetch consumes the grant it fetches with, so that two processes fetching at once
+    /// would invalidate each other (rotating refresh tokens). Default `false`.
+    fn rotates_grant(&self) -> bool {
+        false
+    }
 }
 
 /// Fetches tokens with the client-credentials grant.
@@ -134,6 +151,11 @@ impl TokenSource for RefreshTokenSource {
     fn cache_key(&self) -> String {
         cache_key(&self.client, &self.scopes)
     }
+
+    /// `true`: a refresh token may rotate (WhiteBIT's do), and then it can be used once only.
+    fn rotates_grant(&self) -> bool {
+        true
+    }
 }
 
 /// Adapts any [`TokenProvider`] into a [`TokenSource`], so that it can be cached.
@@ -178,6 +200,12 @@ impl<P: TokenProvider> TokenSource for ProviderSource<P> {
 ///
 /// A token is handed out until `expiry_skew` before it expires (default: a tenth of its lifetime, at
 /// most 2 s), so that it does not expire on its way to the resource server.
+///
+/// With a store that coordinates a fleet (Redis), a refresh holds the store's lock for
+/// [`lock_lease`](RefreshPolicy::lock_lease) (default 5 s, renewed every third of it while the
+/// request runs, so that a crashed process frees it within one lease), and a process that finds the
+/// lock held waits up to [`lock_wait`](RefreshPolicy::lock_wait) (default 10 s) for the token set the
+/// holder saves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefreshPolicy {
     fraction: f64,
@@ -187,6 +215,8 @@ pub struct RefreshPolicy {
     max_expiry_skew: Duration,
     initial_backoff: Duration,
     max_backoff: Duration,
+    lock_lease: Duration,
+    lock_wait: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -199,6 +229,8 @@ impl Default for RefreshPolicy {
             max_expiry_skew: Duration::from_secs(2),
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            lock_lease: Duration::from_secs(5),
+            lock_wait: Duration::from_secs(10),
         }
     }
 }
@@ -237,6 +269,20 @@ impl RefreshPolicy {
     /// The longest back-off (default 30 s).
     pub fn max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
+        self
+    }
+
+    /// The lease of a coordinating store's refresh lock (default 5 s; at least 100 ms). It is renewed
+    /// every third of it while the refresh runs.
+    pub fn lock_lease(mut self, lease: Duration) -> Self {
+        self.lock_lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long a process waits for another process's refresh before it applies the failure policy
+    /// (default 10 s).
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = wait;
         self
     }
 
@@ -624,37 +670,193 @@ impl<S: TokenSource> Shared<S> {
     /// The store is read before every fetch: a token set in it that expires later than the cached one
     /// was saved by an earlier run or by another process sharing the store. It is adopted; if it is
     /// fresh no request is made, otherwise its refresh token (the latest, with rotating refresh
-    /// tokens) is the one refreshed from.
+    /// tokens) is the one refreshed from. A coordinating store is then locked (see
+    /// [`fetch_coordinated`](Self::fetch_coordinated)).
     async fn run_fetch(&self) -> Result<AccessToken> {
+        let coordinated = self.store.coordinates();
         match self.store.load(&self.key).await {
             Ok(Some(stored)) => {
-                let newer = self.current.load().as_ref().is_none_or(|e| stored.expires_at() > e.token.expires_at());
-                if newer {
-                    self.publish(stored);
-                    if let Some(token) = self.fresh(self.clock.monotonic()) {
-                        tracing::debug!(key = %self.key, "fresh token found in the token store; no request made");
-                        return Ok(token);
-                    }
+                if let Some(token) = self.adopt(stored) {
+                    tracing::debug!(key = %self.key, "fresh token found in the token store; no request made");
+                    return Ok(token);
                 }
             }
             Ok(None) => {}
+            Err(e) if coordinated => return self.fetch_unlocked(e).await,
             Err(e) => {
                 tracing::warn!(key = %self.key, error = %e, "token store could not be read");
                 return Err(e);
             }
         }
-        let current = self.current.load_full().map(|e| e.token.clone());
-        match self.source.fetch(current.as_ref()).await {
-            Ok(token) => {
-                if let Err(e) = self.store.save(&self.key, &token).await {
-                    // The token is valid; keep serving it from memory, but say that it was not saved.
-                    tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store");
-                }
-                self.publish(token.clone());
-                Ok(token)
-            }
-            Err(error) => Err(error),
+        if coordinated { self.fetch_coordinated().await } else { self.fetch_and_save().await }
+    }
+
+    /// Adopts `stored` if it is newer than the cached token; returns it if it is fresh.
+    fn adopt(&self, stored: AccessToken) -> Option<AccessToken> {
+        let newer = self.current.load().as_ref().is_none_or(|e| stored.expires_at() > e.token.expires_at());
+        if !newer {
+            return None;
         }
+        self.publish(stored);
+        self.fresh(self.clock.monotonic())
+    }
+
+    fn current_token(&self) -> Option<AccessToken> {
+        self.current.load_full().map(|e| e.token.clone())
+    }
+
+    /// Fetches, saves (unconditionally) and publishes: a store that does not coordinate.
+    async fn fetch_and_save(&self) -> Result<AccessToken> {
+        let token = self.source.fetch(self.current_token().as_ref()).await?;
+        if let Err(e) = self.store.save(&self.key, &token).await {
+            // The token is valid; keep serving it from memory, but say that it was not saved.
+            tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store");
+        }
+        self.publish(token.clone());
+        Ok(token)
+    }
+
+    /// Takes the fleet-wide refresh lock, or waits for the process holding it to save a new token set.
+    ///
+    /// While another process holds the lock, the store is polled (10 ms, doubling to 100 ms) for a
+    /// fresh token set and the lock is tried again (it is free again once the holder unlocks, or its
+    /// lease lapses because the holder died). After [`RefreshPolicy::lock_wait`] the failure policy
+    /// applies.
+    async fn fetch_coordinated(&self) -> Result<AccessToken> {
+        const FIRST_POLL: Duration = Duration::from_millis(10);
+        const MAX_POLL: Duration = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        let mut delay = FIRST_POLL;
+        loop {
+            match self.store.lock_refresh(&self.key, self.policy.lock_lease).await {
+                Ok(RefreshLock::Acquired(guard)) => {
+                    let result = self.fetch_locked(&guard).await;
+                    if let Err(e) = self.store.unlock(&self.key, &guard).await {
+                        tracing::warn!(key = %self.key, error = %e, "the refresh lock could not be released; it lapses with its lease");
+                    }
+                    return result;
+                }
+                Ok(RefreshLock::HeldElsewhere) => {}
+                Ok(RefreshLock::NotCoordinated) => return self.fetch_and_save().await,
+                Err(e) => return self.fetch_unlocked(e).await,
+            }
+            if waited >= self.policy.lock_wait {
+                let cause = Error::store(
+                    format!(
+                        "another process has held the refresh lock for over {:?} without saving a new token set",
+                        self.policy.lock_wait
+                    ),
+                    None,
+                );
+                return self.fetch_unlocked(cause).await;
+            }
+            tokio::time::sleep(delay).await;
+            waited += delay;
+            delay = (delay * 2).min(MAX_POLL);
+            match self.store.load(&self.key).await {
+                Ok(Some(stored)) => {
+                    if let Some(token) = self.adopt(stored) {
+                        tracing::debug!(key = %self.key, "adopted the token set another process refreshed");
+                        return Ok(token);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return self.fetch_unlocked(e).await,
+            }
+        }
+    }
+
+    /// Holding the lock: re-reads the store, fetches while renewing the lease, saves fenced, publishes.
+    async fn fetch_locked(&self, guard: &LockGuard) -> Result<AccessToken> {
+        // Another process may have saved a new set between our load and our lock.
+        match self.store.load(&self.key).await {
+            Ok(Some(stored)) => {
+                if let Some(token) = self.adopt(stored) {
+                    tracing::debug!(key = %self.key, "adopted the token set another process refreshed");
+                    return Ok(token);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return self.fetch_unlocked(e).await,
+        }
+        let current = self.current_token();
+        let fetched = {
+            let fetch = self.source.fetch(current.as_ref());
+            let renew = self.renew_lock(guard);
+            tokio::pin!(fetch, renew);
+            tokio::select! {
+                biased;
+                result = &mut fetch => result,
+                never = &mut renew => match never {},
+            }
+        };
+        let token = fetched?;
+        match self.store.save_fenced(&self.key, &token, guard).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    key = %self.key,
+                    fence = guard.fence(),
+                    "another process saved a newer token set while this one refreshed (the lock's lease lapsed); adopting it"
+                );
+                if let Ok(Some(stored)) = self.store.load(&self.key).await {
+                    if let Some(token) = self.adopt(stored) {
+                        return Ok(token);
+                    }
+                }
+            }
+            Err(e) => {
+                // The token is valid; keep serving it from memory, but say that it was not saved.
+                tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store");
+            }
+        }
+        self.publish(token.clone());
+        Ok(token)
+    }
+
+    /// Renews the lock every third of its lease while the fetch runs; never returns.
+    async fn renew_lock(&self, guard: &LockGuard) -> std::convert::Infallible {
+        let lease = self.policy.lock_lease;
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            match self.store.extend_lock(&self.key, guard, lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(key = %self.key, fence = guard.fence(), "the refresh lock was lost while refreshing; the new token set is saved only if no newer one was");
+                    std::future::pending::<()>().await;
+                }
+                Err(e) => {
+                    tracing::warn!(key = %self.key, error = %e, "the refresh lock could not be renewed");
+                }
+            }
+        }
+    }
+
+    /// The failure policy when the coordinating store fails (or the lock is never freed): a source that
+    /// does not rotate its grant fetches for this process alone, with a warning, and the token is not
+    /// saved; a rotating grant is never refreshed without the lock.
+    async fn fetch_unlocked(&self, cause: Error) -> Result<AccessToken> {
+        if self.source.rotates_grant() {
+            tracing::error!(
+                key = %self.key,
+                error = %cause,
+                "the refresh was refused: a rotating refresh token is never refreshed without the fleet-wide lock"
+            );
+            return Err(Error::store(
+                format!(
+                    "the refresh was refused because the fleet-wide refresh lock could not be taken ({cause}); a rotating refresh token is never refreshed without it, since two processes refreshing it would invalidate each other: make the shared store reachable again (the cache retries after a back-off and serves the current token while it is valid)"
+                ),
+                Some(Arc::new(cause) as BoxError),
+            ));
+        }
+        tracing::warn!(
+            key = %self.key,
+            error = %cause,
+            "the shared token store cannot coordinate this refresh; fetching a token for this process alone"
+        );
+        let token = self.source.fetch(self.current_token().as_ref()).await?;
+        self.publish(token.clone());
+        Ok(token)
     }
 
     fn fresh(&self, now: Duration) -> Option<AccessToken> {

@@ -31,6 +31,27 @@ use crate::token::{AccessToken, RefreshToken, Scopes};
 /// - `load` of a key never saved returns `Ok(None)`; a store that cannot read what it holds returns an
 ///   error and does not silently discard it.
 /// - Neither method logs secrets; `Debug` shows none.
+///
+/// # Coordinating refreshes across processes
+///
+/// A store shared by many processes (Redis) can also make sure that across all of them exactly one
+/// refresh of a key is in flight, by overriding the default methods below; stores that do not
+/// (the default: [`MemoryStore`], [`FileStore`](crate::FileStore)) need none of them.
+/// - [`coordinates`](TokenStore::coordinates) returns `true`.
+/// - [`lock_refresh`](TokenStore::lock_refresh) takes a lease-bound lock on the key and returns
+///   [`RefreshLock::Acquired`] with a [`LockGuard`] carrying a *fencing number* that is larger than any
+///   handed out before for the key, or [`RefreshLock::HeldElsewhere`].
+/// - [`extend_lock`](TokenStore::extend_lock) renews the lease while the refresh runs; `Ok(false)`
+///   when the lock was lost (the lease lapsed and someone else took it).
+/// - [`save_fenced`](TokenStore::save_fenced) saves only if no token set with a larger fencing number
+///   was saved meanwhile, and says whether it wrote: a process that lost its lock mid-refresh can
+///   never overwrite a newer token set.
+/// - [`unlock`](TokenStore::unlock) releases the lock only if `guard` still holds it.
+///
+/// The cache ([`CachedProvider`](crate::CachedProvider)) calls these only around a fetch, never on a
+/// cached read. When a coordinating store fails, the cache applies its failure policy: sources that
+/// do not rotate their grant (client credentials) fetch on their own with a warning; a rotating
+/// refresh token is never refreshed without the lock.
 #[async_trait]
 pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// Loads the token set saved under `key`.
@@ -41,6 +62,83 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
 
     /// Removes the token set saved under `key`.
     async fn remove(&self, key: &str) -> Result<()>;
+
+    /// Whether this store coordinates refreshes across processes (default `false`).
+    fn coordinates(&self) -> bool {
+        false
+    }
+
+    /// Tries to take the refresh lock on `key` for `lease`, without waiting.
+    ///
+    /// The default (a store that does not coordinate) is [`RefreshLock::NotCoordinated`].
+    async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {
+        let _ = (key, lease);
+        Ok(RefreshLock::NotCoordinated)
+    }
+
+    /// Renews a held lock for another `lease`; `Ok(false)` if `guard` no longer holds it.
+    async fn extend_lock(&self, key: &str, guard: &LockGuard, lease: Duration) -> Result<bool> {
+        let _ = (key, guard, lease);
+        Ok(true)
+    }
+
+    /// Saves `token` under `key` unless a token set with a larger fencing number than `guard`'s was
+    /// saved meanwhile; returns whether it was written. The default saves unconditionally.
+    async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
+        let _ = guard;
+        self.save(key, token).await.map(|()| true)
+    }
+
+    /// Releases the lock if `guard` still holds it (compare-and-delete).
+    async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()> {
+        let _ = (key, guard);
+        Ok(())
+    }
+}
+
+/// The outcome of [`TokenStore::lock_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshLock {
+    /// The store does not coordinate refreshes: fetch as a single process would.
+    NotCoordinated,
+    /// This process holds the lock until the lease lapses or it unlocks.
+    Acquired(LockGuard),
+    /// Another process holds the lock: wait for the token set it will save.
+    HeldElsewhere,
+}
+
+/// A held refresh lock: the random owner value that proves who holds it, and its fencing number.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LockGuard {
+    owner: String,
+    fence: u64,
+}
+
+impl LockGuard {
+    /// A guard for the lock taken with `owner` (a random value unique to this acquisition) and
+    /// fencing number `fence`.
+    pub fn new(owner: impl Into<String>, fence: u64) -> Self {
+        LockGuard { owner: owner.into(), fence }
+    }
+
+    /// The random owner value stored in the lock.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The fencing number: larger than any handed out before for the key.
+    pub fn fence(&self) -> u64 {
+        self.fence
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The owner value is not a credential, but it is what lets a holder release the lock: keep it
+        // out of logs anyway.
+        f.debug_struct("LockGuard").field("owner", &"** redacted **").field("fence", &self.fence).finish()
+    }
 }
 
 /// A store in process memory: tokens survive as long as the store does.
@@ -151,6 +249,22 @@ impl From<StoredToken> for AccessToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn default_coordination_methods_do_not_coordinate() {
+        let store = MemoryStore::new();
+        assert!(!store.coordinates());
+        let lock = store.lock_refresh("k", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(lock, RefreshLock::NotCoordinated);
+        let guard = LockGuard::new("owner-value", 7);
+        assert!(store.extend_lock("k", &guard, Duration::from_secs(5)).await.unwrap());
+        let token = AccessToken::builder("at").build();
+        assert!(store.save_fenced("k", &token, &guard).await.unwrap());
+        assert!(store.load("k").await.unwrap().unwrap().same_token(&token));
+        store.unlock("k", &guard).await.unwrap();
+        let debug = format!("{guard:?}");
+        assert!(!debug.contains("owner-value") && debug.contains("fence: 7"), "{debug}");
+    }
 
     #[tokio::test]
     async fn memory_store_round_trip() {

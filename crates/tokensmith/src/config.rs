@@ -10,8 +10,10 @@
 //! scope = "read write"
 //!
 //! [store]
-//! kind = "file"                        # memory (default) | file
+//! kind = "file"                        # memory (default) | file | redis
 //! path = "/var/lib/myapp/tokens.json"
+//! # or, shared by a fleet of processes (cargo feature `redis`):
+//! # store = { kind = "redis", url = "redis://127.0.0.1:6379/0", prefix = "myapp" }
 //! ```
 //!
 //! Environment variables (`TOKENSMITH_PROVIDER`, `TOKENSMITH_CLIENT_ID`, ...; see [`ENV_VARS`]) override
@@ -137,8 +139,10 @@ impl<'de> Deserialize<'de> for Secret {
 
 /// Where token sets are kept between fetches (and, for `file`, between runs).
 ///
-/// In TOML: `[store]` with `kind = "memory"` (the default) or `kind = "file"` and `path = "..."`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// In TOML: `[store]` with `kind = "memory"` (the default), `kind = "file"` and `path = "..."`, or
+/// `kind = "redis"`, `url = "redis://..."` and optionally `prefix = "..."`. `Debug` hides a password in
+/// the Redis URL.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum StoreConfig {
@@ -150,6 +154,35 @@ pub enum StoreConfig {
         /// The file's path.
         path: PathBuf,
     },
+    /// Redis, shared by a fleet of processes that coordinate their refreshes (`docs/fleet.md`);
+    /// needs the cargo feature `redis`.
+    Redis {
+        /// `redis://[user:password@]host[:port][/db]`.
+        url: String,
+        /// The prefix of every key (default `tokensmith`).
+        #[serde(default)]
+        prefix: Option<String>,
+    },
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreConfig::Memory => f.write_str("Memory"),
+            StoreConfig::File { path } => f.debug_struct("File").field("path", path).finish(),
+            StoreConfig::Redis { url, prefix } => {
+                let url = match url::Url::parse(url) {
+                    Ok(mut u) if u.password().is_some() => {
+                        let _ = u.set_password(Some("redacted"));
+                        u.to_string()
+                    }
+                    Ok(u) => u.to_string(),
+                    Err(_) => "(unparseable URL)".to_owned(),
+                };
+                f.debug_struct("Redis").field("url", &url).field("prefix", prefix).finish()
+            }
+        }
+    }
 }
 
 /// Which provider to build and how. Every field is optional here; the provider checks what it needs.
@@ -338,7 +371,7 @@ impl Config {
                 ("store", _) => {
                     return Err(Error::config(
                         "store",
-                        "`store` is a table: `[store]` with `kind = \"memory\"`, or `kind = \"file\"` and `path = \"...\"`",
+                        "`store` is a table: `[store]` with `kind = \"memory\"`, `kind = \"file\"` and `path = \"...\"`, or `kind = \"redis\"` and `url = \"redis://...\"`",
                     ));
                 }
                 _ => {}
@@ -448,7 +481,13 @@ impl Config {
             self.allow_insecure_http = Some(parse_bool("TOKENSMITH_ALLOW_INSECURE_HTTP", &v)?);
         }
         if let Some(v) = get("TOKENSMITH_STORE") {
-            self.store = Some(if v == "memory" { StoreConfig::Memory } else { StoreConfig::File { path: v.into() } });
+            self.store = Some(if v == "memory" {
+                StoreConfig::Memory
+            } else if v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("redis+unix://") {
+                StoreConfig::Redis { url: v, prefix: None }
+            } else {
+                StoreConfig::File { path: v.into() }
+            });
         }
         Ok(())
     }
@@ -564,28 +603,50 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
 /// What serde's internally tagged enums do not check: unknown keys in `[store]`, and a `path` on a
 /// memory store.
 fn check_store_table(table: &toml::Table) -> Result<()> {
-    if let Some(key) = table.keys().find(|k| !matches!(k.as_str(), "kind" | "path")) {
-        return Err(Error::config(format!("store.{key}"), "unknown key; `[store]` takes `kind` and `path`"));
+    if let Some(key) = table.keys().find(|k| !matches!(k.as_str(), "kind" | "path" | "url" | "prefix")) {
+        return Err(Error::config(
+            format!("store.{key}"),
+            "unknown key; `[store]` takes `kind`, `path` (file) and `url`, `prefix` (redis)",
+        ));
     }
-    if table.get("kind").and_then(toml::Value::as_str) == Some("memory") && table.contains_key("path") {
+    let kind = table.get("kind").and_then(toml::Value::as_str);
+    if kind == Some("memory") && table.contains_key("path") {
         return Err(Error::config(
             "store.path",
             "a memory store has no path; use kind = \"file\" to keep tokens in a file",
         ));
     }
+    for key in ["url", "prefix"] {
+        if matches!(kind, Some("memory" | "file")) && table.contains_key(key) {
+            return Err(Error::config(
+                format!("store.{key}"),
+                "only a Redis store takes this key; use kind = \"redis\" with `url`",
+            ));
+        }
+    }
+    if kind == Some("redis") && table.contains_key("path") {
+        return Err(Error::config("store.path", "a Redis store has no path; give `url = \"redis://...\"`"));
+    }
     Ok(())
 }
 
 fn store_key(table: &toml::Table) -> String {
-    match table.get("kind").and_then(toml::Value::as_str) {
-        Some("file") if !table.contains_key("path") => "store.path".to_owned(),
-        Some("memory" | "file") => table
-            .keys()
-            .find(|k| !matches!(k.as_str(), "kind" | "path"))
-            .map(|k| format!("store.{k}"))
-            .unwrap_or_else(|| "store".to_owned()),
-        _ => "store.kind".to_owned(),
-    }
+    let allowed: &[&str] = match table.get("kind").and_then(toml::Value::as_str) {
+        Some("file") if !table.contains_key("path") => return "store.path".to_owned(),
+        Some("redis") if !table.contains_key("url") => return "store.url".to_owned(),
+        Some("memory" | "file") => &["kind", "path"],
+        Some("redis") => &["kind", "url", "prefix"],
+        _ => return "store.kind".to_owned(),
+    };
+    table
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()))
+        .map(|k| format!("store.{k}"))
+        .or_else(|| {
+            // A value of the wrong type: name the first non-kind key present.
+            table.keys().find(|k| k.as_str() != "kind").map(|k| format!("store.{k}"))
+        })
+        .unwrap_or_else(|| "store".to_owned())
 }
 
 fn one_line(text: &str) -> String {
@@ -615,6 +676,8 @@ refresh_token = { value = "rt-inline" }"#,
         let err = Config::from_toml_str("[store]\nkind = \"file\"").unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "store.path"), "{err}");
         let err = Config::from_toml_str("[store]\nkind = \"redis\"").unwrap_err();
+        assert!(matches!(err, Error::Config { ref key, .. } if key == "store.url"), "{err}");
+        let err = Config::from_toml_str("[store]\nkind = \"s3\"").unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "store.kind"), "{err}");
         let err = Config::from_toml_str("[store]\nkind = \"memory\"\ncolour = 1").unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "store.colour"), "{err}");

@@ -161,4 +161,8 @@ impl TokenSource for SeededRefreshSource {
     fn cache_key(&self) -> String {
         self.inner.cache_key()
     }
+
+    fn rotates_grant(&self) -> bool {
+        self.inner.rotates_grant()
+    }
 }

@@ -16,5 +16,18 @@ pub fn build_store(config: &Config) -> Result<Arc<dyn TokenStore>> {
             }
             Ok(Arc::new(FileStore::new(path.clone())))
         }
+        #[cfg(feature = "redis")]
+        StoreConfig::Redis { url, prefix } => {
+            let mut builder = tokensmith_redis::RedisStore::builder(url.clone());
+            if let Some(prefix) = prefix {
+                builder = builder.prefix(prefix.clone());
+            }
+            Ok(Arc::new(builder.build()?))
+        }
+        #[cfg(not(feature = "redis"))]
+        StoreConfig::Redis { .. } => Err(Error::config(
+            "store.kind",
+            "the Redis store is compiled out; enable the `redis` cargo feature of `tokensmith`",
+        )),
     }
 }

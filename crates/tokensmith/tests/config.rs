@@ -198,7 +198,11 @@ fn each_bad_file_input_names_its_key() {
         ("refresh_token = []", "refresh_token"),
         ("send_grant_type = \"no\"", "send_grant_type"),
         ("store = \"file\"", "store"),
-        ("[store]\nkind = \"redis\"", "store.kind"),
+        ("[store]\nkind = \"redis\"", "store.url"),
+        ("[store]\nkind = \"sqlite\"", "store.kind"),
+        ("[store]\nkind = \"redis\"\nurl = \"redis://h\"\npath = \"/x\"", "store.path"),
+        ("[store]\nkind = \"file\"\npath = \"/x\"\nurl = \"redis://h\"", "store.url"),
+        ("[store]\nkind = \"redis\"\nurl = 5", "store.url"),
         ("[store]\nkind = \"file\"", "store.path"),
         ("[store]\nkind = \"file\"\npath = \"/x\"\nmode = 600", "store.mode"),
         ("provider = ", "config"),
@@ -385,4 +389,22 @@ fn a_compiled_out_provider_names_its_feature() {
 fn a_compiled_out_probit_names_its_feature() {
     let message = assert_key(build("provider = \"probit\"\nclient_id = \"id\"\nclient_secret = \"x\""), "provider");
     assert!(message.contains("enable the `probit` feature of tokensmith"), "{message}");
+}
+
+#[test]
+fn redis_store_from_toml_env_and_debug_hides_the_password() {
+    let config = Config::from_toml_str(
+        "store = { kind = \"redis\", url = \"redis://:pw-secret@127.0.0.1:6379/0\", prefix = \"app\" }",
+    )
+    .unwrap();
+    assert_eq!(
+        config.store,
+        Some(StoreConfig::Redis { url: "redis://:pw-secret@127.0.0.1:6379/0".into(), prefix: Some("app".into()) })
+    );
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("pw-secret") && debug.contains("127.0.0.1:6379"), "{debug}");
+
+    let env = Config::from_env_with(|name| (name == "TOKENSMITH_STORE").then(|| "redis://127.0.0.1:6390/2".to_owned()))
+        .unwrap();
+    assert_eq!(env.store, Some(StoreConfig::Redis { url: "redis://127.0.0.1:6390/2".into(), prefix: None }));
 }
