@@ -181,16 +181,28 @@ pub(crate) fn form_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(&plus_free).decode_utf8_lossy().into_owned()
 }
 
+/// Every demo client secret raw, form-encoded and percent-encoded, computed once: encoding them
+/// for each recorded header was most of the sandbox's time per request.
+static SECRET_FORMS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    let mut forms = Vec::new();
+    for secret in clients::all_secrets() {
+        forms.push(secret.to_owned());
+        forms.push(url::form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+        forms.push(percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string());
+    }
+    forms.sort();
+    forms.dedup();
+    // Longest first, so that a secret inside a longer form never leaves part of that form behind.
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms
+});
+
 /// Replaces any demo client secret (raw or form-encoded) left in the text.
 fn scrub_secrets(text: &str) -> String {
     let mut out = text.to_owned();
-    for secret in clients::all_secrets() {
-        let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-        let pct = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
-        for form in [secret.to_owned(), encoded, pct] {
-            if out.contains(&form) {
-                out = out.replace(&form, REDACTED);
-            }
+    for form in SECRET_FORMS.iter() {
+        if out.contains(form.as_str()) {
+            out = out.replace(form.as_str(), REDACTED);
         }
     }
     out
