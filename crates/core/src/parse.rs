@@ -122,48 +122,71 @@ pub fn parse_response(
             ))
         }
     })?;
-    if let Some(error) = oauth_error_in(&body, response) {
+    let mut body = body;
+    if let Some(error) = body.as_object().and_then(|b| oauth_error_in(b, response)) {
         return Err(Error::OAuth(error));
     }
+    // Taken out of the body rather than cloned: the token's fields are moved into it.
     let fields = match format.envelope.as_deref() {
         Some(pointer) => body
-            .pointer(pointer)
+            .pointer_mut(pointer)
+            .map(Value::take)
             .ok_or_else(|| Error::invalid_response(format!("the envelope `{pointer}` is missing from the response")))?,
-        None => &body,
+        None => body,
     };
     let Value::Object(fields) = fields else {
         return Err(Error::invalid_response("the response is not a JSON object"));
     };
-    if let Some(error) = oauth_error_in(&Value::Object(fields.clone()), response) {
-        return Err(Error::OAuth(error));
+    if format.envelope.is_some() {
+        if let Some(error) = oauth_error_in(&fields, response) {
+            return Err(Error::OAuth(error));
+        }
     }
     token_from_fields(fields, format, now, previous_refresh)
 }
 
 fn token_from_fields(
-    fields: &Map<String, Value>,
+    fields: Map<String, Value>,
     format: &ResponseFormat,
     now: SystemTime,
     previous_refresh: Option<&RefreshToken>,
 ) -> Result<AccessToken> {
-    let secret = match fields.get("access_token") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    // One pass that moves each field where it belongs (no lookups, no clones); what is left is the
+    // provider's own fields.
+    let (mut access_token, mut token_type, mut expires, mut scope, mut refresh) = (None, None, None, None, None);
+    let mut extra = Map::new();
+    for (name, value) in fields {
+        match name.as_str() {
+            "access_token" => access_token = Some(value),
+            "token_type" => token_type = Some(value),
+            "expires_in" => expires = Some(value),
+            "scope" => scope = Some(value),
+            "refresh_token" => refresh = Some(value),
+            _ => {
+                extra.insert(name, value);
+            }
+        }
+    }
+    let secret = match access_token {
+        Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::String(_)) => return Err(Error::invalid_response("`access_token` is empty")),
         Some(_) => return Err(Error::invalid_response("`access_token` is not a string")),
         None => return Err(Error::invalid_response("`access_token` is missing")),
     };
-    match fields.get("token_type") {
+    // From here on the secret is owned by a `SecretString` only (zeroed when dropped).
+    let token = AccessToken::builder(secret);
+    match token_type {
         None | Some(Value::Null) => {}
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
         Some(Value::String(t)) => {
             return Err(Error::invalid_response(format!(
                 "token type `{}` is not supported; tokensmith handles bearer tokens only",
-                excerpt(t, 32)
+                excerpt(&t, 32)
             )));
         }
         Some(_) => return Err(Error::invalid_response("`token_type` is not a string")),
     }
-    let lifetime = match expires_in(fields.get("expires_in"))? {
+    let lifetime = match expires_in(expires.as_ref())? {
         Some(secs) => Duration::from_secs(secs).min(format.max_lifetime),
         None => {
             tracing::debug!(
@@ -173,28 +196,16 @@ fn token_from_fields(
             format.fallback_lifetime
         }
     };
-    let scopes = match fields.get("scope") {
-        Some(Value::String(s)) => Scopes::parse(s),
+    let scopes = match scope {
+        Some(Value::String(s)) => Scopes::parse(&s),
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         _ => Scopes::empty(),
     };
-    let refresh_token = match fields.get("refresh_token") {
-        Some(Value::String(s)) if !s.is_empty() => Some(RefreshToken::new(s.clone())),
+    let refresh_token = match refresh {
+        Some(Value::String(s)) if !s.is_empty() => Some(RefreshToken::new(s)),
         _ => previous_refresh.cloned(),
     };
-    let extra: Map<String, Value> = fields
-        .iter()
-        .filter(|(k, _)| {
-            !matches!(k.as_str(), "access_token" | "refresh_token" | "token_type" | "expires_in" | "scope")
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Ok(AccessToken::builder(secret)
-        .expires_in(now, lifetime)
-        .scopes(scopes)
-        .refresh_token(refresh_token)
-        .extra(extra)
-        .build())
+    Ok(token.expires_in(now, lifetime).scopes(scopes).refresh_token(refresh_token).extra(extra).build())
 }
 
 /// `expires_in` as seconds: a non-negative integer, a float, or a numeric string.
@@ -210,9 +221,11 @@ fn expires_in(value: Option<&Value>) -> Result<Option<u64>> {
     if !secs.is_finite() {
         return Err(Error::invalid_response("`expires_in` is not a finite number"));
     }
-    if secs <= 0.0 {
+    if secs < 1.0 {
+        // Expiry is counted in whole seconds: anything below one would be a token that is
+        // already expired (or expires before it can be used).
         return Err(Error::invalid_response(format!(
-            "`expires_in` is {secs}: the provider issued a token that is already expired"
+            "`expires_in` is {secs}: the provider issued a token that is already expired (less than one second left)"
         )));
     }
     // Saturating float-to-int conversion: huge values become u64::MAX and are capped by the caller.
@@ -248,8 +261,7 @@ fn retry_after(response: &HttpResponse) -> Option<Duration> {
 
 /// An RFC 6749 `error` member in `body` (at the top or, for enveloped dialects, anywhere one level
 /// down), as an [`OAuthError`].
-fn oauth_error_in(body: &Value, response: &HttpResponse) -> Option<OAuthError> {
-    let obj = body.as_object()?;
+fn oauth_error_in(obj: &Map<String, Value>, response: &HttpResponse) -> Option<OAuthError> {
     let code = obj.get("error")?.as_str()?;
     let mut error = OAuthError::new(OAuthErrorCode::parse(code), response.status);
     if let Some(d) = obj.get("error_description").and_then(Value::as_str) {
@@ -266,7 +278,7 @@ fn oauth_error_in(body: &Value, response: &HttpResponse) -> Option<OAuthError> {
 /// `data.token`), and a masked excerpt in every case.
 pub fn parse_error(response: &HttpResponse) -> Error {
     let body = decode_body(response);
-    if let Some(error) = body.as_ref().and_then(|b| oauth_error_in(b, response)) {
+    if let Some(error) = body.as_ref().and_then(Value::as_object).and_then(|b| oauth_error_in(b, response)) {
         return Error::OAuth(error);
     }
     let (code, message) = body.as_ref().map(known_error_shape).unwrap_or((None, None));
@@ -345,6 +357,11 @@ mod tests {
         assert_eq!(lifetime("900.7").unwrap(), Duration::from_secs(900));
         assert!(matches!(lifetime("0"), Err(Error::InvalidResponse { .. })));
         assert!(matches!(lifetime("-5"), Err(Error::InvalidResponse { .. })));
+        // Below one second would truncate to an already expired token.
+        for sub_second in ["0.5", r#""0.999""#, "1e-291"] {
+            assert!(matches!(lifetime(sub_second), Err(Error::InvalidResponse { .. })), "{sub_second}");
+        }
+        assert_eq!(lifetime("1").unwrap(), Duration::from_secs(1));
         assert!(matches!(lifetime(r#""soon""#), Err(Error::InvalidResponse { .. })));
         assert_eq!(lifetime("1e300").unwrap(), Duration::from_secs(30 * 24 * 3600));
         assert_eq!(lifetime("18446744073709551615").unwrap(), Duration::from_secs(30 * 24 * 3600));

@@ -223,6 +223,8 @@ fn callback_params(callback: &str) -> Result<Vec<(String, String)>, Error> {
     if text.len() > MAX_CALLBACK_LEN {
         return Err(malformed("the callback is too long"));
     }
+    // A fragment is never part of the query, and a `?` inside it does not start one: cut it first.
+    let text = text.split_once('#').map_or(text, |(before, _)| before);
     let query = match text.split_once('?') {
         Some((_, query)) => query,
         None if text.contains("://") || text.starts_with('/') => {
@@ -230,8 +232,6 @@ fn callback_params(callback: &str) -> Result<Vec<(String, String)>, Error> {
         }
         None => text,
     };
-    // A fragment is never part of the query.
-    let query = query.split('#').next().unwrap_or_default();
     if query.is_empty() {
         return Err(malformed("the callback has no parameters"));
     }
@@ -375,6 +375,9 @@ mod tests {
             "?code=c0de&state=the-state",
             "code=c0de&state=the-state",
             "  code=c0de&state=the-state#frag ",
+            // A `?` in the fragment does not start a query.
+            "code=c0de&state=the-state#?code=evil",
+            "http://127.0.0.1:8765/callback?code=c0de&state=the-state#x?state=no",
         ] {
             let code = pending().verify_callback(callback).unwrap();
             assert_eq!(code.secret().expose_secret(), "c0de", "{callback}");
