@@ -301,20 +301,34 @@ impl Transport for ReqwestTransport {
                 ));
             }
         }
-        let headers = response.headers().clone();
-        let mut body = Vec::new();
+        let headers = std::mem::take(response.headers_mut());
+        let too_large = |max: usize| {
+            TransportError::new(
+                TransportErrorKind::BodyTooLarge,
+                format!("the response body is larger than the limit of {max} bytes"),
+            )
+        };
+        // A small body arrives in one chunk, kept as it is; more chunks are joined.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Vec<u8> = Vec::new();
         while let Some(chunk) =
             response.chunk().await.map_err(|e| transport_error(e, "reading the token response failed"))?
         {
-            if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(TransportError::new(
-                    TransportErrorKind::BodyTooLarge,
-                    format!("the response body is larger than the limit of {} bytes", self.max_body_bytes),
-                ));
+            let received = first.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
+            if received > self.max_body_bytes {
+                return Err(too_large(self.max_body_bytes));
             }
-            body.extend_from_slice(&chunk);
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                None => joined.extend_from_slice(&chunk),
+                Some(previous) => {
+                    joined.extend_from_slice(&previous);
+                    joined.extend_from_slice(&chunk);
+                }
+            }
         }
-        Ok(HttpResponse { status, headers, body: Bytes::from(body) })
+        let body = first.unwrap_or_else(|| Bytes::from(joined));
+        Ok(HttpResponse { status, headers, body })
     }
 }
 

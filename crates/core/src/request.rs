@@ -262,11 +262,13 @@ impl TokenRequest {
 
     /// Sets a header in place (name lowercased), replacing one of the same name.
     pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<Value>) {
-        let name = name.into().to_ascii_lowercase();
+        let mut name = name.into();
+        name.make_ascii_lowercase();
         let value = value.into();
-        match self.headers.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.headers.push((name, value)),
+        // Kept sorted by name: the wire, `Debug` and snapshots all show headers in that order.
+        match self.headers.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+            Ok(at) => self.headers[at].1 = value,
+            Err(at) => self.headers.insert(at, (name, value)),
         }
     }
 
@@ -389,10 +391,9 @@ impl TokenRequest {
         }
     }
 
-    fn sorted_headers(&self) -> Vec<&(String, Value)> {
-        let mut headers: Vec<_> = self.headers.iter().collect();
-        headers.sort_by(|a, b| a.0.cmp(&b.0));
-        headers
+    /// The headers, sorted by name (`set_header` keeps them so).
+    fn sorted_headers(&self) -> &[(String, Value)] {
+        &self.headers
     }
 }
 
@@ -411,11 +412,11 @@ impl fmt::Debug for TokenRequest {
 /// goes on the wire with secrets replaced by `[redacted]`, and the parameters one by one.
 impl Serialize for TokenRequest {
     fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        struct Pairs<'a>(Vec<&'a (String, Value)>);
+        struct Pairs<'a>(&'a [(String, Value)]);
         impl Serialize for Pairs<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
                 let mut map = serializer.serialize_map(Some(self.0.len()))?;
-                for (name, value) in &self.0 {
+                for (name, value) in self.0 {
                     map.serialize_entry(name, &value.redacted())?;
                 }
                 map.end()
@@ -426,7 +427,7 @@ impl Serialize for TokenRequest {
         s.serialize_field("url", self.url.as_str())?;
         s.serialize_field("headers", &Pairs(self.sorted_headers()))?;
         s.serialize_field("body_format", &self.format)?;
-        s.serialize_field("params", &Pairs(self.params.iter().collect()))?;
+        s.serialize_field("params", &Pairs(&self.params))?;
         s.serialize_field("body", &self.redacted_body())?;
         s.end()
     }
