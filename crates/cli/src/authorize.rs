@@ -72,12 +72,14 @@ pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
             ),
         ));
     }
-    let store_path = match &config.store {
-        Some(StoreConfig::File { path }) => path.clone(),
+    // The tokens must outlive this process: in a file or in Redis, where `tokensmith token` (or a
+    // service with the same store) finds them.
+    let store = match &config.store {
+        Some(store @ (StoreConfig::File { .. } | StoreConfig::Redis { .. })) => store.clone(),
         _ => {
             return Err(Error::config(
                 "store",
-                "authorize needs a file store to save the tokens in; pass --store FILE (and the same to `tokensmith token`)",
+                "authorize needs a store to save the tokens in; pass --store FILE or --store redis://HOST:PORT/DB (and the same to `tokensmith token`)",
             ));
         }
     };
@@ -99,11 +101,9 @@ pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
     let query = listener.wait(Duration::from_secs(args.timeout)).await?;
     let token = provider.complete(&pending, &query).await?;
     eprintln!(
-        "Authorized: tokens saved in {} (access token valid for {} s{}). Run `tokensmith token --provider whitebit --store {}` to use them.",
-        store_path.display(),
+        "Authorized: tokens saved in {store} (access token valid for {} s{}). Run `tokensmith token --provider whitebit` with the same --store to use them.",
         token.lifetime().as_secs(),
         if token.refresh_token().is_some() { ", refreshed automatically" } else { ", no refresh token" },
-        store_path.display(),
     );
     Ok(())
 }

@@ -394,7 +394,9 @@ async fn authorize(sandbox: &Sandbox, store: &str, extra: &[&str]) -> String {
     for output in [&stderr, &rest, &url] {
         assert!(!output.contains(&client.client_secret), "secret in authorize output");
     }
-    assert!(std::path::Path::new(store).exists());
+    if !store.starts_with("redis://") {
+        assert!(std::path::Path::new(store).exists());
+    }
     stderr
 }
 
@@ -530,29 +532,94 @@ async fn sandbox_prints_its_urls_and_demo_credentials() {
     child.kill().await.unwrap();
 }
 
+/// A `redis-server` on a free loopback port, no persistence, with `password` required when given.
+/// Killed when dropped.
+struct RedisServer {
+    process: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    async fn start(password: Option<&str>) -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut args = vec!["--port".to_owned(), port.to_string()];
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(str::to_owned));
+        if let Some(password) = password {
+            args.extend(["--requirepass".to_owned(), password.to_owned()]);
+        }
+        let process = std::process::Command::new("redis-server")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (tests/redis/install.sh)");
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        RedisServer { process, port }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// `authorize --store redis://...` saves the WhiteBIT tokens in Redis, where `token` finds them;
+/// the Redis password appears in no output.
+#[tokio::test]
+async fn authorize_into_redis_then_serve_from_it() {
+    const PASSWORD: &str = "redis-pw-7f3a";
+    let redis = RedisServer::start(Some(PASSWORD)).await;
+    let sandbox = Sandbox::start_with(SandboxConfig::default().whitebit_auto_approve(true)).await.unwrap();
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let base = sandbox.base_url(Dialect::Whitebit);
+    let store = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let stderr = authorize(&sandbox, &store, &[]).await;
+    assert!(stderr.contains("Authorized") && stderr.contains("Redis at redis://"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "the Redis password was printed: {stderr}");
+
+    let token_args = [
+        "token",
+        "--provider",
+        "whitebit",
+        "--base-url",
+        &base,
+        "--client-id",
+        &client.client_id,
+        "--client-secret-env",
+        SECRET_VAR,
+        "--store",
+        &store,
+    ];
+    let first = run(&token_args, &client.client_secret).await;
+    let second = run(&token_args, &client.client_secret).await;
+    assert_eq!((first.code, second.code), (0, 0), "{} {}", first.stderr, second.stderr);
+    assert_eq!(first.stdout, second.stdout);
+    assert_eq!(protected_status(&sandbox, Dialect::Whitebit, first.stdout.trim_end()).await, 200);
+    // Served from Redis: one code exchange, no refresh.
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/token"), 1);
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/refresh_token"), 0);
+    for out in [&first.stderr, &second.stderr] {
+        assert!(!out.contains(PASSWORD), "{out}");
+    }
+}
+
 /// `--store redis://...`: two runs share the token through Redis (one token request); with Redis
 /// unreachable, a client-credentials provider still prints a token (the fleet failure policy).
 #[tokio::test]
 async fn store_redis_shares_the_token_and_falls_back_when_redis_is_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut redis = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server (tests/redis/install.sh)");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let redis = RedisServer::start(None).await;
     let sandbox = Sandbox::start().await.unwrap();
     let base = sandbox.base_url(Dialect::RubyStyle);
     let client = sandbox.credentials(Dialect::RubyStyle);
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
     let mut args = ruby_args(&base, &client.client_id);
     args.extend(["--store", &url]);
     let first = run(&args, &client.client_secret).await;
     let second = run(&args, &client.client_secret).await;
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     assert_eq!((first.code, second.code), (0, 0), "{} {}", first.stderr, second.stderr);
     assert_eq!(first.stdout, second.stdout, "the second run reused the token from Redis");
     assert_eq!(sandbox.request_count(Dialect::RubyStyle, Dialect::RubyStyle.token_path()), 1);

@@ -165,21 +165,47 @@ pub enum StoreConfig {
     },
 }
 
+/// A Redis URL with its password replaced by `redacted`.
+fn redacted_redis_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparseable URL)".to_owned(),
+    }
+}
+
 impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreConfig::Memory => f.write_str("Memory"),
             StoreConfig::File { path } => f.debug_struct("File").field("path", path).finish(),
             StoreConfig::Redis { url, prefix } => {
-                let url = match url::Url::parse(url) {
-                    Ok(mut u) if u.password().is_some() => {
-                        let _ = u.set_password(Some("redacted"));
-                        u.to_string()
-                    }
-                    Ok(u) => u.to_string(),
-                    Err(_) => "(unparseable URL)".to_owned(),
-                };
-                f.debug_struct("Redis").field("url", &url).field("prefix", prefix).finish()
+                f.debug_struct("Redis").field("url", &redacted_redis_url(url)).field("prefix", prefix).finish()
+            }
+        }
+    }
+}
+
+/// Where the tokens go, for messages: `memory`, the file's path, or the Redis URL with its password
+/// redacted.
+///
+/// ```
+/// use tokensmith::config::StoreConfig;
+///
+/// let redis = StoreConfig::Redis { url: "redis://:hunter2@10.0.0.5:6379/0".into(), prefix: None };
+/// assert_eq!(redis.to_string(), "Redis at redis://:redacted@10.0.0.5:6379/0");
+/// ```
+impl fmt::Display for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreConfig::Memory => f.write_str("memory"),
+            StoreConfig::File { path } => write!(f, "{}", path.display()),
+            StoreConfig::Redis { url, prefix: None } => write!(f, "Redis at {}", redacted_redis_url(url)),
+            StoreConfig::Redis { url, prefix: Some(prefix) } => {
+                write!(f, "Redis at {} (prefix `{prefix}`)", redacted_redis_url(url))
             }
         }
     }
