@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokensmith_core::secrecy::ExposeSecret as _;
+use tokensmith_core::testing::ManualClock;
 use tokensmith_core::{
     AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, TokenProvider, TokenRequest, Transport,
     TransportError,
@@ -131,11 +133,14 @@ async fn special_secret_round_trips() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_second_token_refreshed_once_per_refresh_under_concurrency() {
     let sandbox = Sandbox::start_with(SandboxConfig::default().lifetime(D, Duration::from_secs(2))).await.unwrap();
-    let provider = builder(&sandbox).build().unwrap();
+    // Simulated time: the cache reads a manual clock and the sandbox's clock moves by the same
+    // steps, so 3.5 s of 2 s tokens pass without waiting for them.
+    let clock = Arc::new(ManualClock::new());
+    let provider = builder(&sandbox).clock(clock.clone()).build().unwrap();
     let http = reqwest::Client::new();
     let mut seen: HashSet<String> = HashSet::new();
-    let end = Instant::now() + Duration::from_millis(3500);
-    while Instant::now() < end {
+    let step = Duration::from_millis(100);
+    for _ in 0..35 {
         let callers: Vec<_> = (0..50)
             .map(|_| {
                 let provider = provider.clone();
@@ -151,9 +156,10 @@ async fn two_second_token_refreshed_once_per_refresh_under_concurrency() {
             assert_eq!(status, 200, "a caller got a token the balance API rejects");
         }
         seen.extend(round);
-        // Pace the rounds; the cache's own timing is what is under test.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        clock.advance(step);
+        sandbox.advance_clock(step);
     }
-    assert!(seen.len() >= 3, "expected at least 3 tokens in 3.5 s of 2 s tokens, saw {}", seen.len());
+    // Each token serves until at most half its life is left: 3 or 4 tokens in 3.5 s, never one per round.
+    assert!((3..=5).contains(&seen.len()), "expected 3 to 5 tokens in 3.5 s of 2 s tokens, saw {}", seen.len());
     assert_eq!(sandbox.request_count(D, "/token"), seen.len(), "one request per refresh");
 }
