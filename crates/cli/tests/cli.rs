@@ -86,6 +86,23 @@ fn ruby_args<'a>(sandbox_base: &'a str, client_id: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// `tokensmith token` for the sandbox's WhiteBIT dialect with tokens in `store`.
+fn whitebit_token_args<'a>(sandbox_base: &'a str, client_id: &'a str, store: &'a str) -> Vec<&'a str> {
+    vec![
+        "token",
+        "--provider",
+        "whitebit",
+        "--base-url",
+        sandbox_base,
+        "--client-id",
+        client_id,
+        "--client-secret-env",
+        SECRET_VAR,
+        "--store",
+        store,
+    ]
+}
+
 #[tokio::test]
 async fn prints_the_token_alone() {
     let sandbox = Sandbox::start().await.unwrap();
@@ -411,19 +428,7 @@ async fn authorize_then_serve_and_refresh_from_the_store() {
     assert!(stderr.contains("Authorized"), "{stderr}");
 
     // `token` serves from the store...
-    let token_args = [
-        "token",
-        "--provider",
-        "whitebit",
-        "--base-url",
-        &base,
-        "--client-id",
-        &client.client_id,
-        "--client-secret-env",
-        SECRET_VAR,
-        "--store",
-        &store,
-    ];
+    let token_args = whitebit_token_args(&base, &client.client_id, &store);
     let first = run(&token_args, &client.client_secret).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
     let first_token = first.stdout.trim_end().to_owned();
@@ -580,19 +585,7 @@ async fn authorize_into_redis_then_serve_from_it() {
     assert!(stderr.contains("Authorized") && stderr.contains("Redis at redis://"), "{stderr}");
     assert!(!stderr.contains(PASSWORD), "the Redis password was printed: {stderr}");
 
-    let token_args = [
-        "token",
-        "--provider",
-        "whitebit",
-        "--base-url",
-        &base,
-        "--client-id",
-        &client.client_id,
-        "--client-secret-env",
-        SECRET_VAR,
-        "--store",
-        &store,
-    ];
+    let token_args = whitebit_token_args(&base, &client.client_id, &store);
     let first = run(&token_args, &client.client_secret).await;
     let second = run(&token_args, &client.client_secret).await;
     assert_eq!((first.code, second.code), (0, 0), "{} {}", first.stderr, second.stderr);
