@@ -107,6 +107,14 @@ pub fn parse_response(
     if !(200..300).contains(&response.status) {
         return Err(parse_error(response));
     }
+    // The common case, a JSON object at the top: read in one pass, without building a map first.
+    // Anything else (an envelope, form data, an `error` member, a body that is not a JSON object)
+    // takes the general path below, which also words the errors.
+    if format.envelope.is_none() {
+        if let Some(fields) = TokenFields::from_json(response) {
+            return token_from_parts(fields, format, now, previous_refresh);
+        }
+    }
     let body = decode_body(response).ok_or_else(|| {
         let content_type = response.content_type().unwrap_or("none");
         // A success body that does not parse may still hold a token: show text only from HTML pages.
@@ -151,22 +159,114 @@ fn token_from_fields(
     now: SystemTime,
     previous_refresh: Option<&RefreshToken>,
 ) -> Result<AccessToken> {
-    // One pass that moves each field where it belongs (no lookups, no clones); what is left is the
-    // provider's own fields.
-    let (mut access_token, mut token_type, mut expires, mut scope, mut refresh) = (None, None, None, None, None);
-    let mut extra = Map::new();
+    let mut parts = TokenFields::default();
     for (name, value) in fields {
-        match name.as_str() {
-            "access_token" => access_token = Some(value),
-            "token_type" => token_type = Some(value),
-            "expires_in" => expires = Some(value),
-            "scope" => scope = Some(value),
-            "refresh_token" => refresh = Some(value),
-            _ => {
-                extra.insert(name, value);
+        parts.put(name.into(), value);
+    }
+    token_from_parts(parts, format, now, previous_refresh)
+}
+
+/// The members of a token response, each standard one moved to its place and the rest kept for
+/// [`AccessToken::extra`].
+#[derive(Default)]
+struct TokenFields {
+    access_token: Option<Value>,
+    token_type: Option<Value>,
+    expires_in: Option<Value>,
+    scope: Option<Value>,
+    refresh_token: Option<Value>,
+    /// An `error` member was seen (an error in a success response: the general path words it).
+    error: bool,
+    extra: Map<String, Value>,
+}
+
+impl TokenFields {
+    /// A later member of the same name replaces an earlier one, as in `serde_json::Value`.
+    fn put(&mut self, name: std::borrow::Cow<'_, str>, value: Value) {
+        match name.as_ref() {
+            "access_token" => self.access_token = Some(value),
+            "token_type" => self.token_type = Some(value),
+            "expires_in" => self.expires_in = Some(value),
+            "scope" => self.scope = Some(value),
+            "refresh_token" => self.refresh_token = Some(value),
+            other => {
+                self.error |= other == "error";
+                self.extra.insert(name.into_owned(), value);
             }
         }
     }
+
+    /// The members of a JSON object body; `None` for form data, anything but a JSON object, or an
+    /// object with an `error` member.
+    fn from_json(response: &HttpResponse) -> Option<TokenFields> {
+        if response.content_type().is_some_and(|c| c.to_ascii_lowercase().contains("x-www-form-urlencoded")) {
+            return None;
+        }
+        let text = std::str::from_utf8(&response.body).ok()?;
+        let fields: TokenFields = serde_json::from_str(text.trim()).ok()?;
+        (!fields.error).then_some(fields)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TokenFields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TokenFields;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<TokenFields, A::Error> {
+                let mut fields = TokenFields::default();
+                while let Some(Key(name)) = map.next_key()? {
+                    fields.put(name, map.next_value()?);
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// A member name, borrowed from the body unless it holds escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+fn token_from_parts(
+    fields: TokenFields,
+    format: &ResponseFormat,
+    now: SystemTime,
+    previous_refresh: Option<&RefreshToken>,
+) -> Result<AccessToken> {
+    let TokenFields { access_token, token_type, expires_in: expires, scope, refresh_token: refresh, error: _, extra } =
+        fields;
     let secret = match access_token {
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::String(_)) => return Err(Error::invalid_response("`access_token` is empty")),
@@ -336,6 +436,17 @@ mod tests {
 
     fn parse(status: u16, body: &str) -> Result<AccessToken> {
         parse_response(&HttpResponse::json(status, body.to_owned()), &ResponseFormat::default(), now(), None)
+    }
+
+    #[test]
+    fn member_names_with_escapes_and_repeated_members() {
+        // `\u005f` is `_`: an escaped name is the same member.
+        let t = parse(200, r#"{"access\u005ftoken":"abc","expires_in":60,"x\u0041":1}"#).unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(t.secret()), "abc");
+        assert_eq!(t.extra().get("xA"), Some(&serde_json::json!(1)));
+        // A repeated member: the last one counts, as in any JSON object reader here.
+        let t = parse(200, r#"{"access_token":"first","access_token":"second","expires_in":60}"#).unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(t.secret()), "second");
     }
 
     #[test]
@@ -563,6 +674,35 @@ mod tests {
                 let _ = parse_response(&r, &ResponseFormat::default().envelope("/data"), now(), None);
                 let _ = parse_response(&r, &ResponseFormat::default(), now(), None);
                 let _ = parse_error(&r);
+            }
+
+            /// The one-pass reader of a top-level object and the general path (the same object in
+            /// an envelope) give the same token or the same error.
+            #[test]
+            fn one_pass_and_general_path_agree(value in arb_json()) {
+                use secrecy::ExposeSecret as _;
+                let direct = parse_response(&HttpResponse::json(200, value.to_string()), &ResponseFormat::default(), now(), None);
+                let wrapped = serde_json::json!({ "data": value }).to_string();
+                let enveloped = parse_response(&HttpResponse::json(200, wrapped), &ResponseFormat::default().envelope("/data"), now(), None);
+                match (direct, enveloped) {
+                    (Ok(a), Ok(b)) => {
+                        prop_assert!(a.same_token(&b));
+                        prop_assert_eq!(a.lifetime(), b.lifetime());
+                        prop_assert_eq!(a.scopes(), b.scopes());
+                        prop_assert_eq!(a.extra(), b.extra());
+                        prop_assert_eq!(
+                            a.refresh_token().map(|r| r.secret().expose_secret().to_owned()),
+                            b.refresh_token().map(|r| r.secret().expose_secret().to_owned())
+                        );
+                    }
+                    (Err(a), Err(b)) => {
+                        // The envelope path names the envelope when the value is not an object.
+                        if value.is_object() {
+                            prop_assert_eq!(a.to_string(), b.to_string());
+                        }
+                    }
+                    (a, b) => prop_assert!(false, "one-pass {:?} but general {:?} for {}", a, b, value),
+                }
             }
         }
     }
