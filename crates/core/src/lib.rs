@@ -47,6 +47,7 @@ mod endpoint;
 pub mod error;
 mod file_store;
 pub mod http;
+pub mod options;
 pub mod parse;
 mod provider;
 pub mod request;

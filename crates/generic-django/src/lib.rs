@@ -68,6 +68,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokensmith_core::http::{Transport, parse_url};
+use tokensmith_core::options::{ProviderOptions, parse_bool_setting};
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::style::{BasicAuth, RequestBody};
 use tokensmith_core::{
@@ -293,31 +294,21 @@ pub struct DjangoBuilder {
     client_secret: Option<SecretString>,
     scopes: Scopes,
     credentials: DjangoCredentials,
-    transport: Option<Arc<dyn Transport>>,
-    retry: RetryPolicy,
-    refresh_policy: RefreshPolicy,
-    clock: Option<Arc<dyn Clock>>,
-    store: Option<Arc<dyn TokenStore>>,
-    allow_insecure_http: bool,
+    options: ProviderOptions,
     env_error: Option<Error>,
 }
 
 impl fmt::Debug for DjangoBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DjangoBuilder")
-            .field("base_url", &self.base_url)
+        let mut s = f.debug_struct("DjangoBuilder");
+        s.field("base_url", &self.base_url)
             .field("token_path", &self.token_path)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| REDACTED))
             .field("scopes", &self.scopes)
-            .field("credentials", &self.credentials)
-            .field("transport", &self.transport)
-            .field("retry", &self.retry)
-            .field("refresh_policy", &self.refresh_policy)
-            .field("clock", &self.clock)
-            .field("store", &self.store)
-            .field("allow_insecure_http", &self.allow_insecure_http)
-            .finish()
+            .field("credentials", &self.credentials);
+        self.options.debug_fields(&mut s);
+        s.finish()
     }
 }
 
@@ -380,9 +371,9 @@ impl DjangoBuilder {
             }
         }
         if let Some(value) = get(ENV_ALLOW_INSECURE_HTTP) {
-            match parse_bool(&value) {
-                Some(allow) => builder = builder.allow_insecure_http(allow),
-                None => builder.env_error = Some(bool_error(ENV_ALLOW_INSECURE_HTTP, &value)),
+            match parse_bool_setting(ENV_ALLOW_INSECURE_HTTP, &value) {
+                Ok(allow) => builder = builder.allow_insecure_http(allow),
+                Err(error) => builder.env_error = Some(error),
             }
         }
         builder
@@ -428,38 +419,38 @@ impl DjangoBuilder {
 
     /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = Some(transport);
+        self.options.transport = Some(transport);
         self
     }
 
     /// How failed token requests are retried (default [`RetryPolicy::default`]).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.options.retry = retry;
         self
     }
 
     /// When the cached token is refreshed (default [`RefreshPolicy::default`]).
     pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.refresh_policy = policy;
+        self.options.refresh_policy = policy;
         self
     }
 
     /// The clock of the cache and of expiry stamps (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
+        self.options.clock = Some(clock);
         self
     }
 
     /// Where tokens are kept between fetches (default: a private in-memory store).
     pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+        self.options.store = Some(store);
         self
     }
 
     /// Allows a plain `http://` base URL to a host that is not loopback (default `false`). The
     /// credentials then cross the network in clear text: only for networks you trust.
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.allow_insecure_http = allow;
+        self.options.allow_insecure_http = allow;
         self
     }
 
@@ -479,7 +470,7 @@ impl DjangoBuilder {
                 format!("no base URL is set; call `base_url(..)` or set {ENV_BASE_URL} to the server's URL, e.g. `https://auth.example.com`"),
             )
         })?;
-        let base_url = parse_url("base_url", &base_url, self.allow_insecure_http)?;
+        let base_url = parse_url("base_url", &base_url, self.options.allow_insecure_http)?;
         let token_url = join(&base_url, self.token_path.as_deref().unwrap_or(DEFAULT_TOKEN_PATH))?;
         let client_id = self.client_id.filter(|id| !id.trim().is_empty()).ok_or_else(|| {
             Error::config(
@@ -495,41 +486,13 @@ impl DjangoBuilder {
                 format!("no client secret is set; call `client_secret(..)` or set {ENV_CLIENT_SECRET} to the application's client secret"),
             )
         })?;
-        let mut client = TokenClient::builder(
+        let client = TokenClient::builder(
             PROVIDER,
             endpoint_with(token_url, self.credentials),
             ClientCredentials::new(client_id, client_secret),
-        )
-        .retry(self.retry)
-        .allow_insecure_http(self.allow_insecure_http);
-        if let Some(transport) = self.transport {
-            client = client.transport(transport);
-        }
-        if let Some(clock) = &self.clock {
-            client = client.clock(clock.clone());
-        }
-        let mut cache = CachedProvider::builder(ClientCredentialsSource::new(client.build()?, self.scopes))
-            .policy(self.refresh_policy);
-        if let Some(clock) = self.clock {
-            cache = cache.clock(clock);
-        }
-        if let Some(store) = self.store {
-            cache = cache.store(store);
-        }
-        Ok(DjangoProvider { inner: cache.build() })
+        );
+        Ok(DjangoProvider { inner: self.options.client_credentials(client, self.scopes)? })
     }
-}
-
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-fn bool_error(name: &str, value: &str) -> Error {
-    Error::config(name, format!("`{}` is not a boolean; use `true` or `false`", value.trim()))
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokensmith_core::http::{Transport, parse_url};
+use tokensmith_core::options::{ProviderOptions, parse_bool_setting};
 use tokensmith_core::parse::ResponseFormat;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::style::BasicAuthRaw;
@@ -224,28 +225,18 @@ pub struct ProbitBuilder {
     client_id: Option<String>,
     client_secret: Option<SecretString>,
     token_url: Option<String>,
-    transport: Option<Arc<dyn Transport>>,
-    retry: RetryPolicy,
-    refresh_policy: RefreshPolicy,
-    clock: Option<Arc<dyn Clock>>,
-    store: Option<Arc<dyn TokenStore>>,
-    allow_insecure_http: bool,
+    options: ProviderOptions,
     env_error: Option<Error>,
 }
 
 impl fmt::Debug for ProbitBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProbitBuilder")
-            .field("client_id", &self.client_id)
+        let mut s = f.debug_struct("ProbitBuilder");
+        s.field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| REDACTED))
-            .field("token_url", &self.token_url)
-            .field("transport", &self.transport)
-            .field("retry", &self.retry)
-            .field("refresh_policy", &self.refresh_policy)
-            .field("clock", &self.clock)
-            .field("store", &self.store)
-            .field("allow_insecure_http", &self.allow_insecure_http)
-            .finish()
+            .field("token_url", &self.token_url);
+        self.options.debug_fields(&mut s);
+        s.finish()
     }
 }
 
@@ -290,9 +281,9 @@ impl ProbitBuilder {
             builder = builder.token_url(&url);
         }
         if let Some(value) = get(ENV_ALLOW_INSECURE_HTTP) {
-            match parse_bool(&value) {
-                Some(allow) => builder = builder.allow_insecure_http(allow),
-                None => builder.env_error = Some(bool_error(ENV_ALLOW_INSECURE_HTTP, &value)),
+            match parse_bool_setting(ENV_ALLOW_INSECURE_HTTP, &value) {
+                Ok(allow) => builder = builder.allow_insecure_http(allow),
+                Err(error) => builder.env_error = Some(error),
             }
         }
         builder
@@ -318,40 +309,40 @@ impl ProbitBuilder {
 
     /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = Some(transport);
+        self.options.transport = Some(transport);
         self
     }
 
     /// How failed token requests are retried (default [`RetryPolicy::default`]).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.options.retry = retry;
         self
     }
 
     /// When the cached token is refreshed (default [`RefreshPolicy::default`]: a 900 s token is
     /// refreshed after 675–720 s).
     pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.refresh_policy = policy;
+        self.options.refresh_policy = policy;
         self
     }
 
     /// The clock of the cache and of expiry stamps (default: the system clock; use
     /// [`TokioClock`](tokensmith_core::TokioClock) in tests with paused time).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
+        self.options.clock = Some(clock);
         self
     }
 
     /// Where tokens are kept between fetches (default: a private in-memory store).
     pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+        self.options.store = Some(store);
         self
     }
 
     /// Allows a plain `http://` token URL to a host that is not loopback (default `false`). The
     /// credentials then cross the network in clear text: only for networks you trust.
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.allow_insecure_http = allow;
+        self.options.allow_insecure_http = allow;
         self
     }
 
@@ -380,41 +371,16 @@ impl ProbitBuilder {
                 ),
             )
         })?;
-        let token_url =
-            parse_url("token_url", self.token_url.as_deref().unwrap_or(DEFAULT_TOKEN_URL), self.allow_insecure_http)?;
-        let mut client =
+        let token_url = parse_url(
+            "token_url",
+            self.token_url.as_deref().unwrap_or(DEFAULT_TOKEN_URL),
+            self.options.allow_insecure_http,
+        )?;
+        let client =
             TokenClient::builder(PROVIDER, endpoint(token_url), ClientCredentials::new(client_id, client_secret))
-                .retry(self.retry)
-                .error_mapper(map_error)
-                .allow_insecure_http(self.allow_insecure_http);
-        if let Some(transport) = self.transport {
-            client = client.transport(transport);
-        }
-        if let Some(clock) = &self.clock {
-            client = client.clock(clock.clone());
-        }
-        let mut cache = CachedProvider::builder(ClientCredentialsSource::new(client.build()?, Scopes::empty()))
-            .policy(self.refresh_policy);
-        if let Some(clock) = self.clock {
-            cache = cache.clock(clock);
-        }
-        if let Some(store) = self.store {
-            cache = cache.store(store);
-        }
-        Ok(ProbitProvider { inner: cache.build() })
+                .error_mapper(map_error);
+        Ok(ProbitProvider { inner: self.options.client_credentials(client, Scopes::empty())? })
     }
-}
-
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-fn bool_error(name: &str, value: &str) -> Error {
-    Error::config(name, format!("`{}` is not a boolean; use `true` or `false`", value.trim()))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
+use tokensmith_core::options::parse_bool_setting;
 use tokensmith_core::{Error, Result};
 
 /// A client secret (or refresh token): given by value, by the name of an environment variable that
@@ -501,10 +502,10 @@ impl Config {
             self.extra_params = Some(params);
         }
         if let Some(v) = get("TOKENSMITH_SEND_GRANT_TYPE") {
-            self.send_grant_type = Some(parse_bool("TOKENSMITH_SEND_GRANT_TYPE", &v)?);
+            self.send_grant_type = Some(parse_bool_setting("TOKENSMITH_SEND_GRANT_TYPE", &v)?);
         }
         if let Some(v) = get("TOKENSMITH_ALLOW_INSECURE_HTTP") {
-            self.allow_insecure_http = Some(parse_bool("TOKENSMITH_ALLOW_INSECURE_HTTP", &v)?);
+            self.allow_insecure_http = Some(parse_bool_setting("TOKENSMITH_ALLOW_INSECURE_HTTP", &v)?);
         }
         if let Some(v) = get("TOKENSMITH_STORE") {
             self.store = Some(if v == "memory" {
@@ -615,14 +616,6 @@ fn secret_from_env(get: &dyn Fn(&str) -> Option<String>, prefix: &str) -> Result
         (None, e @ Some(_), None) => Ok(e),
         (None, None, f @ Some(_)) => Ok(f),
         _ => Err(Error::config(prefix, format!("set only one of {prefix}, {prefix}_ENV and {prefix}_FILE"))),
-    }
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Error::config(key, format!("`{value}` is not a boolean; use true or false"))),
     }
 }
 

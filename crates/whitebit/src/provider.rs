@@ -167,16 +167,8 @@ impl WhitebitBuilder {
             builder.store = Some(Arc::new(FileStore::new(path)));
         }
         if let Some(value) = var("ALLOW_INSECURE_HTTP") {
-            builder.allow_insecure_http = match value.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    return Err(Error::config(
-                        format!("{ENV_PREFIX}ALLOW_INSECURE_HTTP"),
-                        "the value is not a boolean; use true or false",
-                    ));
-                }
-            };
+            builder.allow_insecure_http =
+                tokensmith_core::options::parse_bool_setting(&format!("{ENV_PREFIX}ALLOW_INSECURE_HTTP"), &value)?;
         }
         Ok(builder)
     }
