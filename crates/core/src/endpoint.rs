@@ -22,6 +22,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwapOption;
 use tracing::Instrument as _;
 use url::Url;
 
@@ -177,6 +178,10 @@ pub struct TokenClient {
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
     error_mapper: Option<ErrorMapper>,
+    /// The last client-credentials request built, with the scopes it asks for. It depends on nothing
+    /// else (the dialect and the credentials never change), so later fetches send it again as it is,
+    /// wire form included, instead of building and rendering it anew.
+    prepared: ArcSwapOption<(Scopes, TokenRequest)>,
 }
 
 impl fmt::Debug for TokenClient {
@@ -275,6 +280,7 @@ impl TokenClientBuilder {
             retry: self.retry,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
             error_mapper: self.error_mapper,
+            prepared: ArcSwapOption::empty(),
         })
     }
 }
@@ -331,7 +337,18 @@ impl TokenClient {
     /// When the response names no scope, the requested `scopes` are taken as granted (RFC 6749 §5.1).
     /// A refresh response without a new refresh token keeps the one sent.
     pub async fn request_token(&self, grant: &Grant, scopes: &Scopes) -> Result<AccessToken> {
-        let request = self.build_request(grant, scopes)?;
+        let prepared;
+        let built;
+        let request = match grant {
+            Grant::ClientCredentials => {
+                prepared = self.client_credentials_request(scopes)?;
+                &prepared.1
+            }
+            _ => {
+                built = self.build_request(grant, scopes)?;
+                &built
+            }
+        };
         let span = tracing::info_span!(
             "tokensmith.token_request",
             provider = %self.provider,
@@ -339,12 +356,24 @@ impl TokenClient {
             host = request.url().host_str().unwrap_or(""),
             path = request.url().path(),
         );
-        let result = self.send_with_retries(&request, grant, scopes).instrument(span).await;
+        let result = self.send_with_retries(request, grant, scopes).instrument(span).await;
         let result = match (result, self.error_mapper) {
             (Err(e), Some(map)) => Err(map(grant, e)),
             (result, _) => result,
         };
         result.map_err(|e| self.scrub(e, grant))
+    }
+
+    /// The client-credentials request for `scopes`: the one kept from the last fetch when it asked for
+    /// the same scopes (the usual case: a provider always asks for its configured scopes), else a new
+    /// one, which is kept in its place.
+    fn client_credentials_request(&self, scopes: &Scopes) -> Result<Arc<(Scopes, TokenRequest)>> {
+        if let Some(prepared) = self.prepared.load_full().filter(|p| p.0 == *scopes) {
+            return Ok(prepared);
+        }
+        let prepared = Arc::new((scopes.clone(), self.build_request(&Grant::ClientCredentials, scopes)?));
+        self.prepared.store(Some(Arc::clone(&prepared)));
+        Ok(prepared)
     }
 
     /// Removes this client's secret and the grant's secrets from an error's texts, in case a server

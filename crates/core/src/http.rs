@@ -270,16 +270,12 @@ fn transport_error(e: reqwest::Error, what: &str) -> TransportError {
 impl Transport for ReqwestTransport {
     async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
         check_url(request.url(), self.allow_insecure_http)?;
-        let headers =
+        let mut outgoing = reqwest::Request::new(request.method().clone(), request.url().clone());
+        *outgoing.headers_mut() =
             request.wire_headers().map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))?;
-        let mut response = self
-            .client
-            .request(request.method().clone(), request.url().clone())
-            .headers(headers)
-            .body(request.wire_body())
-            .send()
-            .await
-            .map_err(|e| transport_error(e, "sending the token request failed"))?;
+        *outgoing.body_mut() = Some(request.wire_body_bytes().into());
+        let mut response =
+            self.client.execute(outgoing).await.map_err(|e| transport_error(e, "sending the token request failed"))?;
         let status = response.status().as_u16();
         if (300..400).contains(&status) {
             let location = response

@@ -17,8 +17,10 @@
 //! ```
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::Engine as _;
+use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
@@ -177,6 +179,16 @@ pub struct TokenRequest {
     format: BodyFormat,
     params: Vec<(String, Value)>,
     grant_type: &'static str,
+    /// The wire form, rendered on first use and kept: a client sends the same client-credentials
+    /// request for every token, so it is rendered once. Every change to the request clears it.
+    wire: OnceLock<Wire>,
+}
+
+/// What goes on the wire: the headers and the body, secrets included. Never rendered by `Debug`.
+#[derive(Clone)]
+struct Wire {
+    headers: http::HeaderMap,
+    body: Bytes,
 }
 
 impl TokenRequest {
@@ -193,6 +205,7 @@ impl TokenRequest {
             format,
             params: Vec::new(),
             grant_type: "custom",
+            wire: OnceLock::new(),
         }
     }
 
@@ -231,6 +244,7 @@ impl TokenRequest {
 
     /// Sets a body parameter in place, replacing an earlier one of the same name.
     pub fn set_param(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        self.changed();
         let name = name.into();
         let value = value.into();
         match self.params.iter_mut().find(|(n, _)| *n == name) {
@@ -241,6 +255,7 @@ impl TokenRequest {
 
     /// Removes a body parameter (e.g. `grant_type` for WhiteBIT's code exchange).
     pub fn without_param(mut self, name: &str) -> Self {
+        self.changed();
         self.params.retain(|(n, _)| n != name);
         self
     }
@@ -248,6 +263,7 @@ impl TokenRequest {
     /// Renames a body parameter in place, keeping its position and value (e.g. WhiteBIT sends the
     /// refresh token as `token`).
     pub fn rename_param(mut self, from: &str, to: &str) -> Self {
+        self.changed();
         if let Some(slot) = self.params.iter_mut().find(|(n, _)| n == from) {
             slot.0 = to.to_owned();
         }
@@ -262,6 +278,7 @@ impl TokenRequest {
 
     /// Sets a header in place (name lowercased), replacing one of the same name.
     pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        self.changed();
         let mut name = name.into();
         name.make_ascii_lowercase();
         let value = value.into();
@@ -274,6 +291,7 @@ impl TokenRequest {
 
     /// Removes a header.
     pub fn without_header(mut self, name: &str) -> Self {
+        self.changed();
         let name = name.to_ascii_lowercase();
         self.headers.retain(|(n, _)| *n != name);
         self
@@ -351,6 +369,39 @@ impl TokenRequest {
 
     /// The headers as sent, sorted by name; values holding secrets are marked sensitive.
     pub fn wire_headers(&self) -> Result<http::HeaderMap> {
+        Ok(self.wire()?.headers.clone())
+    }
+
+    /// The body as sent, secrets included. Only the transport should call this.
+    pub fn wire_body(&self) -> Vec<u8> {
+        self.wire_body_bytes().to_vec()
+    }
+
+    /// The body as sent, secrets included, as shared bytes: what [`wire_body`](Self::wire_body)
+    /// gives, without a copy once the request has been rendered. Only the transport should call this.
+    pub fn wire_body_bytes(&self) -> Bytes {
+        match self.wire() {
+            Ok(wire) => wire.body.clone(),
+            // The headers do not render; the body still does.
+            Err(_) => Bytes::from(self.render_body(Value::expose)),
+        }
+    }
+
+    /// The wire form, rendered once and kept until the request changes.
+    fn wire(&self) -> Result<&Wire> {
+        if let Some(wire) = self.wire.get() {
+            return Ok(wire);
+        }
+        let wire = Wire { headers: self.render_headers()?, body: Bytes::from(self.render_body(Value::expose)) };
+        Ok(self.wire.get_or_init(|| wire))
+    }
+
+    /// Clears the kept wire form: called by every method that changes the request.
+    fn changed(&mut self) {
+        self.wire.take();
+    }
+
+    fn render_headers(&self) -> Result<http::HeaderMap> {
         let mut map = http::HeaderMap::with_capacity(self.headers.len());
         for (name, value) in self.sorted_headers() {
             let header_name = http::HeaderName::try_from(name.as_str())
@@ -362,11 +413,6 @@ impl TokenRequest {
             map.insert(header_name, header_value);
         }
         Ok(map)
-    }
-
-    /// The body as sent, secrets included. Only the transport should call this.
-    pub fn wire_body(&self) -> Vec<u8> {
-        self.render_body(Value::expose).into_bytes()
     }
 
     /// The body with every secret replaced by `[redacted]`.
@@ -487,6 +533,32 @@ mod tests {
             .header("Authorization", Value::Secret(SecretString::from("x")))
             .param("client_secret", SecretString::from("y"));
         assert!(matches!(r.validate(), Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn every_change_after_rendering_reaches_the_wire() {
+        let mut r = TokenRequest::for_grant(url(), BodyFormat::Form, &Grant::ClientCredentials);
+        assert_eq!(r.wire_body(), b"grant_type=client_credentials");
+        assert!(r.wire_headers().unwrap().get("x-a").is_none());
+        r.set_param("scope", "a");
+        assert_eq!(r.wire_body_bytes(), &b"grant_type=client_credentials&scope=a"[..]);
+        let r = r.rename_param("scope", "s");
+        assert_eq!(r.wire_body(), b"grant_type=client_credentials&s=a");
+        let r = r.without_param("s");
+        assert_eq!(r.wire_body(), b"grant_type=client_credentials");
+        let r = r.header("X-A", "1");
+        assert_eq!(r.wire_headers().unwrap()["x-a"], "1");
+        let r = r.without_header("x-a");
+        assert!(r.wire_headers().unwrap().get("x-a").is_none());
+        // A clone carries the rendered form and renders the same.
+        assert_eq!(r.clone().wire_body(), r.wire_body());
+    }
+
+    #[test]
+    fn a_header_that_does_not_render_still_leaves_the_body() {
+        let r = TokenRequest::for_grant(url(), BodyFormat::Form, &Grant::ClientCredentials).header("x-bad", "a\nb");
+        assert!(matches!(r.wire_headers(), Err(Error::Config { .. })));
+        assert_eq!(r.wire_body(), b"grant_type=client_credentials");
     }
 
     #[test]

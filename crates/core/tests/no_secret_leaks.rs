@@ -39,7 +39,9 @@ struct Scripted(Mutex<VecDeque<Result<HttpResponse, TransportError>>>);
 
 #[async_trait]
 impl Transport for Scripted {
-    async fn send(&self, _request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+        // Rendered as a real transport would, so that the request keeps its wire form.
+        assert!(!request.wire_body_bytes().is_empty());
         self.0
             .lock()
             .unwrap()
@@ -95,6 +97,9 @@ fn debug_and_display_of_types_holding_secrets() {
             assert_clean("TokenRequest Serialize", &serde_json::to_string(&request).unwrap());
             assert_clean("TokenRequest redacted body", &request.redacted_body());
             assert_clean("TokenRequest wire headers Debug", &format!("{:?}", request.wire_headers().unwrap()));
+            // Rendering keeps the wire form inside the request: its renderings still show no secret.
+            assert_clean("TokenRequest Debug once rendered", &format!("{request:?} {request:#?}"));
+            assert_clean("TokenRequest Serialize once rendered", &serde_json::to_string(&request).unwrap());
         }
     }
     let c = client(vec![]);
@@ -105,6 +110,14 @@ fn debug_and_display_of_types_holding_secrets() {
     assert_clean("HttpResponse", &format!("{response:?}"));
     let store = MemoryStore::new();
     assert_clean("MemoryStore", &format!("{store:?}"));
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_its_rendered_request_shows_no_secret() {
+    let ok = HttpResponse::json(200, format!(r#"{{"access_token":"{ACCESS_TOKEN}","expires_in":60}}"#));
+    let c = client(vec![Ok(ok)]);
+    c.request_token(&Grant::ClientCredentials, &Scopes::empty()).await.unwrap();
+    assert_clean("TokenClient after a fetch", &format!("{c:?} {c:#?}"));
 }
 
 #[test]

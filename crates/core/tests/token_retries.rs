@@ -269,3 +269,44 @@ async fn consuming_grants_are_retried_only_when_surely_unprocessed() {
     fetch(&client(mock, policy())).await.unwrap();
     assert_eq!(times.lock().unwrap().len(), 2);
 }
+
+/// Records the body of every request it answers.
+#[derive(Debug, Default)]
+struct Bodies(Mutex<Vec<String>>);
+
+#[async_trait]
+impl Transport for Bodies {
+    async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+        self.0.lock().unwrap().push(String::from_utf8(request.wire_body()).unwrap());
+        ok()
+    }
+}
+
+#[tokio::test]
+async fn the_kept_client_credentials_request_follows_the_scopes_asked_for() {
+    let bodies = Arc::new(Bodies::default());
+    #[derive(Debug)]
+    struct Shared(Arc<Bodies>);
+    #[async_trait]
+    impl Transport for Shared {
+        async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+            self.0.send(request).await
+        }
+    }
+    let client = client(Shared(bodies.clone()), RetryPolicy::none());
+    for scopes in ["a", "a", "b c", "a", ""] {
+        client.request_token(&Grant::ClientCredentials, &Scopes::parse(scopes)).await.unwrap();
+    }
+    client.request_token(&Grant::RefreshToken(RefreshToken::new("rt")), &Scopes::parse("a")).await.unwrap();
+    assert_eq!(
+        *bodies.0.lock().unwrap(),
+        [
+            "grant_type=client_credentials&scope=a",
+            "grant_type=client_credentials&scope=a",
+            "grant_type=client_credentials&scope=b+c",
+            "grant_type=client_credentials&scope=a",
+            "grant_type=client_credentials",
+            "grant_type=refresh_token&refresh_token=rt&scope=a",
+        ]
+    );
+}
