@@ -408,7 +408,14 @@ impl TokenClient {
         loop {
             attempt += 1;
             let attempt_started = Instant::now();
-            let outcome = match tokio::time::timeout_at(deadline, self.transport.send(request)).await {
+            // One timer bounds the attempt: its own timeout, or what is left of the deadline.
+            let attempt_deadline = tokio::time::Instant::now() + self.retry.timeout_per_attempt();
+            let sent = tokio::time::timeout_at(attempt_deadline.min(deadline), self.transport.send(request)).await;
+            let outcome = match sent {
+                Err(_) if attempt_deadline < deadline => Err(Error::Transport(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    format!("no response within the attempt timeout of {:?}", self.retry.timeout_per_attempt()),
+                ))),
                 Err(_) => Err(Error::Transport(TransportError::new(
                     TransportErrorKind::Timeout,
                     format!("no response within the overall deadline of {:?}", self.retry.overall_deadline()),

@@ -1,5 +1,5 @@
 //! Retries inside one token fetch: exponential backoff with jitter, `Retry-After` honoured, bounded
-//! attempts and an overall deadline.
+//! attempts, a timeout per attempt and an overall deadline.
 
 use std::time::Duration;
 
@@ -22,17 +22,20 @@ pub struct RetryPolicy {
     max_attempts: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
+    attempt_timeout: Duration,
     deadline: Duration,
     jitter: bool,
 }
 
 impl Default for RetryPolicy {
-    /// 3 attempts, backoff from 200 ms doubling up to 5 s with jitter, 30 s overall deadline.
+    /// 3 attempts of at most 10 s each, backoff from 200 ms doubling up to 5 s with jitter, 30 s
+    /// overall deadline.
     fn default() -> Self {
         RetryPolicy {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(30),
             jitter: true,
         }
@@ -63,6 +66,14 @@ impl RetryPolicy {
         self
     }
 
+    /// The time allowed for one attempt: sending the request and reading the whole response
+    /// (default 10 s). An attempt that takes longer fails with a timeout, which is retried when the
+    /// grant allows it. The overall deadline still bounds every attempt.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
     /// The time allowed for all attempts and backoffs of one fetch together.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
@@ -84,6 +95,11 @@ impl RetryPolicy {
     /// The overall deadline.
     pub fn overall_deadline(&self) -> Duration {
         self.deadline
+    }
+
+    /// The time allowed for one attempt.
+    pub fn timeout_per_attempt(&self) -> Duration {
+        self.attempt_timeout
     }
 
     /// The delay before attempt `attempt + 1` (where `attempt` counts from 1), at least `retry_after`

@@ -198,6 +198,48 @@ async fn the_overall_deadline_bounds_a_hanging_request() {
     assert!(matches!(error, Error::Transport(ref e) if e.kind() == TransportErrorKind::Timeout), "{error:?}");
 }
 
+/// Hangs on the first request, answers the later ones at once.
+#[derive(Debug, Default)]
+struct HangsOnce {
+    attempts: Mutex<u32>,
+}
+
+#[async_trait]
+impl Transport for HangsOnce {
+    async fn send(&self, _request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            *attempts += 1;
+            *attempts
+        };
+        if attempt == 1 {
+            std::future::pending::<()>().await;
+        }
+        ok()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_attempt_is_cut_by_the_attempt_timeout_and_retried() {
+    let policy = RetryPolicy::default().jitter(false).initial_backoff(MS(200)).attempt_timeout(Duration::from_secs(2));
+    let started = tokio::time::Instant::now();
+    let token = fetch(&client(HangsOnce::default(), policy)).await.unwrap();
+    assert_eq!(token.lifetime(), Duration::from_secs(900));
+    // 2 s for the hung attempt, 200 ms of backoff, then an answer at once.
+    assert_eq!(started.elapsed(), Duration::from_millis(2_200));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attempt_timeout_is_named_when_it_ends_the_fetch() {
+    let slow = Slow { delay: Duration::from_secs(3600), attempts: Mutex::new(0) };
+    let policy = RetryPolicy::default().max_attempts(1).attempt_timeout(Duration::from_secs(4));
+    let started = tokio::time::Instant::now();
+    let error = fetch(&client(slow, policy)).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(4));
+    assert!(matches!(error, Error::Transport(ref e) if e.kind() == TransportErrorKind::Timeout), "{error:?}");
+    assert!(error.to_string().contains("attempt timeout of 4s"), "{error}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_overall_deadline_bounds_retries() {
     let slow = Arc::new(Slow { delay: Duration::from_secs(1), attempts: Mutex::new(0) });
