@@ -40,6 +40,15 @@ for provider in "${providers[@]}"; do
     failed=1
   fi
 
+  # A library must not switch on features of its users' crates that change their behaviour:
+  # serde_json's `preserve_order` turns every `serde_json::Map` in the binary into an IndexMap.
+  if cargo tree -p "$package" -e normal,features --prefix none --color never 2>/dev/null \
+    | grep -q 'serde_json feature "preserve_order"'; then
+    printf 'FAIL %s: its dependencies turn on serde_json'"'"'s `preserve_order` for every user\n' "$package" >&2
+    cargo tree -p "$package" -e normal,features -i serde_json --color never 2>&1 | sed 's/^/    /' >&2 || true
+    failed=1
+  fi
+
   if [ ${#bad[@]} -gt 0 ]; then
     printf 'FAIL %s: its normal dependency tree contains %s\n' "$package" "${bad[*]}" >&2
     for name in "${bad[@]}"; do

@@ -430,9 +430,19 @@ impl TokenRequest {
                 out.finish()
             }
             BodyFormat::Json => {
-                let map: serde_json::Map<String, serde_json::Value> =
-                    self.params.iter().map(|(n, v)| (n.clone(), serde_json::Value::String(show(v)))).collect();
-                serde_json::Value::Object(map).to_string()
+                // Written member by member so that the object keeps the parameters' order without
+                // asking serde_json for `preserve_order` (which would change every user's `Map`).
+                let mut out = String::from("{");
+                for (i, (name, value)) in self.params.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(name.as_str()).to_string());
+                    out.push(':');
+                    out.push_str(&serde_json::Value::String(show(value)).to_string());
+                }
+                out.push('}');
+                out
             }
         }
     }
