@@ -19,7 +19,10 @@
 //! - **Invalidate**: reporting a rejected token drops it only if it is still current.
 //! - **Store**: every new token set is saved in the [`TokenStore`] before it is handed out; the store
 //!   is read before every fetch, and a token set in it that is newer than the cached one (saved by an
-//!   earlier run or another process) is adopted instead of fetching, or refreshed from.
+//!   earlier run or another process) is adopted instead of fetching, or refreshed from. A set that
+//!   cannot be saved is still handed out, and saved again in the background (1 s, doubling to 60 s)
+//!   until a save succeeds or a newer set replaces it: with a rotating refresh token it holds the
+//!   only refresh token the provider still accepts.
 //! - **Fleet coordination**: with a store that [coordinates](TokenStore::coordinates) (Redis), a fetch
 //!   first takes the store's refresh lock, so that across every process sharing the store one refresh
 //!   of a key is in flight; the others wait for the token set it saves and adopt it. The lock's lease
@@ -672,7 +675,7 @@ impl<S: TokenSource> Shared<S> {
     /// fresh no request is made, otherwise its refresh token (the latest, with rotating refresh
     /// tokens) is the one refreshed from. A coordinating store is then locked (see
     /// [`fetch_coordinated`](Self::fetch_coordinated)).
-    async fn run_fetch(&self) -> Result<AccessToken> {
+    async fn run_fetch(self: &Arc<Self>) -> Result<AccessToken> {
         let coordinated = self.store.coordinates();
         match self.store.load(&self.key).await {
             Ok(Some(stored)) => {
@@ -706,14 +709,57 @@ impl<S: TokenSource> Shared<S> {
     }
 
     /// Fetches, saves (unconditionally) and publishes: a store that does not coordinate.
-    async fn fetch_and_save(&self) -> Result<AccessToken> {
+    ///
+    /// A token set that cannot be saved is still valid: it is served from memory, and saved again in
+    /// the background (see [`save_later`](Self::save_later)), because with a rotating refresh token
+    /// the set in memory holds the only refresh token the provider still accepts.
+    async fn fetch_and_save(self: &Arc<Self>) -> Result<AccessToken> {
         let token = self.source.fetch(self.current_token().as_ref()).await?;
-        if let Err(e) = self.store.save(&self.key, &token).await {
-            // The token is valid; keep serving it from memory, but say that it was not saved.
-            tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store");
-        }
+        let saved = self.store.save(&self.key, &token).await;
         self.publish(token.clone());
+        if let Err(e) = saved {
+            tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store; retrying in the background");
+            self.save_later(token.clone());
+        }
         Ok(token)
+    }
+
+    /// Saves `token` in the background after a failed save: from 1 s, doubling up to 60 s, until a
+    /// save succeeds, a newer token set replaces it in the cache or the store, or the cache is dropped.
+    fn save_later(self: &Arc<Self>, token: AccessToken) {
+        const FIRST: Duration = Duration::from_secs(1);
+        const MAX: Duration = Duration::from_secs(60);
+        let shared = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut delay = FIRST;
+            for attempt in 2u32.. {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX);
+                let Some(shared) = shared.upgrade() else { return };
+                let current = shared.current.load();
+                if !current.as_ref().is_some_and(|e| e.token.same_token(&token)) {
+                    return; // replaced by a newer set, which had its own save
+                }
+                drop(current);
+                match shared.store.load(&shared.key).await {
+                    Ok(Some(stored)) if stored.expires_at() >= token.expires_at() => return,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(key = %shared.key, attempt, error = %e, "token store still unreadable; the token set is not saved yet");
+                        continue;
+                    }
+                }
+                match shared.store.save(&shared.key, &token).await {
+                    Ok(()) => {
+                        tracing::info!(key = %shared.key, attempt, "token set saved in the token store after an earlier failure");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %shared.key, attempt, error = %e, "token set still not saved in the token store");
+                    }
+                }
+            }
+        });
     }
 
     /// Takes the fleet-wide refresh lock, or waits for the process holding it to save a new token set.
@@ -722,7 +768,7 @@ impl<S: TokenSource> Shared<S> {
     /// fresh token set and the lock is tried again (it is free again once the holder unlocks, or its
     /// lease lapses because the holder died). After [`RefreshPolicy::lock_wait`] the failure policy
     /// applies.
-    async fn fetch_coordinated(&self) -> Result<AccessToken> {
+    async fn fetch_coordinated(self: &Arc<Self>) -> Result<AccessToken> {
         const FIRST_POLL: Duration = Duration::from_millis(10);
         const MAX_POLL: Duration = Duration::from_millis(100);
         let mut waited = Duration::ZERO;

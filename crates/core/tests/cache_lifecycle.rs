@@ -629,3 +629,58 @@ async fn store_failures() {
     assert_eq!(secret(&cache.token().await.unwrap()), "token-1");
     assert_eq!(secret(&cache.cached_token().unwrap()), "token-1");
 }
+
+fn saves(store: &RecordingStore) -> usize {
+    store.calls.lock().unwrap().iter().filter(|c| **c == "save").count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_set_that_could_not_be_saved_is_saved_in_the_background() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let store = Arc::new(RecordingStore::default());
+    let cache =
+        CachedProvider::builder(FakeSource::new(clock.clone(), S(900))).clock(clock).store(store.clone()).build();
+    store.fail_save.store(true, Ordering::SeqCst);
+    let token = cache.token().await.unwrap();
+    assert_eq!(saves(&store), 1);
+    assert!(store.inner.load("fake").await.unwrap().is_none());
+
+    // Retried after 1 s (still failing), then 2 s later (the store works again).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(saves(&store), 2);
+    store.fail_save.store(false, Ordering::SeqCst);
+    tokio::time::sleep(S(2)).await;
+    assert_eq!(saves(&store), 3);
+    assert!(store.inner.load("fake").await.unwrap().unwrap().same_token(&token));
+    // Saved: no more attempts.
+    tokio::time::sleep(S(300)).await;
+    assert_eq!(saves(&store), 3);
+    assert_eq!(cache.source().fetches(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_background_save_stops_when_a_newer_token_set_replaces_it() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let store = Arc::new(RecordingStore::default());
+    let cache =
+        CachedProvider::builder(FakeSource::new(clock.clone(), S(900))).clock(clock).store(store.clone()).build();
+    store.fail_save.store(true, Ordering::SeqCst);
+    assert_eq!(secret(&cache.token().await.unwrap()), "token-1");
+    cache.clear();
+    assert_eq!(secret(&cache.token().await.unwrap()), "token-2");
+    assert_eq!(saves(&store), 2);
+    store.fail_save.store(false, Ordering::SeqCst);
+    tokio::time::sleep(S(120)).await;
+    // token-1's retry found token-2 in its place and stopped; token-2's retry saved it.
+    assert_eq!(saves(&store), 3);
+    assert_eq!(secret(&store.inner.load("fake").await.unwrap().unwrap()), "token-2");
+
+    // A cache that is dropped stops retrying too.
+    store.fail_save.store(true, Ordering::SeqCst);
+    cache.clear();
+    cache.token().await.unwrap();
+    assert_eq!(saves(&store), 4);
+    drop(cache);
+    tokio::time::sleep(S(120)).await;
+    assert_eq!(saves(&store), 4);
+}
