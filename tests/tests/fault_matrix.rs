@@ -205,16 +205,12 @@ impl Outcome {
 
 /// What one attempt meeting `fault` yields for `target`.
 fn single(target: Target, fault: &Fault) -> Outcome {
-    // Doorkeeper's generic errors are `{"status":500,"error":"Internal Server Error"}`: an `error`
-    // member, so they parse as OAuth errors with an unknown code.
-    let provider_error = |status: u16, reason: &str| match target.dialect() {
-        Dialect::RubyStyle => Outcome::OAuth(reason.to_owned(), status),
-        _ => Outcome::Http(status),
-    };
     match fault {
         Fault::Status(s @ 502..=504) => Outcome::Http(*s),
-        Fault::Status(500) => provider_error(500, "Internal Server Error"),
-        Fault::TooManyRequests { .. } => provider_error(429, "Too Many Requests"),
+        // Every dialect's own error body, Doorkeeper's Rails status page `{"status":500,"error":
+        // "Internal Server Error"}` included, is an HTTP error (not an OAuth one).
+        Fault::Status(500) => Outcome::Http(500),
+        Fault::TooManyRequests { .. } => Outcome::Http(429),
         Fault::Latency(_) => Outcome::Transport(TransportErrorKind::Timeout),
         Fault::ResetConnection | Fault::TruncatedBody => Outcome::Transport(TransportErrorKind::Io),
         Fault::MalformedJson | Fault::MissingAccessToken => Outcome::InvalidResponse,

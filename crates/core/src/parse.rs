@@ -378,7 +378,8 @@ fn oauth_error_in(obj: &Map<String, Value>, response: &HttpResponse) -> Option<O
 /// `data.token`), and a masked excerpt in every case.
 pub fn parse_error(response: &HttpResponse) -> Error {
     let body = decode_body(response);
-    if let Some(error) = body.as_ref().and_then(Value::as_object).and_then(|b| oauth_error_in(b, response)) {
+    let object = body.as_ref().and_then(Value::as_object);
+    if let Some(error) = object.filter(|b| !is_status_page(b, response)).and_then(|b| oauth_error_in(b, response)) {
         return Error::OAuth(error);
     }
     let (code, message) = body.as_ref().map(known_error_shape).unwrap_or((None, None));
@@ -399,9 +400,28 @@ fn first_string(value: &Value) -> Option<String> {
     }
 }
 
+/// Whether `obj` is a Rails-style status page, `{"status":500,"error":"Internal Server Error"}`
+/// (what Doorkeeper answers for errors of its own): the status and its reason phrase, not an OAuth
+/// error code in `error`.
+fn is_status_page(obj: &Map<String, Value>, response: &HttpResponse) -> bool {
+    let reason = http::StatusCode::from_u16(response.status).ok().and_then(|s| s.canonical_reason());
+    obj.get("status").and_then(Value::as_u64) == Some(u64::from(response.status))
+        && obj
+            .get("error")
+            .and_then(Value::as_str)
+            .zip(reason)
+            .is_some_and(|(error, reason)| error.eq_ignore_ascii_case(reason))
+}
+
 /// Pulls a code and a message out of the non-RFC shapes providers use.
 fn known_error_shape(body: &Value) -> (Option<String>, Option<String>) {
     let Some(obj) = body.as_object() else { return (None, None) };
+    // Rails / Doorkeeper status page: {"status":500,"error":"Internal Server Error"}
+    if obj.get("status").is_some_and(Value::is_u64) {
+        if let Some(reason) = obj.get("error").and_then(Value::as_str) {
+            return (None, Some(reason.to_owned()));
+        }
+    }
     // ProBit: {"errorCode":"...","message":"...","details":{...}}
     if let Some(code) = obj.get("errorCode").and_then(Value::as_str) {
         return (Some(code.to_owned()), obj.get("message").and_then(first_string));
@@ -447,6 +467,35 @@ mod tests {
         // A repeated member: the last one counts, as in any JSON object reader here.
         let t = parse(200, r#"{"access_token":"first","access_token":"second","expires_in":60}"#).unwrap();
         assert_eq!(secrecy::ExposeSecret::expose_secret(t.secret()), "second");
+    }
+
+    #[test]
+    fn a_rails_status_page_is_an_http_error_not_an_oauth_error() {
+        for (status, reason) in [(500, "Internal Server Error"), (429, "Too Many Requests"), (401, "Unauthorized")] {
+            let body = format!(r#"{{"status":{status},"error":"{reason}"}}"#);
+            match parse(status, &body) {
+                Err(Error::Http(e)) => {
+                    assert_eq!(e.status, status);
+                    assert_eq!(e.message.as_deref(), Some(reason));
+                    assert_eq!(e.code, None);
+                }
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        // An OAuth error that also names the status stays an OAuth error, and so does an `error`
+        // that is not the status's reason phrase.
+        let oauth = |status: u16, body: &str| match parse(status, body) {
+            Err(Error::OAuth(e)) => e.code,
+            other => panic!("{body}: {other:?}"),
+        };
+        assert_eq!(oauth(401, r#"{"status":401,"error":"invalid_client"}"#), OAuthErrorCode::InvalidClient);
+        assert_eq!(oauth(500, r#"{"status":500,"error":"Not Found"}"#), OAuthErrorCode::Other("Not Found".to_owned()));
+        assert_eq!(
+            oauth(500, r#"{"status":404,"error":"Internal Server Error"}"#),
+            OAuthErrorCode::Other("Internal Server Error".to_owned())
+        );
+        // 5xx and 429 status pages stay retryable.
+        assert!(parse(500, r#"{"status":500,"error":"Internal Server Error"}"#).unwrap_err().is_retryable());
     }
 
     #[test]
