@@ -2,8 +2,7 @@
 //! connection with canned bytes: bodies in one or many chunks, the body limit, redirects.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokensmith_core::error::TransportErrorKind;
 use tokensmith_core::http::{ReqwestTransport, Transport};
@@ -11,12 +10,22 @@ use tokensmith_core::{BodyFormat, TokenRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// The requests a server received, as raw text (head and body).
+#[derive(Default)]
+struct Seen(Mutex<Vec<String>>);
+
+impl Seen {
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
 /// Serves `answer` (raw bytes, written in the given pieces, flushing between them) to every
-/// request; returns the token URL and the number of requests seen.
-async fn serve(answer: Vec<Vec<u8>>) -> (url::Url, Arc<AtomicUsize>) {
+/// request; returns the token URL and the requests seen.
+async fn serve(answer: Vec<Vec<u8>>) -> (url::Url, Arc<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = url::Url::parse(&format!("http://{}/token", listener.local_addr().unwrap())).unwrap();
-    let seen = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Seen::default());
     let counter = seen.clone();
     tokio::spawn(async move {
         loop {
@@ -44,7 +53,7 @@ async fn serve(answer: Vec<Vec<u8>>) -> (url::Url, Arc<AtomicUsize>) {
                         }
                     }
                 }
-                counter.fetch_add(1, Ordering::SeqCst);
+                counter.0.lock().unwrap().push(String::from_utf8_lossy(&request).into_owned());
                 for piece in answer {
                     if stream.write_all(&piece).await.is_err() {
                         return;
@@ -90,7 +99,38 @@ async fn a_body_in_many_chunks_is_joined_in_order() {
     assert_eq!(response.status, 200);
     assert_eq!(response.content_type(), Some("application/json"));
     assert_eq!(response.body, pieces.concat().as_bytes());
-    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.count(), 1);
+}
+
+#[tokio::test]
+async fn the_request_goes_out_as_rendered_with_the_user_agent() {
+    let (url, seen) = serve(chunked(&["{}"])).await;
+    let request = request(&url).header("x-extra", "1");
+    let transport = ReqwestTransport::new().unwrap();
+    // Twice: the second send uses the wire form the first one rendered.
+    for _ in 0..2 {
+        transport.send(&request).await.unwrap();
+    }
+    let requests = seen.0.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0], requests[1]);
+    let (head, body) = requests[0].split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    assert_eq!(lines.next(), Some("POST /token HTTP/1.1"));
+    let mut headers: Vec<String> = lines.map(str::to_ascii_lowercase).filter(|l| !l.starts_with("host:")).collect();
+    headers.sort();
+    let user_agent = format!("user-agent: tokensmith/{}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        headers,
+        [
+            "accept: application/json",
+            "content-length: 29",
+            "content-type: application/x-www-form-urlencoded",
+            user_agent.as_str(),
+            "x-extra: 1",
+        ]
+    );
+    assert_eq!(body, "grant_type=client_credentials");
 }
 
 #[tokio::test]
@@ -130,8 +170,8 @@ async fn redirects_are_refused_not_followed() {
     let (url, seen) = serve(vec![answer.into_bytes()]).await;
     let transport = ReqwestTransport::new().unwrap();
     assert_eq!(transport_error(transport.send(&request(&url)).await), TransportErrorKind::RedirectRefused);
-    assert_eq!(seen.load(Ordering::SeqCst), 1);
-    assert_eq!(target_seen.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert_eq!(seen.count(), 1);
+    assert_eq!(target_seen.count(), 0, "the redirect was followed");
 }
 
 #[tokio::test]
