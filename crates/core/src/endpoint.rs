@@ -180,7 +180,8 @@ pub struct TokenClient {
     error_mapper: Option<ErrorMapper>,
     /// The last client-credentials request built, with the scopes it asks for. It depends on nothing
     /// else (the dialect and the credentials never change), so later fetches send it again as it is,
-    /// wire form included, instead of building and rendering it anew.
+    /// wire form included, instead of building and rendering it anew — when the credential style
+    /// says its requests may be reused.
     prepared: ArcSwapOption<(Scopes, TokenRequest)>,
 }
 
@@ -366,13 +367,19 @@ impl TokenClient {
 
     /// The client-credentials request for `scopes`: the one kept from the last fetch when it asked for
     /// the same scopes (the usual case: a provider always asks for its configured scopes), else a new
-    /// one, which is kept in its place.
+    /// one, which is kept in its place. Nothing is kept when the credential style is not
+    /// [reusable](CredentialStyle::reusable).
     fn client_credentials_request(&self, scopes: &Scopes) -> Result<Arc<(Scopes, TokenRequest)>> {
-        if let Some(prepared) = self.prepared.load_full().filter(|p| p.0 == *scopes) {
-            return Ok(prepared);
+        let reusable = self.endpoint.credential_style.reusable();
+        if reusable {
+            if let Some(prepared) = self.prepared.load_full().filter(|p| p.0 == *scopes) {
+                return Ok(prepared);
+            }
         }
         let prepared = Arc::new((scopes.clone(), self.build_request(&Grant::ClientCredentials, scopes)?));
-        self.prepared.store(Some(Arc::clone(&prepared)));
+        if reusable {
+            self.prepared.store(Some(Arc::clone(&prepared)));
+        }
         Ok(prepared)
     }
 

@@ -33,6 +33,11 @@
 //!     fn name(&self) -> &'static str {
 //!         "header-pair"
 //!     }
+//!     // The same headers every time: a client may build its request once and resend it. A style
+//!     // that signs a fresh client assertion per request keeps the default, `false`.
+//!     fn reusable(&self) -> bool {
+//!         true
+//!     }
 //! }
 //! ```
 
@@ -57,6 +62,18 @@ pub trait CredentialStyle: Send + Sync + Debug + 'static {
 
     /// A short name for configuration and tracing (`basic`, `basic-raw`, `body`, `none`).
     fn name(&self) -> &'static str;
+
+    /// Whether a request this style has shaped may be sent again as it is: true when
+    /// [`apply`](Self::apply) gives the same result every time for the same credentials, as the
+    /// built-in styles do. A [`TokenClient`](crate::TokenClient) then builds its client-credentials
+    /// request once and sends it for every token.
+    ///
+    /// The default is `false`: a style that puts something fresh on every request (a signed client
+    /// assertion with an expiry, a nonce, a timestamp) gets `apply` called for every request. Return
+    /// `true` only when the result never changes.
+    fn reusable(&self) -> bool {
+        false
+    }
 }
 
 /// HTTP Basic with RFC 6749 §2.3.1 encoding: the client id and secret are each
@@ -105,6 +122,10 @@ impl CredentialStyle for BasicAuth {
     fn name(&self) -> &'static str {
         "basic"
     }
+
+    fn reusable(&self) -> bool {
+        true
+    }
 }
 
 impl CredentialStyle for BasicAuthRaw {
@@ -126,6 +147,10 @@ impl CredentialStyle for BasicAuthRaw {
     fn name(&self) -> &'static str {
         "basic-raw"
     }
+
+    fn reusable(&self) -> bool {
+        true
+    }
 }
 
 impl CredentialStyle for RequestBody {
@@ -139,6 +164,10 @@ impl CredentialStyle for RequestBody {
     fn name(&self) -> &'static str {
         "body"
     }
+
+    fn reusable(&self) -> bool {
+        true
+    }
 }
 
 impl CredentialStyle for PublicClient {
@@ -149,6 +178,10 @@ impl CredentialStyle for PublicClient {
 
     fn name(&self) -> &'static str {
         "none"
+    }
+
+    fn reusable(&self) -> bool {
+        true
     }
 }
 

@@ -352,3 +352,74 @@ async fn the_kept_client_credentials_request_follows_the_scopes_asked_for() {
         ]
     );
 }
+
+/// Puts a new `x-n` header value on every request it shapes, like a style that signs a fresh client
+/// assertion; says whether its requests may be reused as it is told.
+#[derive(Debug)]
+struct Counting {
+    applied: std::sync::atomic::AtomicUsize,
+    reusable: bool,
+}
+
+impl CredentialStyle for Counting {
+    fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()> {
+        let n = self.applied.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        request.set_param("client_id", credentials.client_id());
+        request.set_header("x-n", n.to_string());
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+
+    fn reusable(&self) -> bool {
+        self.reusable
+    }
+}
+
+/// Records the `x-n` header of every request it answers.
+#[derive(Debug, Default)]
+struct Headers(Mutex<Vec<String>>);
+
+#[async_trait]
+impl Transport for Headers {
+    async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+        let headers = request.wire_headers().unwrap();
+        self.0.lock().unwrap().push(headers["x-n"].to_str().unwrap().to_owned());
+        ok()
+    }
+}
+
+#[tokio::test]
+async fn a_style_that_is_not_reusable_shapes_every_request_anew() {
+    for reusable in [false, true] {
+        let style = Arc::new(Counting { applied: Default::default(), reusable });
+        let headers = Arc::new(Headers::default());
+        #[derive(Debug)]
+        struct Shared(Arc<Headers>);
+        #[async_trait]
+        impl Transport for Shared {
+            async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+                self.0.send(request).await
+            }
+        }
+        let endpoint = TokenEndpoint::new("https://auth.example.test/oauth/token".parse().unwrap())
+            .credential_style(style.clone());
+        let client = TokenClient::builder("style-test", endpoint, ClientCredentials::new("id", "secret"))
+            .transport(Arc::new(Shared(headers.clone())))
+            .retry(RetryPolicy::none())
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            fetch(&client).await.unwrap();
+        }
+        let seen = headers.0.lock().unwrap().clone();
+        // `build` shapes one request to check the configuration: n = 1.
+        if reusable {
+            assert_eq!(seen, ["2", "2", "2"], "built once, sent three times");
+        } else {
+            assert_eq!(seen, ["2", "3", "4"], "shaped for every request");
+        }
+    }
+}
