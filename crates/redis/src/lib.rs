@@ -16,7 +16,8 @@
 //!   rotating refresh token is never refreshed without the lock (a clear [`Error::Store`] instead);
 //! - after Redis restarts empty (no persistence), each process writes back the newest token set it
 //!   knows, the newest version wins, and refresh locks are held back for a short settling period
-//!   meanwhile, so that no rotated refresh token is lost.
+//!   meanwhile, so that no rotated refresh token is lost; a set whose save failed while Redis was
+//!   unreachable is written back the same way (never over a newer one) once Redis answers again.
 //!
 //! Design, key layout and failure policy: `docs/fleet.md`.
 //!
@@ -53,7 +54,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -233,6 +234,7 @@ impl RedisStoreBuilder {
                 watchdog: self.watchdog,
                 conn: tokio::sync::OnceCell::new(),
                 known: Mutex::new(HashMap::new()),
+                unsaved: Mutex::new(HashSet::new()),
                 epoch: Mutex::new(None),
                 watchdog_started: AtomicBool::new(false),
                 scripts: Scripts::new(),
@@ -292,6 +294,9 @@ struct Inner {
     watchdog: Duration,
     conn: tokio::sync::OnceCell<ConnectionManager>,
     known: Mutex<HashMap<String, Known>>,
+    /// Keys whose last fenced save failed: the watchdog writes their known set back (fenced by its
+    /// version) once Redis answers again.
+    unsaved: Mutex<HashSet<String>>,
     epoch: Mutex<Option<String>>,
     watchdog_started: AtomicBool,
     scripts: Scripts,
@@ -376,7 +381,9 @@ impl RedisStore {
                 let Some(inner) = weak.upgrade() else { break };
                 if let Err(e) = inner.check_epoch().await {
                     tracing::trace!(error = %e, "the Redis token store's watchdog could not reach Redis");
+                    continue;
                 }
+                inner.write_back_unsaved().await;
             }
         });
     }
@@ -477,6 +484,47 @@ impl Inner {
             *epoch = now;
         }
         Ok(())
+    }
+
+    /// Writes back, for every key whose fenced save failed, the set this process knows, unless a set
+    /// at least as new is there (the restore script compares versions, so a set another process saved
+    /// since, with a later fence, is never overwritten).
+    async fn write_back_unsaved(&self) {
+        let keys: Vec<String> = self.unsaved.lock().map(|u| u.iter().cloned().collect()).unwrap_or_default();
+        if keys.is_empty() {
+            return;
+        }
+        let Ok(mut conn) = self.conn().await else { return };
+        for key in keys {
+            let Some((version, json)) = self
+                .known
+                .lock()
+                .ok()
+                .and_then(|k| k.get(&key).map(|k| (k.version, k.json.expose_secret().to_owned())))
+            else {
+                continue;
+            };
+            let written: std::result::Result<i64, _> = self
+                .scripts
+                .restore
+                .key(self.key("token", &key))
+                .key(self.key("fence", &key))
+                .arg(version)
+                .arg(json)
+                .invoke_async(&mut conn)
+                .await;
+            match written {
+                Ok(written) => {
+                    if let Ok(mut unsaved) = self.unsaved.lock() {
+                        unsaved.remove(&key);
+                    }
+                    tracing::warn!(key = %key, version, written = written == 1, "wrote back a token set whose save had failed while Redis was unreachable");
+                }
+                Err(e) => {
+                    tracing::trace!(key = %key, error = %e, "a token set whose save failed is still not written back");
+                }
+            }
+        }
     }
 
     fn remember(&self, key: &str, version: u64, json: SecretString) {
@@ -586,20 +634,30 @@ impl TokenStore for RedisStore {
 
     async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
         let json = Record::encode(token)?;
-        // Remembered first: if Redis is down now, the set is written back when it returns.
+        // Remembered first: if Redis is down now, the set is written back when it answers again (by
+        // the watchdog; after a data loss, with every other set this process knows).
         self.inner.remember(key, guard.fence(), json.clone());
-        let mut conn = self.ready().await?;
-        let written: i64 = self
-            .inner
-            .scripts
-            .save_fenced
-            .key(self.token_key(key))
-            .arg(guard.fence())
-            .arg(json.expose_secret())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.error("save a token set", e))?;
-        Ok(written == 1)
+        let saved = async {
+            let mut conn = self.ready().await?;
+            self.inner
+                .scripts
+                .save_fenced
+                .key(self.token_key(key))
+                .arg(guard.fence())
+                .arg(json.expose_secret())
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| self.inner.error("save a token set", e))
+        }
+        .await;
+        if let Ok(mut unsaved) = self.inner.unsaved.lock() {
+            if saved.is_err() {
+                unsaved.insert(key.to_owned());
+            } else {
+                unsaved.remove(key);
+            }
+        }
+        Ok(saved? == 1)
     }
 
     async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()> {

@@ -112,6 +112,64 @@ async fn a_save_fenced_by_a_lost_lock_never_overwrites_a_newer_set() {
     assert!(guard.fence() > version);
 }
 
+/// Polls `load` (real time, bounded) until it gives the set with access token `access`.
+async fn eventually_stored(store: &RedisStore, access: &str) -> bool {
+    for _ in 0..250 {
+        if let Ok(Some(stored)) = store.load("k").await {
+            if stored.secret().expose_secret() == access {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn watched(redis: &RedisServer) -> RedisStore {
+    RedisStore::builder(redis.url())
+        .timeout(Duration::from_millis(300))
+        .watchdog_interval(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_save_that_failed_is_written_back_when_redis_answers_again() {
+    let redis = RedisServer::start();
+    let store = watched(&redis);
+    store.save("k", &token("at-0", "rt-0")).await.unwrap();
+    let guard = acquired(store.lock_refresh("k", Duration::from_secs(5)).await.unwrap());
+    // Redis stops answering between the refresh and its save (it keeps its data: no data-loss path).
+    redis.pause();
+    let failed = store.save_fenced("k", &token("at-1", "rt-1"), &guard).await;
+    redis.resume();
+    assert!(matches!(failed, Err(Error::Store { .. })), "{failed:?}");
+    assert!(eventually_stored(&store, "at-1").await, "the set was written back");
+    assert_eq!(redis.cli(&["HGET", "tokensmith:token:{k}", "v"]), guard.fence().to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_written_back_set_never_overwrites_a_newer_one() {
+    let redis = RedisServer::start();
+    let (a, b) = (watched(&redis), watched(&redis));
+    let guard_a = acquired(a.lock_refresh("k", Duration::from_secs(5)).await.unwrap());
+    redis.pause();
+    assert!(a.save_fenced("k", &token("at-a", "rt-a"), &guard_a).await.is_err());
+    redis.resume();
+    // Meanwhile b takes the lock (a's lapsed) and saves a newer set; whichever of b's save and a's
+    // write-back comes first, b's set (the later fence) is the one left.
+    redis.cli(&["DEL", "tokensmith:lock:{k}"]);
+    let guard_b = acquired(b.lock_refresh("k", Duration::from_secs(5)).await.unwrap());
+    assert!(guard_b.fence() > guard_a.fence());
+    assert!(b.save_fenced("k", &token("at-b", "rt-b"), &guard_b).await.unwrap());
+    // Give a's watchdog time to try (it runs every 50 ms), then check.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(b.load("k").await.unwrap().unwrap().secret().expose_secret(), "at-b");
+    }
+    assert_eq!(redis.cli(&["HGET", "tokensmith:token:{k}", "v"]), guard_b.fence().to_string());
+}
+
 #[tokio::test]
 async fn unreachable_redis_is_a_store_error_that_says_so() {
     let mut redis = RedisServer::start();
