@@ -22,11 +22,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tokensmith_core::options::parse_bool_setting;
-use tokensmith_core::{Error, Result};
+use tokensmith_core::{Error, Result, RetryPolicy};
 
 /// A client secret (or refresh token): given by value, by the name of an environment variable that
 /// holds it, or by the path of a file that holds it.
@@ -274,6 +275,9 @@ pub struct Config {
     pub redirect_uri: Option<String>,
     /// Where tokens are kept.
     pub store: Option<StoreConfig>,
+    /// The seconds one token request attempt may take (default 10; at least 1). A fetch makes up to
+    /// three attempts within an overall deadline of 30 s, or of this timeout when it is longer.
+    pub timeout: Option<u64>,
     /// Allow plain `http://` to hosts that are not loopback (default false).
     pub allow_insecure_http: Option<bool>,
 }
@@ -303,6 +307,7 @@ impl fmt::Debug for Config {
             .field("name", &self.name)
             .field("redirect_uri", &self.redirect_uri)
             .field("store", &self.store)
+            .field("timeout", &self.timeout)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
     }
@@ -335,6 +340,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TOKENSMITH_NAME", "name"),
     ("TOKENSMITH_REDIRECT_URI", "redirect_uri"),
     ("TOKENSMITH_STORE", "store"),
+    ("TOKENSMITH_TIMEOUT", "timeout"),
     ("TOKENSMITH_ALLOW_INSECURE_HTTP", "allow_insecure_http"),
 ];
 
@@ -364,6 +370,7 @@ pub const KEYS: &[&str] = &[
     "name",
     "redirect_uri",
     "store",
+    "timeout",
     "allow_insecure_http",
 ];
 
@@ -491,6 +498,13 @@ impl Config {
             })?;
             self.fallback_lifetime = Some(secs);
         }
+        if let Some(v) = get("TOKENSMITH_TIMEOUT") {
+            let secs = v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| Error::config("TOKENSMITH_TIMEOUT", format!("`{v}` is not a whole number of seconds")))?;
+            self.timeout = Some(secs);
+        }
         if let Some(v) = get("TOKENSMITH_EXTRA_PARAMS") {
             let params: BTreeMap<String, String> = url::form_urlencoded::parse(v.as_bytes()).into_owned().collect();
             if params.keys().any(String::is_empty) {
@@ -559,6 +573,20 @@ impl Config {
         }
     }
 
+    /// The retry policy for token requests: the defaults, with `timeout` as the time per attempt.
+    pub fn retry_policy(&self) -> Result<RetryPolicy> {
+        let policy = RetryPolicy::default();
+        match self.timeout {
+            None => Ok(policy),
+            Some(0) => Err(Error::config("timeout", "the timeout is 0 seconds; give at least 1 (the default is 10)")),
+            Some(secs) => {
+                let timeout = Duration::from_secs(secs);
+                let deadline = timeout.max(policy.overall_deadline());
+                Ok(policy.attempt_timeout(timeout).deadline(deadline))
+            }
+        }
+    }
+
     /// Whether insecure HTTP is allowed (default false).
     pub fn insecure_http(&self) -> bool {
         self.allow_insecure_http.unwrap_or(false)
@@ -601,6 +629,7 @@ impl Config {
             "name" => self.name.is_some(),
             "redirect_uri" => self.redirect_uri.is_some(),
             "store" => self.store.is_some(),
+            "timeout" => self.timeout.is_some(),
             "allow_insecure_http" => self.allow_insecure_http.is_some(),
             _ => false,
         }

@@ -126,6 +126,7 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
     let name = config.name.clone().unwrap_or_else(|| "custom".to_owned());
     let client = TokenClient::builder(name, endpoint, credentials)
         .allow_insecure_http(insecure)
+        .retry(config.retry_policy()?)
         .secret_required(!public)
         .build()?;
     let scopes = config.scope.as_deref().map(Scopes::parse).unwrap_or_else(Scopes::empty);

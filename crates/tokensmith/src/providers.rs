@@ -70,6 +70,7 @@ pub(crate) fn probit(config: &Config) -> Result<tokensmith_core::SharedTokenProv
         .client_id(config.require_client_id()?)
         .client_secret(config.require_client_secret()?)
         .allow_insecure_http(config.insecure_http())
+        .retry(config.retry_policy()?)
         .store(crate::store::build_store(config)?);
     let token_url = match (&config.token_url, &config.base_url) {
         (Some(url), _) => Some(url.trim().to_owned()),
@@ -91,6 +92,7 @@ pub(crate) fn generic_django(config: &Config) -> Result<tokensmith_core::SharedT
         .client_id(config.require_client_id()?)
         .client_secret(config.require_client_secret()?)
         .allow_insecure_http(config.insecure_http())
+        .retry(config.retry_policy()?)
         .store(crate::store::build_store(config)?);
     match (&config.token_url, &config.base_url) {
         (Some(token_url), _) => {
@@ -145,6 +147,7 @@ pub(crate) fn ruby_style(config: &Config) -> Result<tokensmith_core::SharedToken
         .client_id(config.require_client_id()?)
         .client_secret(config.require_client_secret()?)
         .allow_insecure_http(config.insecure_http())
+        .retry(config.retry_policy()?)
         .store(crate::store::build_store(config)?);
     match base_from(config, "ruby-style", "/oauth/token")? {
         Some(base) => builder = builder.base_url(&base),
@@ -177,6 +180,7 @@ pub fn whitebit_builder(config: &Config) -> Result<tokensmith_whitebit::Whitebit
         .client_id(config.require_client_id()?)
         .client_secret(config.require_client_secret()?)
         .allow_insecure_http(config.insecure_http())
+        .retry(config.retry_policy()?)
         .store(crate::store::build_store(config)?);
     if let Some(base) = base_from(config, "whitebit", "/oauth2/token")? {
         builder = builder.base_url(&base);

@@ -47,6 +47,7 @@ scope_separator = ","
 fallback_lifetime = 600
 extra_params = { audience = "api" }
 name = "example"
+timeout = 5
 allow_insecure_http = false
 
 [store]
@@ -67,6 +68,7 @@ fn a_full_file_parses() {
     assert_eq!(config.fallback_lifetime, Some(600));
     assert_eq!(config.extra_params.as_ref().unwrap()["audience"], "api");
     assert_eq!(config.store, Some(StoreConfig::File { path: "/tmp/tokens.json".into() }));
+    assert_eq!(config.timeout, Some(5));
     assert_eq!(config.allow_insecure_http, Some(false));
 }
 
@@ -130,6 +132,7 @@ fn every_environment_variable_is_read() {
         ("TOKENSMITH_NAME", "acme"),
         ("TOKENSMITH_REDIRECT_URI", "http://127.0.0.1:8765/callback"),
         ("TOKENSMITH_STORE", "/var/lib/tokens.json"),
+        ("TOKENSMITH_TIMEOUT", "7"),
         ("TOKENSMITH_ALLOW_INSECURE_HTTP", "1"),
     ]);
     let c = Config::from_env_with(env).unwrap();
@@ -155,6 +158,7 @@ fn every_environment_variable_is_read() {
     assert_eq!(c.name.as_deref(), Some("acme"));
     assert_eq!(c.redirect_uri.as_deref(), Some("http://127.0.0.1:8765/callback"));
     assert_eq!(c.store, Some(StoreConfig::File { path: "/var/lib/tokens.json".into() }));
+    assert_eq!(c.timeout, Some(7));
     assert_eq!(c.allow_insecure_http, Some(true));
     // TOKENSMITH_STORE=memory is the in-memory store.
     let memory = Config::from_env_with(env_of(&[("TOKENSMITH_STORE", "memory")])).unwrap();
@@ -191,6 +195,8 @@ fn each_bad_file_input_names_its_key() {
         ("allow_insecure_http = \"yes\"", "allow_insecure_http"),
         ("fallback_lifetime = -5", "fallback_lifetime"),
         ("fallback_lifetime = \"ten\"", "fallback_lifetime"),
+        ("timeout = -1", "timeout"),
+        ("timeout = \"10s\"", "timeout"),
         ("extra_params = \"audience=api\"", "extra_params"),
         ("client_secret = { env = \"A\", file = \"/b\" }", "client_secret"),
         ("client_secret = { vault = \"kv/x\" }", "client_secret"),
@@ -240,6 +246,7 @@ fn each_bad_environment_value_names_its_variable() {
         (&[("TOKENSMITH_ALLOW_INSECURE_HTTP", "maybe")], "TOKENSMITH_ALLOW_INSECURE_HTTP"),
         (&[("TOKENSMITH_SEND_GRANT_TYPE", "2")], "TOKENSMITH_SEND_GRANT_TYPE"),
         (&[("TOKENSMITH_FALLBACK_LIFETIME", "1h")], "TOKENSMITH_FALLBACK_LIFETIME"),
+        (&[("TOKENSMITH_TIMEOUT", "10s")], "TOKENSMITH_TIMEOUT"),
         (&[("TOKENSMITH_EXTRA_PARAMS", "=x")], "TOKENSMITH_EXTRA_PARAMS"),
         (&[("TOKENSMITH_CLIENT_SECRET", "a"), ("TOKENSMITH_CLIENT_SECRET_ENV", "B")], "TOKENSMITH_CLIENT_SECRET"),
         (&[("TOKENSMITH_REFRESH_TOKEN_ENV", "A"), ("TOKENSMITH_REFRESH_TOKEN_FILE", "/b")], "TOKENSMITH_REFRESH_TOKEN"),
@@ -407,4 +414,36 @@ fn redis_store_from_toml_env_and_debug_hides_the_password() {
     let env = Config::from_env_with(|name| (name == "TOKENSMITH_STORE").then(|| "redis://127.0.0.1:6390/2".to_owned()))
         .unwrap();
     assert_eq!(env.store, Some(StoreConfig::Redis { url: "redis://127.0.0.1:6390/2".into(), prefix: None }));
+}
+
+#[test]
+fn the_timeout_becomes_the_retry_policy_of_every_provider() {
+    let with = |timeout: Option<u64>| {
+        let mut config = Config::default();
+        config.timeout = timeout;
+        config
+    };
+    assert_eq!(with(None).retry_policy().unwrap(), tokensmith::RetryPolicy::default());
+    let short = with(Some(5)).retry_policy().unwrap();
+    assert_eq!(short.timeout_per_attempt(), std::time::Duration::from_secs(5));
+    assert_eq!(short.overall_deadline(), std::time::Duration::from_secs(30));
+    // A timeout longer than the default deadline lengthens the deadline: one attempt fits.
+    let long = with(Some(45)).retry_policy().unwrap();
+    assert_eq!(long.overall_deadline(), std::time::Duration::from_secs(45));
+    assert_key(with(Some(0)).retry_policy(), "timeout");
+
+    for (provider, extra) in [
+        ("probit", ""),
+        ("generic-django", "base_url = \"https://django.example.com\"\n"),
+        ("ruby-style", "base_url = \"https://ruby.example.com\"\n"),
+        ("custom", "token_url = \"https://auth.example.com/token\"\n"),
+        ("whitebit", ""),
+    ] {
+        let text =
+            format!("provider = \"{provider}\"\nclient_id = \"id\"\nclient_secret = \"s\"\ntimeout = 42\n{extra}");
+        let provider_debug = format!("{:?}", tokensmith::from_config(&Config::from_toml_str(&text).unwrap()).unwrap());
+        assert!(provider_debug.contains("attempt_timeout: 42s"), "{provider}: {provider_debug}");
+        let zero = text.replace("timeout = 42", "timeout = 0");
+        assert_key(tokensmith::from_config(&Config::from_toml_str(&zero).unwrap()), "timeout");
+    }
 }
