@@ -580,6 +580,15 @@ impl TokenStore for RecordingStore {
     }
 }
 
+/// A cache of 900 s tokens on tokio's (paused) clock over a fresh [`RecordingStore`].
+fn recorded_cache() -> (CachedProvider<FakeSource>, Arc<RecordingStore>) {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let store = Arc::new(RecordingStore::default());
+    let cache =
+        CachedProvider::builder(FakeSource::new(clock.clone(), S(900))).clock(clock).store(store.clone()).build();
+    (cache, store)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_fresh_token_in_the_store_is_used_without_a_request() {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
@@ -593,10 +602,7 @@ async fn a_fresh_token_in_the_store_is_used_without_a_request() {
 
 #[tokio::test(start_paused = true)]
 async fn new_tokens_are_saved_before_they_are_handed_out() {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-    let store = Arc::new(RecordingStore::default());
-    let cache =
-        CachedProvider::builder(FakeSource::new(clock.clone(), S(900))).clock(clock).store(store.clone()).build();
+    let (cache, store) = recorded_cache();
     let token = cache.token().await.unwrap();
     assert!(store.inner.load("fake").await.unwrap().unwrap().same_token(&token));
     assert_eq!(*store.calls.lock().unwrap(), ["load", "save"]);
@@ -609,10 +615,7 @@ async fn new_tokens_are_saved_before_they_are_handed_out() {
 
 #[tokio::test(start_paused = true)]
 async fn store_failures() {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-    let store = Arc::new(RecordingStore::default());
-    let cache =
-        CachedProvider::builder(FakeSource::new(clock.clone(), S(900))).clock(clock).store(store.clone()).build();
+    let (cache, store) = recorded_cache();
 
     // An unreadable store fails the fetch (it may hold the only refresh token) and backs off.
     store.fail_load.store(true, Ordering::SeqCst);
@@ -636,10 +639,7 @@ fn saves(store: &RecordingStore) -> usize {
 
 #[tokio::test(start_paused = true)]
 async fn a_token_set_that_could_not_be_saved_is_saved_in_the_background() {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-    let store = Arc::new(RecordingStore::default());
-    let cache =
-        CachedProvider::builder(FakeSource::new(clock.clone(), S(900))).clock(clock).store(store.clone()).build();
+    let (cache, store) = recorded_cache();
     store.fail_save.store(true, Ordering::SeqCst);
     let token = cache.token().await.unwrap();
     assert_eq!(saves(&store), 1);
@@ -660,10 +660,7 @@ async fn a_token_set_that_could_not_be_saved_is_saved_in_the_background() {
 
 #[tokio::test(start_paused = true)]
 async fn a_background_save_stops_when_a_newer_token_set_replaces_it() {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-    let store = Arc::new(RecordingStore::default());
-    let cache =
-        CachedProvider::builder(FakeSource::new(clock.clone(), S(900))).clock(clock).store(store.clone()).build();
+    let (cache, store) = recorded_cache();
     store.fail_save.store(true, Ordering::SeqCst);
     assert_eq!(secret(&cache.token().await.unwrap()), "token-1");
     cache.clear();

@@ -43,6 +43,17 @@ fn scripted(replies: Vec<Reply>) -> (MockTransport, Arc<Mutex<Vec<tokio::time::I
     (mock, times)
 }
 
+/// A transport the test keeps a handle on while the client owns it.
+#[derive(Debug)]
+struct Shared<T>(Arc<T>);
+
+#[async_trait]
+impl<T: Transport> Transport for Shared<T> {
+    async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+        self.0.send(request).await
+    }
+}
+
 fn client(transport: impl Transport, retry: RetryPolicy) -> TokenClient {
     let endpoint = TokenEndpoint::new("https://auth.example.test/oauth/token".parse().unwrap());
     TokenClient::builder("retry-test", endpoint, ClientCredentials::new("id", "secret"))
@@ -243,14 +254,6 @@ async fn the_attempt_timeout_is_named_when_it_ends_the_fetch() {
 #[tokio::test(start_paused = true)]
 async fn the_overall_deadline_bounds_retries() {
     let slow = Arc::new(Slow { delay: Duration::from_secs(1), attempts: Mutex::new(0) });
-    #[derive(Debug)]
-    struct Shared(Arc<Slow>);
-    #[async_trait]
-    impl Transport for Shared {
-        async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
-            self.0.send(request).await
-        }
-    }
     let policy = RetryPolicy::default()
         .max_attempts(100)
         .jitter(false)
@@ -327,14 +330,6 @@ impl Transport for Bodies {
 #[tokio::test]
 async fn the_kept_client_credentials_request_follows_the_scopes_asked_for() {
     let bodies = Arc::new(Bodies::default());
-    #[derive(Debug)]
-    struct Shared(Arc<Bodies>);
-    #[async_trait]
-    impl Transport for Shared {
-        async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
-            self.0.send(request).await
-        }
-    }
     let client = client(Shared(bodies.clone()), RetryPolicy::none());
     for scopes in ["a", "a", "b c", "a", ""] {
         client.request_token(&Grant::ClientCredentials, &Scopes::parse(scopes)).await.unwrap();
@@ -396,14 +391,6 @@ async fn a_style_that_is_not_reusable_shapes_every_request_anew() {
     for reusable in [false, true] {
         let style = Arc::new(Counting { applied: Default::default(), reusable });
         let headers = Arc::new(Headers::default());
-        #[derive(Debug)]
-        struct Shared(Arc<Headers>);
-        #[async_trait]
-        impl Transport for Shared {
-            async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
-                self.0.send(request).await
-            }
-        }
         let endpoint = TokenEndpoint::new("https://auth.example.test/oauth/token".parse().unwrap())
             .credential_style(style.clone());
         let client = TokenClient::builder("style-test", endpoint, ClientCredentials::new("id", "secret"))

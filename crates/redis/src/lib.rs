@@ -467,23 +467,38 @@ impl Inner {
                 .map(|k| k.iter().map(|(key, v)| (key.clone(), v.version, v.json.expose_secret().to_owned())).collect())
                 .unwrap_or_default();
             for (key, version, json) in restore {
-                let written: i64 = self
-                    .scripts
-                    .restore
-                    .key(self.key("token", &key))
-                    .key(self.key("fence", &key))
-                    .arg(version)
-                    .arg(json)
-                    .invoke_async(&mut conn)
+                let written = self
+                    .restore(&mut conn, &key, version, json)
                     .await
                     .map_err(|e| self.error("write back a token set", e))?;
-                tracing::warn!(key = %key, version, written = written == 1, "Redis lost its data; wrote back the token set this process knows");
+                tracing::warn!(key = %key, version, written, "Redis lost its data; wrote back the token set this process knows");
             }
         }
         if let Ok(mut epoch) = self.epoch.lock() {
             *epoch = now;
         }
         Ok(())
+    }
+
+    /// Runs the restore script: writes `json` as the set of `key` at `version` unless a set at least as
+    /// new is there. Returns whether it was written.
+    async fn restore(
+        &self,
+        conn: &mut ConnectionManager,
+        key: &str,
+        version: u64,
+        json: String,
+    ) -> redis::RedisResult<bool> {
+        let written: i64 = self
+            .scripts
+            .restore
+            .key(self.key("token", key))
+            .key(self.key("fence", key))
+            .arg(version)
+            .arg(json)
+            .invoke_async(conn)
+            .await?;
+        Ok(written == 1)
     }
 
     /// Writes back, for every key whose fenced save failed, the set this process knows, unless a set
@@ -504,21 +519,12 @@ impl Inner {
             else {
                 continue;
             };
-            let written: std::result::Result<i64, _> = self
-                .scripts
-                .restore
-                .key(self.key("token", &key))
-                .key(self.key("fence", &key))
-                .arg(version)
-                .arg(json)
-                .invoke_async(&mut conn)
-                .await;
-            match written {
+            match self.restore(&mut conn, &key, version, json).await {
                 Ok(written) => {
                     if let Ok(mut unsaved) = self.unsaved.lock() {
                         unsaved.remove(&key);
                     }
-                    tracing::warn!(key = %key, version, written = written == 1, "wrote back a token set whose save had failed while Redis was unreachable");
+                    tracing::warn!(key = %key, version, written, "wrote back a token set whose save had failed while Redis was unreachable");
                 }
                 Err(e) => {
                     tracing::trace!(key = %key, error = %e, "a token set whose save failed is still not written back");
