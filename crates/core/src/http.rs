@@ -118,6 +118,28 @@ pub fn parse_url(key: &str, text: &str, allow_insecure_http: bool) -> Result<Url
     Ok(url)
 }
 
+/// `url` with its password, if it has one, replaced by `redacted`, for messages and `Debug` output (e.g.
+/// a `redis://user:password@host` store URL). Text that is not a URL gives `(unparseable URL)`, since it
+/// could be anything, a secret included.
+///
+/// ```
+/// use tokensmith_core::http::redact_url_password;
+///
+/// assert_eq!(redact_url_password("redis://:hunter2@10.0.0.5:6379/0"), "redis://:redacted@10.0.0.5:6379/0");
+/// assert_eq!(redact_url_password("redis://10.0.0.5/0"), "redis://10.0.0.5/0");
+/// assert_eq!(redact_url_password("hunter2"), "(unparseable URL)");
+/// ```
+pub fn redact_url_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(unparseable URL)".to_owned(),
+    }
+}
+
 fn excerpt_url(text: &str) -> String {
     crate::error::excerpt(text, 120)
 }

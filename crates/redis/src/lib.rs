@@ -66,6 +66,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
 use serde::{Deserialize, Serialize};
 use tokensmith_core::error::BoxError;
+use tokensmith_core::http::redact_url_password;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::{AccessToken, Error, LockGuard, RefreshLock, Result, StoredToken, TokenStore};
 
@@ -182,7 +183,7 @@ pub struct RedisStoreBuilder {
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreBuilder")
-            .field("url", &redact_url(&self.url))
+            .field("url", &redact_url_password(&self.url))
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("watchdog", &self.watchdog)
@@ -217,7 +218,7 @@ impl RedisStoreBuilder {
                 "store.url",
                 format!(
                     "`{}` is not a Redis URL ({:?}); use redis://[user:password@]host[:port][/db]",
-                    redact_url(&self.url),
+                    redact_url_password(&self.url),
                     e.kind()
                 ),
             )
@@ -228,7 +229,7 @@ impl RedisStoreBuilder {
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
-                url: redact_url(&self.url),
+                url: redact_url_password(&self.url),
                 prefix: self.prefix,
                 timeout: self.timeout,
                 watchdog: self.watchdog,
@@ -305,18 +306,6 @@ struct Inner {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore").field("url", &self.inner.url).field("prefix", &self.inner.prefix).finish()
-    }
-}
-
-/// Hides the password of a `redis://user:password@host` URL.
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "(unparseable URL)".to_owned(),
     }
 }
 

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
+use tokensmith_core::http::redact_url_password;
 use tokensmith_core::options::parse_bool_setting;
 use tokensmith_core::{Error, Result, RetryPolicy};
 
@@ -167,25 +168,13 @@ pub enum StoreConfig {
     },
 }
 
-/// A Redis URL with its password replaced by `redacted`.
-fn redacted_redis_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "(unparseable URL)".to_owned(),
-    }
-}
-
 impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreConfig::Memory => f.write_str("Memory"),
             StoreConfig::File { path } => f.debug_struct("File").field("path", path).finish(),
             StoreConfig::Redis { url, prefix } => {
-                f.debug_struct("Redis").field("url", &redacted_redis_url(url)).field("prefix", prefix).finish()
+                f.debug_struct("Redis").field("url", &redact_url_password(url)).field("prefix", prefix).finish()
             }
         }
     }
@@ -205,9 +194,9 @@ impl fmt::Display for StoreConfig {
         match self {
             StoreConfig::Memory => f.write_str("memory"),
             StoreConfig::File { path } => write!(f, "{}", path.display()),
-            StoreConfig::Redis { url, prefix: None } => write!(f, "Redis at {}", redacted_redis_url(url)),
+            StoreConfig::Redis { url, prefix: None } => write!(f, "Redis at {}", redact_url_password(url)),
             StoreConfig::Redis { url, prefix: Some(prefix) } => {
-                write!(f, "Redis at {} (prefix `{prefix}`)", redacted_redis_url(url))
+                write!(f, "Redis at {} (prefix `{prefix}`)", redact_url_password(url))
             }
         }
     }
