@@ -16,7 +16,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +24,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use base64::Engine as _;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
+use tokensmith_core::testing::LogCapture;
 use tokensmith_core::{
     AccessToken, ClientCredentials, Error, Grant, HttpResponse, ReqwestTransport, RetryPolicy, Scopes,
     SharedTokenProvider, TokenClient, TokenEndpoint, TokenRequest, Transport, TransportError, TransportErrorKind,
@@ -280,47 +280,7 @@ fn core_retries(grant: &Grant, failure: &Outcome) -> bool {
     transport.calls.load(Ordering::SeqCst) == 2
 }
 
-// ------------------------------------------------------------------ tracing capture
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// A TRACE subscriber writing to a buffer, installed for the current thread.
-fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    (capture.clone(), tracing::subscriber::set_default(subscriber))
-}
+// ------------------------------------------------------------------ secrets to look for
 
 /// Every form in which a client's secret could leak: raw, form-encoded, percent-encoded, and the
 /// two Basic header encodings.
@@ -391,49 +351,33 @@ async fn fetch_with_fault(
         let result = provider.token().await;
         (result, started.elapsed())
     };
-    match target {
-        Target::Probit => {
-            let provider = ProbitBuilder::new()
-                .client_id(client.client_id)
-                .client_secret(client.client_secret)
-                .token_url(&sandbox.token_url(d))
+    // Every provider's builder takes the same client, transport and retry policy.
+    macro_rules! with_client {
+        ($builder:expr, $client:expr) => {
+            $builder
+                .client_id($client.client_id)
+                .client_secret($client.client_secret)
                 .transport(transport())
                 .retry(retry())
                 .build()
-                .unwrap();
+                .unwrap()
+        };
+    }
+    match target {
+        Target::Probit => {
+            let provider = with_client!(ProbitBuilder::new().token_url(&sandbox.token_url(d)), client);
             fetch(provider.shared(), fault).await
         }
         Target::Django => {
-            let provider = DjangoBuilder::new()
-                .base_url(&sandbox.base_url(d))
-                .client_id(client.client_id)
-                .client_secret(client.client_secret)
-                .transport(transport())
-                .retry(retry())
-                .build()
-                .unwrap();
+            let provider = with_client!(DjangoBuilder::new().base_url(&sandbox.base_url(d)), client);
             fetch(provider.shared(), fault).await
         }
         Target::Ruby => {
-            let provider = RubyStyleBuilder::new()
-                .base_url(&sandbox.base_url(d))
-                .client_id(client.client_id)
-                .client_secret(client.client_secret)
-                .transport(transport())
-                .retry(retry())
-                .build()
-                .unwrap();
+            let provider = with_client!(RubyStyleBuilder::new().base_url(&sandbox.base_url(d)), client);
             fetch(provider.shared(), fault).await
         }
         Target::WhitebitExchange | Target::WhitebitRefresh => {
-            let provider = WhitebitBuilder::new()
-                .base_url(&sandbox.base_url(d))
-                .client_id(client.client_id)
-                .client_secret(client.client_secret)
-                .transport(transport())
-                .retry(retry())
-                .build()
-                .unwrap();
+            let provider = with_client!(WhitebitBuilder::new().base_url(&sandbox.base_url(d)), client);
             // The sandbox approves at once: the authorization page redirects to the callback.
             let pending = provider.authorize();
             let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -465,7 +409,7 @@ async fn fetch_with_fault(
 
 /// Runs one case on the current thread: own sandbox, own runtime, own log capture.
 fn run_case(target: Target, fault: Fault, times: usize) -> Observed {
-    let (log, guard) = capture();
+    let (log, guard) = LogCapture::install();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut secrets = Vec::new();
     let (result, requests, elapsed) = runtime.block_on(async {
@@ -673,7 +617,7 @@ fn slow_secrets() -> Vec<String> {
 /// connection each, then a typed timeout.
 #[tokio::test]
 async fn server_that_never_answers() {
-    let (log, _guard) = capture();
+    let (log, _guard) = LogCapture::install();
     let (url, connections) = slow_server(None).await;
     let transport = Arc::new(ReqwestTransport::builder().timeout(Duration::from_millis(300)).build().unwrap());
     let provider = probit_at(&url, transport, retry());
@@ -694,7 +638,7 @@ async fn server_that_never_answers() {
 /// default): one attempt, cut off by the deadline, no retry.
 #[tokio::test]
 async fn server_slower_than_the_overall_deadline() {
-    let (log, _guard) = capture();
+    let (log, _guard) = LogCapture::install();
     let (url, connections) = slow_server(Some(Duration::from_secs(3))).await;
     let transport = Arc::new(ReqwestTransport::new().unwrap());
     let provider = probit_at(&url, transport, retry().deadline(Duration::from_millis(800)));

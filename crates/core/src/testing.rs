@@ -1,5 +1,6 @@
-//! Test support (feature `testing`): a fake token endpoint, a manual clock and the conformance suite
-//! every provider crate runs, as object_store's `integration.rs` is run by each backend.
+//! Test support (feature `testing`): a fake token endpoint, a manual clock, the conformance suite
+//! every provider crate runs (as object_store's `integration.rs` is run by each backend), and a
+//! capture of everything logged, to check that no secret reaches a log line.
 //!
 //! The suite needs no network and no sandbox: the provider under test gets a [`FakeEndpoint`] as its
 //! transport and a [`ManualClock`], so time moves only when the suite says so.
@@ -48,6 +49,66 @@ pub const CLIENT_ID: &str = "conformance-client";
 pub const CLIENT_SECRET: &str = "CONFORMANCE-secret: %+/&= x";
 /// The base URL the suite hands to providers (nothing listens there: the transport is fake).
 pub const BASE_URL: &str = "https://conformance.tokensmith.invalid";
+
+/// Everything `tracing` records on the current thread while installed (every level, TRACE included),
+/// as text: for tests that check that no secret reaches a log line.
+///
+/// ```
+/// use tokensmith_core::testing::LogCapture;
+///
+/// let (log, guard) = LogCapture::install();
+/// tracing::info!(attempt = 1, "token obtained");
+/// drop(guard);
+/// assert!(log.text().contains("token obtained"));
+/// ```
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Installs a subscriber writing to a new capture for the current thread, until the guard is
+    /// dropped. On a multi-thread runtime, only what runs on this thread is captured: use a
+    /// current-thread runtime (`#[tokio::test]`'s default).
+    pub fn install() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let capture = LogCapture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(capture.clone())
+            .with_ansi(false)
+            .finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Shows the size only: a test prints the text itself when it wants to.
+impl fmt::Debug for LogCapture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogCapture").field("bytes", &self.0.lock().map_or(0, |b| b.len())).finish()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
 
 /// The RFC 6749 §5.1 success body: `{"access_token", "token_type":"Bearer", "expires_in"}`.
 pub fn rfc6749_success(token: &str, lifetime: Duration) -> HttpResponse {

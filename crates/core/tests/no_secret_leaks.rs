@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,19 +56,6 @@ fn client(script: Vec<Result<HttpResponse, TransportError>>) -> TokenClient {
         .retry(RetryPolicy::default().initial_backoff(Duration::from_millis(1)).max_attempts(3))
         .build()
         .unwrap()
-}
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]
@@ -147,16 +133,10 @@ fn every_error_variant() {
     }
 }
 
+#[cfg(feature = "testing")]
 #[tokio::test(flavor = "current_thread")]
 async fn token_requests_log_nothing_secret() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = testing::LogCapture::install();
 
     let echo = format!(
         r#"{{"error":"invalid_client","error_description":"secret {CLIENT_SECRET} and token {REFRESH_TOKEN} rejected"}}"#
@@ -207,7 +187,7 @@ async fn token_requests_log_nothing_secret() {
     for (i, outcome) in outcomes.iter().enumerate() {
         assert_clean(&format!("outcome {i}"), outcome);
     }
-    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let logs = log.text();
     assert!(logs.contains("retrying"), "each retry is logged:\n{logs}");
     assert!(logs.contains("token obtained"), "{logs}");
     assert_clean("tracing output", &logs);

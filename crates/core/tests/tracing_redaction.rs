@@ -1,10 +1,10 @@
 //! Everything the token lifecycle logs, captured at TRACE level over successes, retries, failures and
 //! refreshes through the cache: every retry attempt is visible, and neither the client secret nor any
 //! access or refresh token ever appears.
+#![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,46 +15,6 @@ const CLIENT_SECRET: &str = "TRACE-CLIENT-SECRET: %+/&= 9x";
 const ACCESS_TOKENS: [&str; 2] = ["TRACE-ACCESS-TOKEN-one-4f1c", "TRACE-ACCESS-TOKEN-two-8e2d"];
 const REFRESH_TOKENS: [&str; 3] =
     ["TRACE-REFRESH-TOKEN-0-aa11", "TRACE-REFRESH-TOKEN-1-bb22", "TRACE-REFRESH-TOKEN-2-cc33"];
-
-/// A `MakeWriter` appending to a shared buffer.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-/// Installs a TRACE subscriber writing to a buffer, for this thread (the tests are current-thread).
-fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    (capture.clone(), tracing::subscriber::set_default(subscriber))
-}
 
 fn assert_clean(log: &str) {
     assert!(!log.is_empty(), "nothing was logged");
@@ -108,7 +68,7 @@ fn client(script: Vec<Result<HttpResponse, TransportError>>, clock: Arc<dyn Cloc
 
 #[tokio::test(start_paused = true)]
 async fn success_retries_and_failures_log_every_attempt_and_no_secret() {
-    let (log, _guard) = capture();
+    let (log, _guard) = testing::LogCapture::install();
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
     let script = vec![
         Err(TransportError::new(TransportErrorKind::Connect, "connection refused")),
@@ -135,7 +95,7 @@ async fn success_retries_and_failures_log_every_attempt_and_no_secret() {
 
 #[tokio::test(start_paused = true)]
 async fn refusals_and_refreshes_log_no_secret() {
-    let (log, _guard) = capture();
+    let (log, _guard) = testing::LogCapture::install();
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
 
     // A refusal that echoes the secret and the tokens.
