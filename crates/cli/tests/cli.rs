@@ -72,11 +72,12 @@ fn assert_failure(run: &Run, code: i32, needles: &[&str]) {
     }
 }
 
-fn ruby_args<'a>(sandbox_base: &'a str, client_id: &'a str) -> Vec<&'a str> {
+/// `tokensmith token` for `provider` at `sandbox_base`, the secret read from `SECRET_VAR`.
+fn token_args<'a>(provider: &'a str, sandbox_base: &'a str, client_id: &'a str) -> Vec<&'a str> {
     vec![
         "token",
         "--provider",
-        "ruby-style",
+        provider,
         "--base-url",
         sandbox_base,
         "--client-id",
@@ -86,21 +87,15 @@ fn ruby_args<'a>(sandbox_base: &'a str, client_id: &'a str) -> Vec<&'a str> {
     ]
 }
 
+fn ruby_args<'a>(sandbox_base: &'a str, client_id: &'a str) -> Vec<&'a str> {
+    token_args("ruby-style", sandbox_base, client_id)
+}
+
 /// `tokensmith token` for the sandbox's WhiteBIT dialect with tokens in `store`.
 fn whitebit_token_args<'a>(sandbox_base: &'a str, client_id: &'a str, store: &'a str) -> Vec<&'a str> {
-    vec![
-        "token",
-        "--provider",
-        "whitebit",
-        "--base-url",
-        sandbox_base,
-        "--client-id",
-        client_id,
-        "--client-secret-env",
-        SECRET_VAR,
-        "--store",
-        store,
-    ]
+    let mut args = token_args("whitebit", sandbox_base, client_id);
+    args.extend(["--store", store]);
+    args
 }
 
 #[tokio::test]
