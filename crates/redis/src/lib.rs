@@ -516,6 +516,8 @@ impl Inner {
                     tracing::warn!(key = %key, version, written, "wrote back a token set whose save had failed while Redis was unreachable");
                 }
                 Err(e) => {
+                    // Through `error`, like every Redis error here: it names the URL without its password.
+                    let e = self.error("write back a token set", e);
                     tracing::trace!(key = %key, error = %e, "a token set whose save failed is still not written back");
                 }
             }
