@@ -54,7 +54,7 @@
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -166,10 +166,13 @@ impl Record {
     }
 }
 
-/// A token set this process saved or loaded, kept to write it back if Redis loses its data.
+/// A token set this process saved or loaded, kept to write it back if Redis loses its data, or if
+/// saving it failed.
 struct Known {
     version: u64,
     json: SecretString,
+    /// Whether Redis is known to hold it: false while a fenced save of it has failed.
+    stored: bool,
 }
 
 /// Configures a [`RedisStore`].
@@ -235,7 +238,6 @@ impl RedisStoreBuilder {
                 watchdog: self.watchdog,
                 conn: tokio::sync::OnceCell::new(),
                 known: Mutex::new(HashMap::new()),
-                unsaved: Mutex::new(HashSet::new()),
                 epoch: Mutex::new(None),
                 watchdog_started: AtomicBool::new(false),
                 scripts: Scripts::new(),
@@ -295,9 +297,6 @@ struct Inner {
     watchdog: Duration,
     conn: tokio::sync::OnceCell<ConnectionManager>,
     known: Mutex<HashMap<String, Known>>,
-    /// Keys whose last fenced save failed: the watchdog writes their known set back (fenced by its
-    /// version) once Redis answers again.
-    unsaved: Mutex<HashSet<String>>,
     epoch: Mutex<Option<String>>,
     watchdog_started: AtomicBool,
     scripts: Scripts,
@@ -460,6 +459,7 @@ impl Inner {
                     .restore(&mut conn, &key, version, json)
                     .await
                     .map_err(|e| self.error("write back a token set", e))?;
+                self.mark_stored(&key, version);
                 tracing::warn!(key = %key, version, written, "Redis lost its data; wrote back the token set this process knows");
             }
         }
@@ -494,25 +494,25 @@ impl Inner {
     /// at least as new is there (the restore script compares versions, so a set another process saved
     /// since, with a later fence, is never overwritten).
     async fn write_back_unsaved(&self) {
-        let keys: Vec<String> = self.unsaved.lock().map(|u| u.iter().cloned().collect()).unwrap_or_default();
-        if keys.is_empty() {
+        let unsaved: Vec<(String, u64, String)> = self
+            .known
+            .lock()
+            .map(|known| {
+                known
+                    .iter()
+                    .filter(|(_, k)| !k.stored)
+                    .map(|(key, k)| (key.clone(), k.version, k.json.expose_secret().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if unsaved.is_empty() {
             return;
         }
         let Ok(mut conn) = self.conn().await else { return };
-        for key in keys {
-            let Some((version, json)) = self
-                .known
-                .lock()
-                .ok()
-                .and_then(|k| k.get(&key).map(|k| (k.version, k.json.expose_secret().to_owned())))
-            else {
-                continue;
-            };
+        for (key, version, json) in unsaved {
             match self.restore(&mut conn, &key, version, json).await {
                 Ok(written) => {
-                    if let Ok(mut unsaved) = self.unsaved.lock() {
-                        unsaved.remove(&key);
-                    }
+                    self.mark_stored(&key, version);
                     tracing::warn!(key = %key, version, written, "wrote back a token set whose save had failed while Redis was unreachable");
                 }
                 Err(e) => {
@@ -524,11 +524,22 @@ impl Inner {
         }
     }
 
-    fn remember(&self, key: &str, version: u64, json: SecretString) {
+    /// Keeps `json` as the set of `key` at `version` unless a newer one is known; `stored` says
+    /// whether Redis is known to hold it.
+    fn remember(&self, key: &str, version: u64, json: SecretString, stored: bool) {
         if let Ok(mut known) = self.known.lock() {
             let newer = known.get(key).is_none_or(|k| k.version <= version);
             if newer {
-                known.insert(key.to_owned(), Known { version, json });
+                known.insert(key.to_owned(), Known { version, json, stored });
+            }
+        }
+    }
+
+    /// Notes that Redis holds the set of `key` at `version` (or a newer one), if it is the known one.
+    fn mark_stored(&self, key: &str, version: u64) {
+        if let Ok(mut known) = self.known.lock() {
+            if let Some(k) = known.get_mut(key).filter(|k| k.version == version) {
+                k.stored = true;
             }
         }
     }
@@ -551,7 +562,7 @@ impl TokenStore for RedisStore {
             .map_err(|e| self.inner.error("load a token set", e))?;
         let Some(json) = json else { return Ok(None) };
         let token = Record::decode(key, &json)?;
-        self.inner.remember(key, version.unwrap_or_default(), SecretString::from(json));
+        self.inner.remember(key, version.unwrap_or_default(), SecretString::from(json), true);
         Ok(Some(token))
     }
 
@@ -568,7 +579,7 @@ impl TokenStore for RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.inner.error("save a token set", e))?;
-        self.inner.remember(key, version, json);
+        self.inner.remember(key, version, json, true);
         Ok(())
     }
 
@@ -633,7 +644,7 @@ impl TokenStore for RedisStore {
         let json = Record::encode(token)?;
         // Remembered first: if Redis is down now, the set is written back when it answers again (by
         // the watchdog; after a data loss, with every other set this process knows).
-        self.inner.remember(key, guard.fence(), json.clone());
+        self.inner.remember(key, guard.fence(), json.clone(), false);
         let saved = async {
             let mut conn = self.ready().await?;
             self.inner
@@ -647,14 +658,11 @@ impl TokenStore for RedisStore {
                 .map_err(|e| self.inner.error("save a token set", e))
         }
         .await;
-        if let Ok(mut unsaved) = self.inner.unsaved.lock() {
-            if saved.is_err() {
-                unsaved.insert(key.to_owned());
-            } else {
-                unsaved.remove(key);
-            }
-        }
-        Ok(saved? == 1)
+        // Saved, or refused because a newer set is there: either way Redis holds this set or a later
+        // one. A failure leaves it unstored, for the watchdog to write back.
+        let written = saved?;
+        self.inner.mark_stored(key, guard.fence());
+        Ok(written == 1)
     }
 
     async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()> {
