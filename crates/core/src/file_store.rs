@@ -11,11 +11,21 @@ use async_trait::async_trait;
 use rand::Rng as _;
 
 use crate::error::{BoxError, Error, Result};
-use crate::store::{StoredToken, TokenStore};
+use crate::store::{StoredToken, TokenStore, Versioned};
 use crate::token::AccessToken;
 
 /// The file's content: store key -> token set.
-type TokenMap = BTreeMap<String, StoredToken>;
+type TokenMap = BTreeMap<String, FileRecord>;
+
+/// One token set in the file: the shared [`StoredToken`] form plus the version the store gave it
+/// (absent in files written before versions: read as 0).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FileRecord {
+    #[serde(flatten)]
+    token: StoredToken,
+    #[serde(default)]
+    version: u64,
+}
 
 /// A [`TokenStore`] that keeps token sets in one JSON file: an object mapping each store key to a
 /// [`StoredToken`].
@@ -89,17 +99,32 @@ impl FileStore {
 #[async_trait]
 impl TokenStore for FileStore {
     async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
-        let key = key.to_owned();
-        self.with_file(move |path| Ok(read_map(path)?.remove(&key).map(AccessToken::from))).await
+        Ok(self.load_versioned(key).await?.map(|v| v.token))
     }
 
     async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
+        self.save_versioned(key, token).await.map(drop)
+    }
+
+    async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
         let key = key.to_owned();
-        let stored = StoredToken::from(token);
+        self.with_file(move |path| {
+            Ok(read_map(path)?
+                .remove(&key)
+                .map(|record| Versioned::new(AccessToken::from(record.token), Some(record.version))))
+        })
+        .await
+    }
+
+    /// The version is one more than the largest in the file, so it grows with every save.
+    async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
+        let key = key.to_owned();
+        let token = StoredToken::from(token);
         self.with_file(move |path| {
             let mut map = read_map(path)?;
-            map.insert(key, stored);
-            write_map(path, &map)
+            let version = map.values().map(|r| r.version).max().unwrap_or(0).saturating_add(1);
+            map.insert(key, FileRecord { token, version });
+            write_map(path, &map).map(|()| Some(version))
         })
         .await
     }

@@ -63,6 +63,23 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// Removes the token set saved under `key`.
     async fn remove(&self, key: &str) -> Result<()>;
 
+    /// Loads the token set saved under `key` with the version the store gave it (see [`Versioned`]).
+    ///
+    /// The cache decides which of two token sets is newer by this version, never by comparing
+    /// expiry instants (written by hosts whose clocks differ, and shortened by providers that cap a
+    /// login). The default is [`load`](TokenStore::load) with no version, for stores that keep none;
+    /// the cache then falls back to comparing expiries.
+    async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        Ok(self.load(key).await?.map(|token| Versioned::new(token, None)))
+    }
+
+    /// Saves `token` under `key` and returns the version the store gave it: larger than the version
+    /// of every set saved under `key` before. The default is [`save`](TokenStore::save), with no
+    /// version.
+    async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
+        self.save(key, token).await.map(|()| None)
+    }
+
     /// Whether this store coordinates refreshes across processes (default `false`).
     fn coordinates(&self) -> bool {
         false
@@ -83,7 +100,9 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Saves `token` under `key` unless a token set with a larger fencing number than `guard`'s was
-    /// saved meanwhile; returns whether it was written. The default saves unconditionally.
+    /// saved meanwhile; returns whether it was written. A set written this way has the version
+    /// `guard.fence()` (see [`load_versioned`](TokenStore::load_versioned)). The default saves
+    /// unconditionally.
     async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
         let _ = guard;
         self.save(key, token).await.map(|()| true)
@@ -93,6 +112,24 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()> {
         let _ = (key, guard);
         Ok(())
+    }
+}
+
+/// A token set as a store holds it: the set and the version the store gave it when it was saved.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Versioned {
+    /// The token set.
+    pub token: AccessToken,
+    /// The store's version of the set: every later save of the same key has a larger one. `None`
+    /// when the store keeps no versions.
+    pub version: Option<u64>,
+}
+
+impl Versioned {
+    /// `token` at `version`.
+    pub fn new(token: AccessToken, version: Option<u64>) -> Self {
+        Versioned { token, version }
     }
 }
 
@@ -141,10 +178,17 @@ impl fmt::Debug for LockGuard {
     }
 }
 
-/// A store in process memory: tokens survive as long as the store does.
+/// A store in process memory: tokens survive as long as the store does. Every save gets a new
+/// version (a counter shared by all keys).
 #[derive(Default)]
 pub struct MemoryStore {
-    tokens: Mutex<HashMap<String, AccessToken>>,
+    tokens: Mutex<Versions>,
+}
+
+#[derive(Default)]
+struct Versions {
+    sets: HashMap<String, (AccessToken, u64)>,
+    last: u64,
 }
 
 impl MemoryStore {
@@ -156,7 +200,7 @@ impl MemoryStore {
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<String> = self.tokens.lock().map(|t| t.keys().cloned().collect()).unwrap_or_default();
+        let keys: Vec<String> = self.tokens.lock().map(|t| t.sets.keys().cloned().collect()).unwrap_or_default();
         f.debug_struct("MemoryStore").field("keys", &keys).finish()
     }
 }
@@ -168,17 +212,29 @@ fn poisoned() -> Error {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
-        Ok(self.tokens.lock().map_err(|_| poisoned())?.get(key).cloned())
+        Ok(self.load_versioned(key).await?.map(|v| v.token))
     }
 
     async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
-        self.tokens.lock().map_err(|_| poisoned())?.insert(key.to_owned(), token.clone());
-        Ok(())
+        self.save_versioned(key, token).await.map(drop)
     }
 
     async fn remove(&self, key: &str) -> Result<()> {
-        self.tokens.lock().map_err(|_| poisoned())?.remove(key);
+        self.tokens.lock().map_err(|_| poisoned())?.sets.remove(key);
         Ok(())
+    }
+
+    async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        let tokens = self.tokens.lock().map_err(|_| poisoned())?;
+        Ok(tokens.sets.get(key).map(|(token, version)| Versioned::new(token.clone(), Some(*version))))
+    }
+
+    async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
+        let mut tokens = self.tokens.lock().map_err(|_| poisoned())?;
+        tokens.last = tokens.last.saturating_add(1);
+        let version = tokens.last;
+        tokens.sets.insert(key.to_owned(), (token.clone(), version));
+        Ok(Some(version))
     }
 }
 
@@ -277,6 +333,17 @@ mod tests {
         store.remove("k").await.unwrap();
         assert!(store.load("k").await.unwrap().is_none());
         assert!(!format!("{store:?}").contains("at\""));
+    }
+
+    #[tokio::test]
+    async fn memory_store_versions_grow_with_every_save() {
+        let store = MemoryStore::new();
+        let token = AccessToken::builder("at").build();
+        let first = store.save_versioned("k", &token).await.unwrap().unwrap();
+        let other = store.save_versioned("other", &token).await.unwrap().unwrap();
+        let second = store.save_versioned("k", &token).await.unwrap().unwrap();
+        assert!(first < other && other < second, "{first} {other} {second}");
+        assert_eq!(store.load_versioned("k").await.unwrap().unwrap().version, Some(second));
     }
 
     #[test]

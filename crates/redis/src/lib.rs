@@ -68,7 +68,7 @@ use serde::{Deserialize, Serialize};
 use tokensmith_core::error::BoxError;
 use tokensmith_core::http::redact_url_password;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
-use tokensmith_core::{AccessToken, Error, LockGuard, RefreshLock, Result, StoredToken, TokenStore};
+use tokensmith_core::{AccessToken, Error, LockGuard, RefreshLock, Result, StoredToken, TokenStore, Versioned};
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "tokensmith";
@@ -552,6 +552,14 @@ impl Inner {
 #[async_trait]
 impl TokenStore for RedisStore {
     async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
+        Ok(self.load_versioned(key).await?.map(|v| v.token))
+    }
+
+    async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
+        self.save_versioned(key, token).await.map(drop)
+    }
+
+    async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
         let mut conn = self.ready().await?;
         let (version, json): (Option<u64>, Option<String>) = redis::cmd("HMGET")
             .arg(self.token_key(key))
@@ -562,11 +570,12 @@ impl TokenStore for RedisStore {
             .map_err(|e| self.inner.error("load a token set", e))?;
         let Some(json) = json else { return Ok(None) };
         let token = Record::decode(key, &json)?;
-        self.inner.remember(key, version.unwrap_or_default(), SecretString::from(json), true);
-        Ok(Some(token))
+        let version = version.unwrap_or_default();
+        self.inner.remember(key, version, SecretString::from(json), true);
+        Ok(Some(Versioned::new(token, Some(version))))
     }
 
-    async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
+    async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
         let json = Record::encode(token)?;
         let mut conn = self.ready().await?;
         let version: u64 = self
@@ -580,7 +589,7 @@ impl TokenStore for RedisStore {
             .await
             .map_err(|e| self.inner.error("save a token set", e))?;
         self.inner.remember(key, version, json, true);
-        Ok(())
+        Ok(Some(version))
     }
 
     async fn remove(&self, key: &str) -> Result<()> {
