@@ -34,7 +34,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ use crate::endpoint::TokenClient;
 use crate::error::{BoxError, Error, OAuthErrorCode, Result};
 use crate::provider::TokenProvider;
 use crate::request::Grant;
-use crate::store::{LockGuard, MemoryStore, RefreshLock, TokenStore};
+use crate::store::{LockGuard, MemoryStore, RefreshLock, TokenStore, Versioned, store_key};
 use crate::token::{AccessToken, Scopes};
 
 /// Fetches new tokens for a [`CachedProvider`].
@@ -61,13 +61,25 @@ use crate::token::{AccessToken, Scopes};
 /// - A source that consumes its grant (a refresh token that may rotate) says so with
 ///   [`rotates_grant`](TokenSource::rotates_grant): the cache then never fetches without the fleet-wide
 ///   lock of a coordinating store.
+/// - A fetched token that is already expired (or expires within the cache's skew) is never handed
+///   out: the fetch counts as failed and backs off.
 #[async_trait]
 pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
     /// Fetches a new token.
     async fn fetch(&self, current: Option<&AccessToken>) -> Result<AccessToken>;
 
-    /// A key naming what this source fetches (provider, client, scopes), used as the store key.
+    /// The store key: it must name everything that decides which token is issued — the authorization
+    /// server (issuer or token URL), the client id, the grant, the scopes and any audience or resource
+    /// parameters — so that two sources that may get different tokens never share a stored set. Build
+    /// it with [`store_key`], which escapes each part.
     fn cache_key(&self) -> String;
+
+    /// A key this source's token sets were stored under by earlier versions of tokensmith, read (and
+    /// copied to [`cache_key`](TokenSource::cache_key)) when nothing is stored under the current key,
+    /// so that an upgrade loses no stored grant. Default: none.
+    fn legacy_cache_key(&self) -> Option<String> {
+        None
+    }
 
     /// Whether a fetch consumes the grant it fetches with, so that two processes fetching at once
     /// would invalidate each other (rotating refresh tokens). Default `false`.
@@ -100,7 +112,38 @@ impl ClientCredentialsSource {
     }
 }
 
-fn cache_key(client: &TokenClient, scopes: &Scopes) -> String {
+/// The store key of the token sets `client` gets with `grant` and `scopes`: provider, token URL,
+/// client id, grant, scopes (sorted) and, when the endpoint sends extra parameters (audience,
+/// resource, tenant, ...), a digest of them (their values may be secrets, so they are not written
+/// out).
+fn cache_key(client: &TokenClient, grant: &str, scopes: &Scopes) -> String {
+    let endpoint = client.endpoint();
+    let mut sorted: Vec<&str> = scopes.iter().collect();
+    sorted.sort_unstable();
+    let scopes = sorted.join(" ");
+    let params = endpoint.extra_params();
+    let digest = (!params.is_empty()).then(|| {
+        use sha2::Digest as _;
+        let mut pairs: Vec<&(String, String)> = params.iter().collect();
+        pairs.sort();
+        let mut hasher = sha2::Sha256::new();
+        for (name, value) in pairs {
+            for part in [name, value] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+        let hash = hasher.finalize();
+        let hex: String = hash.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        format!("params-{hex}")
+    });
+    let parts = [client.provider(), endpoint.token_url().as_str(), client.credentials().client_id(), grant, &scopes];
+    store_key(parts.into_iter().chain(digest.as_deref()))
+}
+
+/// The key of tokensmith 0.1.0 (`provider/client_id/scopes`), read once when the current key holds
+/// nothing.
+fn legacy_cache_key(client: &TokenClient, scopes: &Scopes) -> String {
     format!("{}/{}/{}", client.provider(), client.credentials().client_id(), scopes.join(" "))
 }
 
@@ -111,7 +154,11 @@ impl TokenSource for ClientCredentialsSource {
     }
 
     fn cache_key(&self) -> String {
-        cache_key(&self.client, &self.scopes)
+        cache_key(&self.client, "client_credentials", &self.scopes)
+    }
+
+    fn legacy_cache_key(&self) -> Option<String> {
+        Some(legacy_cache_key(&self.client, &self.scopes))
     }
 }
 
@@ -152,7 +199,11 @@ impl TokenSource for RefreshTokenSource {
     }
 
     fn cache_key(&self) -> String {
-        cache_key(&self.client, &self.scopes)
+        cache_key(&self.client, "refresh_token", &self.scopes)
+    }
+
+    fn legacy_cache_key(&self) -> Option<String> {
+        Some(legacy_cache_key(&self.client, &self.scopes))
     }
 
     /// `true`: a refresh token may rotate (WhiteBIT's do), and then it can be used once only.
@@ -326,7 +377,9 @@ impl RefreshPolicy {
     }
 }
 
-/// The current token and the monotonic instants at which it is refreshed and stops being usable.
+/// The current token and the instants at which it is refreshed and stops being usable, on the
+/// monotonic clock and on the wall clock: it is fresh (or usable) only while both say so (see
+/// [`Clock`]: the wall clock counts a suspended machine's sleep, the monotonic one does not).
 struct Entry {
     /// Unique in the process, so that a thread's replica of an entry's token is never mistaken for
     /// another entry's (see [`replica`]).
@@ -334,14 +387,45 @@ struct Entry {
     token: AccessToken,
     refresh_at: Duration,
     usable_until: Duration,
+    /// Milliseconds since the Unix epoch.
+    refresh_at_wall: u64,
+    usable_until_wall: u64,
+    /// The store's version of this set; for a set not (yet) saved, the version of the set it was
+    /// fetched from, so that a set saved later by another process is recognised as newer.
+    version: Option<u64>,
+    /// Whether the store holds this set.
+    saved: bool,
 }
 
 static NEXT_ENTRY_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Entry {
-    fn new(token: AccessToken, refresh_at: Duration, usable_until: Duration) -> Self {
-        Entry { id: NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed), token, refresh_at, usable_until }
+    #[inline]
+    fn fresh(&self, clock: &dyn Clock) -> bool {
+        clock.monotonic() < self.refresh_at && clock.wall_millis() < self.refresh_at_wall
     }
+
+    fn usable(&self, clock: &dyn Clock) -> bool {
+        clock.monotonic() < self.usable_until && clock.wall_millis() < self.usable_until_wall
+    }
+
+    /// The same token set, never fresh nor usable again (its refresh token is kept for the next fetch).
+    fn stale(&self) -> Entry {
+        Entry {
+            id: NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed),
+            token: self.token.clone(),
+            refresh_at: Duration::ZERO,
+            usable_until: Duration::ZERO,
+            refresh_at_wall: 0,
+            usable_until_wall: 0,
+            version: self.version,
+            saved: self.saved,
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// How many entries' tokens a thread keeps replicas of (most programs cache one or two tokens).
@@ -393,8 +477,14 @@ struct State {
 struct Shared<S> {
     source: S,
     key: String,
+    /// Read, and copied to `key`, when `key` holds nothing (see [`TokenSource::legacy_cache_key`]).
+    legacy_key: Option<String>,
+    legacy_checked: AtomicBool,
     current: ArcSwapOption<Entry>,
     state: Mutex<State>,
+    /// Held around every save of a token set and the publication that follows, so that a
+    /// background re-save never puts an older set over a newer one saved by this process.
+    save_lock: tokio::sync::Mutex<()>,
     clock: Arc<dyn Clock>,
     policy: RefreshPolicy,
     store: Arc<dyn TokenStore>,
@@ -450,6 +540,7 @@ impl<S: fmt::Debug> fmt::Debug for CachedProvider<S> {
 pub struct CachedProviderBuilder<S> {
     source: S,
     key: Option<String>,
+    legacy_key: Option<String>,
     clock: Option<Arc<dyn Clock>>,
     policy: RefreshPolicy,
     store: Option<Arc<dyn TokenStore>>,
@@ -489,15 +580,30 @@ impl<S: TokenSource> CachedProviderBuilder<S> {
         self
     }
 
+    /// A key earlier versions stored this cache's token sets under: read, and copied to the key,
+    /// when the key holds nothing, so that a change of key loses no stored grant (default: the
+    /// source's [`legacy_cache_key`](TokenSource::legacy_cache_key) when no [`key`](Self::key) is set).
+    pub fn legacy_key(mut self, key: impl Into<String>) -> Self {
+        self.legacy_key = Some(key.into());
+        self
+    }
+
     /// Builds the cache. It starts empty; the store is read when a token is first needed.
     pub fn build(self) -> CachedProvider<S> {
+        let legacy_key = match &self.key {
+            Some(_) => self.legacy_key,
+            None => self.legacy_key.or_else(|| self.source.legacy_cache_key()),
+        };
         let key = self.key.unwrap_or_else(|| self.source.cache_key());
         CachedProvider {
             shared: Arc::new(Shared {
                 source: self.source,
+                legacy_key: legacy_key.filter(|legacy| *legacy != key),
                 key,
+                legacy_checked: AtomicBool::new(false),
                 current: ArcSwapOption::empty(),
                 state: Mutex::new(State::default()),
+                save_lock: tokio::sync::Mutex::new(()),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
                 policy: self.policy,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
@@ -514,12 +620,24 @@ impl<S: TokenSource> CachedProvider<S> {
 
     /// Starts configuring a cache around `source`.
     pub fn builder(source: S) -> CachedProviderBuilder<S> {
-        CachedProviderBuilder { source, key: None, clock: None, policy: RefreshPolicy::default(), store: None }
+        CachedProviderBuilder {
+            source,
+            key: None,
+            legacy_key: None,
+            clock: None,
+            policy: RefreshPolicy::default(),
+            store: None,
+        }
     }
 
     /// The source.
     pub fn source(&self) -> &S {
         &self.shared.source
+    }
+
+    /// The store key of this cache's token sets.
+    pub fn key(&self) -> &str {
+        &self.shared.key
     }
 
     /// Calls `f` with the cached token if it is fresh, without cloning it: the cheapest read, for hot
@@ -528,7 +646,7 @@ impl<S: TokenSource> CachedProvider<S> {
     pub fn with_cached<R>(&self, f: impl FnOnce(&AccessToken) -> R) -> Option<R> {
         let guard = self.shared.current.load();
         let entry = guard.as_ref()?;
-        (self.shared.clock.monotonic() < entry.refresh_at).then(|| f(&entry.token))
+        entry.fresh(&*self.shared.clock).then(|| f(&entry.token))
     }
 
     /// The cached token if it is fresh (not yet due for refresh).
@@ -542,28 +660,37 @@ impl<S: TokenSource> CachedProvider<S> {
     pub fn cached_token(&self) -> Option<AccessToken> {
         let guard = self.shared.current.load();
         let entry = guard.as_ref()?;
-        (self.shared.clock.monotonic() < entry.refresh_at).then(|| replica(entry))
+        entry.fresh(&*self.shared.clock).then(|| replica(entry))
     }
 
     /// Returns a valid token, fetching one if the cached one is missing or due for refresh.
+    ///
+    /// # Runtime
+    ///
+    /// A fetch runs as a task on the Tokio runtime of the calling thread (so that a caller that gives
+    /// up cannot cancel a refresh whose response carries a rotated refresh token). Called where no
+    /// Tokio runtime is running, a cache hit is still served, and a miss is [`Error::Runtime`] (never
+    /// a panic). Blocking on `token()` (e.g. with `Handle::block_on` or `futures::executor::block_on`)
+    /// from the only thread of a `current_thread` runtime cannot complete: the fetch task needs that
+    /// thread to run. Use a multi-thread runtime, or `.await` it.
     pub async fn token(&self) -> Result<AccessToken> {
         if let Some(token) = self.cached_token() {
             return Ok(token);
         }
-        let mut receiver = {
-            let mut state = self.shared.state.lock().map_err(|_| poisoned())?;
-            let now = self.shared.clock.monotonic();
-            if let Some(token) = self.fresh_at(now) {
+        let (mut receiver, flight) = {
+            let mut state = self.shared.lock_state();
+            if let Some(token) = self.shared.fresh() {
                 return Ok(token);
             }
             match &state.flight {
-                Some(receiver) => receiver.clone(),
+                Some(receiver) => (receiver.clone(), None),
                 None => {
+                    let now = self.shared.clock.monotonic();
                     if let Some(until) = state.backoff_until.filter(|until| now < *until) {
                         // A failure that retrying cannot fix (the provider refused the client, the
                         // user must authorize again) is repeated as it was, so callers see its type;
                         // a passing one is reported as the back-off it caused.
-                        return self.usable_at(now).ok_or_else(|| match &state.last_error {
+                        return self.shared.usable().ok_or_else(|| match &state.last_error {
                             Some(last) if !last.is_retryable() => last.clone(),
                             last => Error::BackingOff {
                                 retry_in: until - now,
@@ -571,24 +698,30 @@ impl<S: TokenSource> CachedProvider<S> {
                             },
                         });
                     }
+                    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::Runtime {
+                        message: "no Tokio runtime is running on this thread, and the token must be fetched; call `token()` from within a Tokio runtime (`cached_token()` needs none)".to_owned(),
+                    })?;
                     let (sender, receiver) = watch::channel(None);
                     state.flight = Some(receiver.clone());
-                    let shared = self.shared.clone();
-                    tokio::spawn(async move {
-                        let mut guard = FlightGuard { shared: &shared, sender: Some(sender) };
-                        let result = shared.run_fetch().await;
-                        guard.finish(result);
-                    });
-                    receiver
+                    let guard = FlightGuard { shared: self.shared.clone(), sender: Some(sender) };
+                    (receiver, Some((runtime, guard)))
                 }
             }
         };
-        let outcome = receiver.wait_for(Option::is_some).await.map_err(|_| {
-            Error::store("the token fetch task ended without a result (it panicked or the runtime shut down)", None)
+        // Spawned with the state lock released: a runtime that is shutting down drops the task at
+        // once, and the guard's drop then takes the lock to end the flight.
+        if let Some((runtime, mut guard)) = flight {
+            runtime.spawn(async move {
+                let result = guard.shared.run_fetch().await;
+                guard.finish(result);
+            });
+        }
+        let outcome = receiver.wait_for(Option::is_some).await.map_err(|_| Error::Runtime {
+            message: "the token fetch task ended without a result (its runtime shut down)".to_owned(),
         })?;
         match outcome.as_ref() {
             Some(result) => result.clone(),
-            None => Err(Error::store("the token fetch ended without a result", None)),
+            None => Err(Error::Runtime { message: "the token fetch ended without a result".to_owned() }),
         }
     }
 
@@ -598,8 +731,7 @@ impl<S: TokenSource> CachedProvider<S> {
         let current = self.shared.current.load();
         if let Some(entry) = current.as_ref() {
             if entry.token.same_token(token) && entry.usable_until > Duration::ZERO {
-                let stale = Arc::new(Entry::new(entry.token.clone(), Duration::ZERO, Duration::ZERO));
-                let _ = self.shared.current.compare_and_swap(&current, Some(stale));
+                let _ = self.shared.current.compare_and_swap(&current, Some(Arc::new(entry.stale())));
                 tracing::debug!(key = %self.shared.key, "cached token invalidated after a rejection");
             }
         }
@@ -611,80 +743,145 @@ impl<S: TokenSource> CachedProvider<S> {
     pub fn clear(&self) {
         let current = self.shared.current.load();
         if let Some(entry) = current.as_ref() {
-            let stale = Arc::new(Entry::new(entry.token.clone(), Duration::ZERO, Duration::ZERO));
             // If a fetch published a new token meanwhile, that one stays.
-            let _ = self.shared.current.compare_and_swap(&current, Some(stale));
+            let _ = self.shared.current.compare_and_swap(&current, Some(Arc::new(entry.stale())));
         }
-        if let Ok(mut state) = self.shared.state.lock() {
-            state.failures = 0;
-            state.backoff_until = None;
-        }
+        let mut state = self.shared.lock_state();
+        state.failures = 0;
+        state.backoff_until = None;
     }
 
     /// Puts `token` in the cache and the store, e.g. after an authorization-code exchange.
     pub async fn insert(&self, token: AccessToken) -> Result<()> {
-        self.shared.store.save(&self.shared.key, &token).await?;
-        self.shared.publish(token);
-        if let Ok(mut state) = self.shared.state.lock() {
-            state.failures = 0;
-            state.backoff_until = None;
+        {
+            let _writing = self.shared.save_lock.lock().await;
+            let version = self.shared.store.save_versioned(&self.shared.key, &token).await?;
+            self.shared.publish(token, version, true);
         }
+        let mut state = self.shared.lock_state();
+        state.failures = 0;
+        state.backoff_until = None;
         Ok(())
     }
-
-    fn fresh_at(&self, now: Duration) -> Option<AccessToken> {
-        let guard = self.shared.current.load();
-        guard.as_ref().filter(|e| now < e.refresh_at).map(|e| e.token.clone())
-    }
-
-    fn usable_at(&self, now: Duration) -> Option<AccessToken> {
-        self.shared.usable_at(now)
-    }
-}
-
-fn poisoned() -> Error {
-    Error::store("the token cache's lock is poisoned (a thread panicked while holding it)", None)
 }
 
 impl<S: TokenSource> Shared<S> {
-    fn usable_at(&self, now: Duration) -> Option<AccessToken> {
-        let guard = self.current.load();
-        guard.as_ref().filter(|e| now < e.usable_until).map(|e| e.token.clone())
+    /// The state, also after a panic elsewhere while it was held (it is consistent at every point a
+    /// panic could happen: a few plain fields).
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn publish(&self, token: AccessToken) {
+    fn fresh(&self) -> Option<AccessToken> {
+        let guard = self.current.load();
+        guard.as_ref().filter(|e| e.fresh(&*self.clock)).map(|e| e.token.clone())
+    }
+
+    fn usable(&self) -> Option<AccessToken> {
+        let guard = self.current.load();
+        guard.as_ref().filter(|e| e.usable(&*self.clock)).map(|e| e.token.clone())
+    }
+
+    /// Caches `token` as the current set: `version` is its store version (or, unsaved, the version
+    /// of the set it was fetched from), `saved` whether the store holds it.
+    fn publish(&self, token: AccessToken, version: Option<u64>, saved: bool) {
         let now = self.clock.monotonic();
+        let wall = self.clock.wall_millis();
         let remaining = token.expires_in(self.clock.system_time());
         let lifetime = token.lifetime().max(remaining);
-        let margin = self.policy.jittered_margin(lifetime);
-        let skew = self.policy.expiry_skew(lifetime);
-        let entry = Entry::new(token, now + remaining.saturating_sub(margin), now + remaining.saturating_sub(skew));
+        let refresh_in = remaining.saturating_sub(self.policy.jittered_margin(lifetime));
+        let usable_for = remaining.saturating_sub(self.policy.expiry_skew(lifetime));
+        let entry = Entry {
+            id: NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed),
+            token,
+            refresh_at: now.saturating_add(refresh_in),
+            usable_until: now.saturating_add(usable_for),
+            refresh_at_wall: wall.saturating_add(millis(refresh_in)),
+            usable_until_wall: wall.saturating_add(millis(usable_for)),
+            version,
+            saved,
+        };
         tracing::debug!(
             key = %self.key,
             lifetime_s = lifetime.as_secs(),
-            refresh_in_ms = (entry.refresh_at - now).as_millis() as u64,
+            refresh_in_ms = millis(refresh_in),
+            version,
+            saved,
             "token cached"
         );
         self.current.store(Some(Arc::new(entry)));
     }
 
+    /// Records that the store now holds `token` at `version`, if it is still the current set.
+    fn mark_saved(&self, token: &AccessToken, version: Option<u64>) {
+        let current = self.current.load();
+        if let Some(entry) = current.as_ref().filter(|e| e.token.same_token(token)) {
+            let updated = Entry {
+                id: entry.id,
+                token: entry.token.clone(),
+                refresh_at: entry.refresh_at,
+                usable_until: entry.usable_until,
+                refresh_at_wall: entry.refresh_at_wall,
+                usable_until_wall: entry.usable_until_wall,
+                version: version.or(entry.version),
+                saved: true,
+            };
+            let _ = self.current.compare_and_swap(&current, Some(Arc::new(updated)));
+        }
+    }
+
+    /// A fetched token, or an error if it is already expired or expires within the skew: such a
+    /// token is never handed out, and the fetch counts as failed (so it backs off).
+    fn usable_or_error(&self, token: AccessToken) -> Result<AccessToken> {
+        let remaining = token.expires_in(self.clock.system_time());
+        let skew = self.policy.expiry_skew(token.lifetime().max(remaining));
+        if remaining.is_zero() || remaining <= skew {
+            return Err(Error::invalid_response(format!(
+                "the token source returned a token that expires in {} ms, too soon to be used (a zero or negative `expires_in`, an expiry in the past, or a clock far off)",
+                millis(remaining)
+            )));
+        }
+        Ok(token)
+    }
+
+    /// Loads the stored set, falling back once to the legacy key (copying what it holds to the
+    /// current key, so that an upgrade loses no grant).
+    async fn load(&self) -> Result<Option<Versioned>> {
+        let stored = self.store.load_versioned(&self.key).await?;
+        if stored.is_some() {
+            return Ok(stored);
+        }
+        let Some(legacy) = self.legacy_key.as_deref().filter(|_| !self.legacy_checked.load(Ordering::Relaxed)) else {
+            return Ok(None);
+        };
+        let old = self.store.load(legacy).await?;
+        self.legacy_checked.store(true, Ordering::Relaxed);
+        let Some(old) = old else { return Ok(None) };
+        // Copied, not moved: a rollback to the earlier version still finds it.
+        let version = self.store.save_versioned(&self.key, &old).await?;
+        tracing::info!(key = %self.key, legacy_key = %legacy, "token set copied from the key earlier versions stored it under");
+        Ok(Some(Versioned::new(old, version)))
+    }
+
     /// One fetch: read the store, fetch, save, publish. Runs in its own task.
     ///
-    /// The store is read before every fetch: a token set in it that expires later than the cached one
-    /// was saved by an earlier run or by another process sharing the store. It is adopted; if it is
-    /// fresh no request is made, otherwise its refresh token (the latest, with rotating refresh
-    /// tokens) is the one refreshed from. A coordinating store is then locked (see
+    /// The store is read before every fetch: a set in it that is newer than the cached one (by the
+    /// store's version) was saved by an earlier run or by another process sharing the store. It is
+    /// adopted; if it is fresh no request is made, otherwise its refresh token (the latest, with
+    /// rotating refresh tokens) is the one refreshed from. A coordinating store is then locked (see
     /// [`fetch_coordinated`](Self::fetch_coordinated)).
     async fn run_fetch(self: &Arc<Self>) -> Result<AccessToken> {
         let coordinated = self.store.coordinates();
-        match self.store.load(&self.key).await {
-            Ok(Some(stored)) => {
-                if let Some(token) = self.adopt(stored) {
+        match self.load().await {
+            Ok(stored) => {
+                if !coordinated {
+                    self.write_back_if_lost(stored.as_ref()).await;
+                }
+                if let Some(token) = stored.and_then(|stored| self.adopt(stored)) {
                     tracing::debug!(key = %self.key, "fresh token found in the token store; no request made");
                     return Ok(token);
                 }
             }
-            Ok(None) => {}
             Err(e) if coordinated => return self.fetch_unlocked(e).await,
             Err(e) => {
                 tracing::warn!(key = %self.key, error = %e, "token store could not be read");
@@ -694,18 +891,54 @@ impl<S: TokenSource> Shared<S> {
         if coordinated { self.fetch_coordinated().await } else { self.fetch_and_save().await }
     }
 
-    /// Adopts `stored` if it is newer than the cached token; returns it if it is fresh.
-    fn adopt(&self, stored: AccessToken) -> Option<AccessToken> {
-        let newer = self.current.load().as_ref().is_none_or(|e| stored.expires_at() > e.token.expires_at());
+    /// Adopts `stored` if it is newer than the cached set; returns it if it is fresh.
+    ///
+    /// Newer means a larger store version. Only when the store or the cached set has no version
+    /// (a store that keeps none, a set fetched while the store was unreachable) does a different
+    /// set that expires later count as newer.
+    fn adopt(&self, stored: Versioned) -> Option<AccessToken> {
+        let newer = match self.current.load().as_ref() {
+            None => true,
+            Some(entry) => match (stored.version, entry.version) {
+                (Some(stored_version), Some(cached_version)) => stored_version > cached_version,
+                (Some(_), None) => !stored.token.same_token(&entry.token),
+                (None, _) => {
+                    !stored.token.same_token(&entry.token) && stored.token.expires_at() > entry.token.expires_at()
+                }
+            },
+        };
         if !newer {
             return None;
         }
-        self.publish(stored);
-        self.fresh(self.clock.monotonic())
+        self.publish(stored.token, stored.version, true);
+        self.fresh()
     }
 
-    fn current_token(&self) -> Option<AccessToken> {
-        self.current.load_full().map(|e| e.token.clone())
+    /// A store that does not coordinate (memory, file) and lost the set this process saved (its
+    /// version went backwards, or the set is gone: a restored backup, a deleted file) gets it back,
+    /// so that the newest refresh token is not lost.
+    async fn write_back_if_lost(&self, stored: Option<&Versioned>) {
+        let current = self.current.load_full();
+        let Some(entry) = current.as_ref().filter(|e| e.saved) else { return };
+        let Some(cached_version) = entry.version else { return };
+        let lost = match stored {
+            None => true,
+            Some(stored) => stored.version.is_some_and(|v| v < cached_version),
+        };
+        if !lost {
+            return;
+        }
+        let _writing = self.save_lock.lock().await;
+        tracing::warn!(
+            key = %self.key,
+            cached_version,
+            stored_version = stored.and_then(|s| s.version),
+            "the token store lost the newest token set this process saved; writing it back"
+        );
+        match self.store.save_versioned(&self.key, &entry.token).await {
+            Ok(version) => self.mark_saved(&entry.token, version),
+            Err(e) => tracing::warn!(key = %self.key, error = %e, "the lost token set could not be written back"),
+        }
     }
 
     /// Fetches, saves (unconditionally) and publishes: a store that does not coordinate.
@@ -714,19 +947,35 @@ impl<S: TokenSource> Shared<S> {
     /// the background (see [`save_later`](Self::save_later)), because with a rotating refresh token
     /// the set in memory holds the only refresh token the provider still accepts.
     async fn fetch_and_save(self: &Arc<Self>) -> Result<AccessToken> {
-        let token = self.source.fetch(self.current_token().as_ref()).await?;
-        let saved = self.store.save(&self.key, &token).await;
-        self.publish(token.clone());
-        if let Err(e) = saved {
-            tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store; retrying in the background");
-            self.save_later(token.clone());
+        let current = self.current.load_full();
+        let token = self.source.fetch(current.as_ref().map(|e| &e.token)).await?;
+        {
+            let _writing = self.save_lock.lock().await;
+            // The version of the set this one replaces, read now: a background re-save may have
+            // saved it since the fetch started.
+            let base = self.current.load().as_ref().and_then(|e| e.version);
+            match self.store.save_versioned(&self.key, &token).await {
+                Ok(version) => self.publish(token.clone(), version, true),
+                Err(e) => {
+                    tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store; retrying in the background");
+                    self.publish(token.clone(), base, false);
+                    self.save_later(token.clone(), None);
+                }
+            }
         }
-        Ok(token)
+        self.usable_or_error(token)
     }
 
     /// Saves `token` in the background after a failed save: from 1 s, doubling up to 60 s, until a
-    /// save succeeds, a newer token set replaces it in the cache or the store, or the cache is dropped.
-    fn save_later(self: &Arc<Self>, token: AccessToken) {
+    /// save succeeds, a newer set replaces it (in the cache or, by version, in the store), or the
+    /// cache is dropped.
+    ///
+    /// With `guard` (a fleet refresh whose fenced save failed) the lock is re-asserted and the save
+    /// is fenced, so that the store decides atomically whether a newer set is there; the lock is
+    /// released only once the set is saved, so that no other process refreshes from the spent
+    /// refresh token meanwhile. Without it (a store that does not coordinate) the check and the save
+    /// run under this process's save lock.
+    fn save_later(self: &Arc<Self>, token: AccessToken, guard: Option<LockGuard>) {
         const FIRST: Duration = Duration::from_secs(1);
         const MAX: Duration = Duration::from_secs(60);
         let shared = Arc::downgrade(self);
@@ -736,49 +985,101 @@ impl<S: TokenSource> Shared<S> {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX);
                 let Some(shared) = shared.upgrade() else { return };
-                let current = shared.current.load();
-                if !current.as_ref().is_some_and(|e| e.token.same_token(&token)) {
-                    return; // replaced by a newer set, which had its own save
-                }
-                drop(current);
-                match shared.store.load(&shared.key).await {
-                    Ok(Some(stored)) if stored.expires_at() >= token.expires_at() => return,
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(key = %shared.key, attempt, error = %e, "token store still unreadable; the token set is not saved yet");
-                        continue;
-                    }
-                }
-                match shared.store.save(&shared.key, &token).await {
-                    Ok(()) => {
-                        tracing::info!(key = %shared.key, attempt, "token set saved in the token store after an earlier failure");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(key = %shared.key, attempt, error = %e, "token set still not saved in the token store");
-                    }
+                let done = match &guard {
+                    Some(guard) => shared.save_fenced_again(&token, guard, attempt).await,
+                    None => shared.save_again(&token, attempt).await,
+                };
+                if done {
+                    return;
                 }
             }
         });
+    }
+
+    /// One background re-save of an unsaved set (no coordination); whether to stop.
+    async fn save_again(&self, token: &AccessToken, attempt: u32) -> bool {
+        let _writing = self.save_lock.lock().await;
+        let current = self.current.load_full();
+        let Some(entry) = current.as_ref().filter(|e| e.token.same_token(token) && !e.saved) else {
+            return true; // replaced by a newer set, which had its own save, or saved meanwhile
+        };
+        match self.store.load_versioned(&self.key).await {
+            Ok(Some(stored)) => {
+                let newer = match (stored.version, entry.version) {
+                    (Some(stored_version), Some(base)) => stored_version > base,
+                    (Some(_), None) => !stored.token.same_token(token),
+                    (None, _) => stored.token.expires_at() >= token.expires_at(),
+                };
+                if newer {
+                    tracing::warn!(key = %self.key, attempt, "a newer token set was saved by another process since this one failed to save; keeping the store's");
+                    return true;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(key = %self.key, attempt, error = %e, "token store still unreadable; the token set is not saved yet");
+                return false;
+            }
+        }
+        match self.store.save_versioned(&self.key, token).await {
+            Ok(version) => {
+                self.mark_saved(token, version);
+                tracing::info!(key = %self.key, attempt, "token set saved in the token store after an earlier failure");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(key = %self.key, attempt, error = %e, "token set still not saved in the token store");
+                false
+            }
+        }
+    }
+
+    /// One background re-save of a fleet refresh's set whose fenced save failed; whether to stop.
+    async fn save_fenced_again(&self, token: &AccessToken, guard: &LockGuard, attempt: u32) -> bool {
+        // Re-asserted first, so that the lock is held again if the store lost or lapsed it; the
+        // fence decides below either way.
+        if let Err(e) = self.store.extend_lock(&self.key, guard, self.policy.lock_lease).await {
+            tracing::warn!(key = %self.key, attempt, error = %e, "the refresh lock could not be renewed; the saved set is still pending");
+        }
+        match self.store.save_fenced(&self.key, token, guard).await {
+            Ok(written) => {
+                if written {
+                    self.mark_saved(token, Some(guard.fence()));
+                    tracing::info!(key = %self.key, attempt, fence = guard.fence(), "token set saved in the shared store after an earlier failure");
+                } else {
+                    tracing::warn!(key = %self.key, attempt, fence = guard.fence(), "a newer token set is in the shared store; this one was not written");
+                }
+                if let Err(e) = self.store.unlock(&self.key, guard).await {
+                    tracing::warn!(key = %self.key, error = %e, "the refresh lock could not be released; it lapses with its lease");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(key = %self.key, attempt, error = %e, "token set still not saved in the shared store; the refresh lock is kept");
+                false
+            }
+        }
     }
 
     /// Takes the fleet-wide refresh lock, or waits for the process holding it to save a new token set.
     ///
     /// While another process holds the lock, the store is polled (10 ms, doubling to 100 ms) for a
     /// fresh token set and the lock is tried again (it is free again once the holder unlocks, or its
-    /// lease lapses because the holder died). After [`RefreshPolicy::lock_wait`] the failure policy
-    /// applies.
+    /// lease lapses because the holder died). After [`RefreshPolicy::lock_wait`] of elapsed time
+    /// (round-trips included) the failure policy applies.
     async fn fetch_coordinated(self: &Arc<Self>) -> Result<AccessToken> {
         const FIRST_POLL: Duration = Duration::from_millis(10);
         const MAX_POLL: Duration = Duration::from_millis(100);
-        let mut waited = Duration::ZERO;
+        let started = self.clock.monotonic();
         let mut delay = FIRST_POLL;
         loop {
             match self.store.lock_refresh(&self.key, self.policy.lock_lease).await {
                 Ok(RefreshLock::Acquired(guard)) => {
-                    let result = self.fetch_locked(&guard).await;
-                    if let Err(e) = self.store.unlock(&self.key, &guard).await {
-                        tracing::warn!(key = %self.key, error = %e, "the refresh lock could not be released; it lapses with its lease");
+                    let (result, release) = self.fetch_locked(&guard).await;
+                    if release {
+                        if let Err(e) = self.store.unlock(&self.key, &guard).await {
+                            tracing::warn!(key = %self.key, error = %e, "the refresh lock could not be released; it lapses with its lease");
+                        }
                     }
                     return result;
                 }
@@ -786,7 +1087,7 @@ impl<S: TokenSource> Shared<S> {
                 Ok(RefreshLock::NotCoordinated) => return self.fetch_and_save().await,
                 Err(e) => return self.fetch_unlocked(e).await,
             }
-            if waited >= self.policy.lock_wait {
+            if self.clock.monotonic().saturating_sub(started) >= self.policy.lock_wait {
                 let cause = Error::store(
                     format!(
                         "another process has held the refresh lock for over {:?} without saving a new token set",
@@ -797,9 +1098,8 @@ impl<S: TokenSource> Shared<S> {
                 return self.fetch_unlocked(cause).await;
             }
             tokio::time::sleep(delay).await;
-            waited += delay;
             delay = (delay * 2).min(MAX_POLL);
-            match self.store.load(&self.key).await {
+            match self.store.load_versioned(&self.key).await {
                 Ok(Some(stored)) => {
                     if let Some(token) = self.adopt(stored) {
                         tracing::debug!(key = %self.key, "adopted the token set another process refreshed");
@@ -812,22 +1112,38 @@ impl<S: TokenSource> Shared<S> {
         }
     }
 
-    /// Holding the lock: re-reads the store, fetches while renewing the lease, saves fenced, publishes.
-    async fn fetch_locked(&self, guard: &LockGuard) -> Result<AccessToken> {
+    /// Holding the lock: re-reads the store, renews the lease right before sending, fetches while
+    /// renewing it, saves fenced, publishes. Returns the result and whether to release the lock: a
+    /// set whose fenced save failed keeps it (see [`save_later`](Self::save_later)).
+    async fn fetch_locked(self: &Arc<Self>, guard: &LockGuard) -> (Result<AccessToken>, bool) {
         // Another process may have saved a new set between our load and our lock.
-        match self.store.load(&self.key).await {
+        match self.store.load_versioned(&self.key).await {
             Ok(Some(stored)) => {
                 if let Some(token) = self.adopt(stored) {
                     tracing::debug!(key = %self.key, "adopted the token set another process refreshed");
-                    return Ok(token);
+                    return (Ok(token), true);
                 }
             }
             Ok(None) => {}
-            Err(e) => return self.fetch_unlocked(e).await,
+            Err(e) => return (self.fetch_unlocked(e).await, true),
         }
-        let current = self.current_token();
+        // Never send with a lease that may have lapsed (this process may have stalled since it took
+        // the lock): renew it right before sending, and do not send if that fails.
+        match self.store.extend_lock(&self.key, guard, self.policy.lock_lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let error = Error::store(
+                    "the refresh lock's lease lapsed before the refresh was sent (this process stalled for longer than the lease); not refreshing, since another process may be: the next call tries again",
+                    None,
+                );
+                tracing::warn!(key = %self.key, fence = guard.fence(), "{error}");
+                return (Err(error), true);
+            }
+            Err(e) => return (self.fetch_unlocked(e).await, true),
+        }
+        let current = self.current.load_full();
         let fetched = {
-            let fetch = self.source.fetch(current.as_ref());
+            let fetch = self.source.fetch(current.as_ref().map(|e| &e.token));
             let renew = self.renew_lock(guard);
             tokio::pin!(fetch, renew);
             tokio::select! {
@@ -836,28 +1152,37 @@ impl<S: TokenSource> Shared<S> {
                 never = &mut renew => match never {},
             }
         };
-        let token = fetched?;
+        let token = match fetched {
+            Ok(token) => token,
+            Err(e) => return (Err(e), true),
+        };
+        let _writing = self.save_lock.lock().await;
         match self.store.save_fenced(&self.key, &token, guard).await {
-            Ok(true) => {}
+            Ok(true) => self.publish(token.clone(), Some(guard.fence()), true),
             Ok(false) => {
                 tracing::warn!(
                     key = %self.key,
                     fence = guard.fence(),
                     "another process saved a newer token set while this one refreshed (the lock's lease lapsed); adopting it"
                 );
-                if let Ok(Some(stored)) = self.store.load(&self.key).await {
+                if let Ok(Some(stored)) = self.store.load_versioned(&self.key).await {
                     if let Some(token) = self.adopt(stored) {
-                        return Ok(token);
+                        return (Ok(token), true);
                     }
                 }
+                self.publish(token.clone(), None, false);
             }
             Err(e) => {
-                // The token is valid; keep serving it from memory, but say that it was not saved.
-                tracing::error!(key = %self.key, error = %e, "new token could not be saved in the token store");
+                // The token is valid and may hold the only refresh token the provider still accepts:
+                // serve it from memory, keep the lock, and save it again in the background.
+                tracing::error!(key = %self.key, error = %e, "new token could not be saved in the shared store; keeping the refresh lock and retrying in the background");
+                let base = current.as_ref().and_then(|e| e.version);
+                self.publish(token.clone(), base, false);
+                self.save_later(token.clone(), Some(guard.clone()));
+                return (self.usable_or_error(token), false);
             }
         }
-        self.publish(token.clone());
-        Ok(token)
+        (self.usable_or_error(token), true)
     }
 
     /// Renews the lock every third of its lease while the fetch runs; never returns.
@@ -900,67 +1225,73 @@ impl<S: TokenSource> Shared<S> {
             error = %cause,
             "the shared token store cannot coordinate this refresh; fetching a token for this process alone"
         );
-        let token = self.source.fetch(self.current_token().as_ref()).await?;
-        self.publish(token.clone());
-        Ok(token)
+        let current = self.current.load_full();
+        let token = self.source.fetch(current.as_ref().map(|e| &e.token)).await?;
+        self.publish(token.clone(), None, false);
+        self.usable_or_error(token)
     }
 
-    fn fresh(&self, now: Duration) -> Option<AccessToken> {
-        let guard = self.current.load();
-        guard.as_ref().filter(|e| now < e.refresh_at).map(|e| e.token.clone())
-    }
-}
-
-/// Ends a flight: records success or failure, clears the in-flight marker and wakes every waiter,
-/// also when the fetch task panics (then waiters see the channel close).
-struct FlightGuard<'a, S: TokenSource> {
-    shared: &'a Shared<S>,
-    sender: Option<watch::Sender<FlightResult>>,
-}
-
-impl<S: TokenSource> FlightGuard<'_, S> {
-    fn finish(&mut self, result: Result<AccessToken>) {
-        let now = self.shared.clock.monotonic();
-        let result = {
-            let Ok(mut state) = self.shared.state.lock() else { return };
-            state.flight = None;
-            match result {
-                Ok(token) => {
-                    state.failures = 0;
-                    state.backoff_until = None;
-                    state.last_error = None;
-                    Ok(token)
-                }
-                Err(error) => {
-                    state.failures = state.failures.saturating_add(1);
-                    let backoff = self.shared.policy.backoff(state.failures);
-                    state.backoff_until = Some(now + backoff);
-                    state.last_error = Some(error.clone());
-                    match self.shared.usable_at(now) {
-                        Some(old) => {
-                            tracing::warn!(key = %self.shared.key, error = %error, backoff_ms = backoff.as_millis() as u64, "token refresh failed; serving the still-valid token");
-                            Ok(old)
-                        }
-                        _ => {
-                            tracing::warn!(key = %self.shared.key, error = %error, backoff_ms = backoff.as_millis() as u64, "token fetch failed");
-                            Err(error)
-                        }
+    /// Ends a flight with `result`: records success, or a failure and its back-off, clears the
+    /// in-flight marker, and returns what the waiters get (on failure, the still-usable token if
+    /// there is one).
+    fn settle(&self, result: Result<AccessToken>) -> Result<AccessToken> {
+        let now = self.clock.monotonic();
+        let mut state = self.lock_state();
+        state.flight = None;
+        match result {
+            Ok(token) => {
+                state.failures = 0;
+                state.backoff_until = None;
+                state.last_error = None;
+                Ok(token)
+            }
+            Err(error) => {
+                state.failures = state.failures.saturating_add(1);
+                let backoff = self.policy.backoff(state.failures);
+                state.backoff_until = Some(now.saturating_add(backoff));
+                state.last_error = Some(error.clone());
+                let backoff_ms = millis(backoff);
+                match self.usable() {
+                    Some(old) => {
+                        tracing::warn!(key = %self.key, error = %error, backoff_ms, "token refresh failed; serving the still-valid token");
+                        Ok(old)
+                    }
+                    None => {
+                        tracing::warn!(key = %self.key, error = %error, backoff_ms, "token fetch failed");
+                        Err(error)
                     }
                 }
             }
-        };
+        }
+    }
+}
+
+/// Ends a flight whatever happens to its task: [`finish`](FlightGuard::finish) with the fetch's
+/// result, or, when the task panics or is dropped (even before its first poll: a runtime shutting
+/// down), on drop with [`Error::Runtime`] — the in-flight marker is cleared, a back-off recorded,
+/// and every waiter woken.
+struct FlightGuard<S: TokenSource> {
+    shared: Arc<Shared<S>>,
+    sender: Option<watch::Sender<FlightResult>>,
+}
+
+impl<S: TokenSource> FlightGuard<S> {
+    fn finish(&mut self, result: Result<AccessToken>) {
+        let result = self.shared.settle(result);
         if let Some(sender) = self.sender.take() {
             sender.send_replace(Some(result));
         }
     }
 }
 
-impl<S: TokenSource> Drop for FlightGuard<'_, S> {
+impl<S: TokenSource> Drop for FlightGuard<S> {
     fn drop(&mut self) {
-        if self.sender.is_some() {
-            if let Ok(mut state) = self.shared.state.lock() {
-                state.flight = None;
-            }
+        if let Some(sender) = self.sender.take() {
+            let error = Error::Runtime {
+                message: "the token fetch task ended without a result (it panicked, or its runtime shut down before it finished); the next call tries again after a back-off".to_owned(),
+            };
+            let result = self.shared.settle(Err(error));
+            sender.send_replace(Some(result));
         }
     }
 }

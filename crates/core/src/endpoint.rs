@@ -118,6 +118,11 @@ impl TokenEndpoint {
         self
     }
 
+    /// The extra parameters sent with every request (audience, resource, ...), in order.
+    pub(crate) fn extra_params(&self) -> &[(String, String)] {
+        &self.extra_params
+    }
+
     /// The token URL.
     pub fn token_url(&self) -> &Url {
         &self.token_url

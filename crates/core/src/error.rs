@@ -80,6 +80,15 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// A token fetch could not run or did not finish: there is no Tokio runtime to run it on, or the
+    /// fetch task panicked or was dropped (its runtime shut down). Not a failure of the provider or
+    /// of the store.
+    #[error("the token fetch could not run: {message}")]
+    Runtime {
+        /// What happened and what to do about it.
+        message: String,
+    },
+
     /// Recent attempts to fetch a token failed and the cache is backing off; `last` is the most recent
     /// failure.
     #[error("token fetch is backing off for {retry_in:?} after a failure: {last}")]
@@ -174,7 +183,7 @@ impl Error {
         };
         let mut error = self;
         match &mut error {
-            Error::Config { message, .. } | Error::Store { message, .. } => fix(message),
+            Error::Config { message, .. } | Error::Store { message, .. } | Error::Runtime { message } => fix(message),
             Error::OAuth(e) => {
                 if let Some(d) = &mut e.description {
                     fix(d);

@@ -75,7 +75,7 @@ pub use http::{HttpResponse, ReqwestTransport, Transport};
 pub use provider::{ProvideTokenFn, SharedTokenProvider, TokenProvider, provide_token_fn};
 pub use request::{BodyFormat, Grant, TokenRequest};
 pub use retry::RetryPolicy;
-pub use store::{LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned};
+pub use store::{LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned, store_key};
 pub use style::CredentialStyle;
 pub use token::{AccessToken, AccessTokenBuilder, ClientCredentials, RefreshToken, Scopes, constant_time_eq};
 

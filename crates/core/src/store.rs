@@ -22,8 +22,10 @@ use crate::token::{AccessToken, RefreshToken, Scopes};
 
 /// Stores token sets by key.
 ///
-/// Keys are chosen by the cache's owner (providers use `provider/client_id/scopes`); a store treats
-/// them as opaque strings.
+/// Keys are chosen by the cache's owner; a store treats them as opaque strings. The built-in sources
+/// make them with [`store_key`] from everything that decides which token is issued (provider, token
+/// URL, client id, grant, scopes, extra parameters), so that two authorization servers, tenants or
+/// scope sets never share a token set.
 ///
 /// # Contract
 /// - `save` replaces the whole token set for the key atomically: a concurrent or later `load` sees
@@ -113,6 +115,32 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         let _ = (key, guard);
         Ok(())
     }
+}
+
+/// The characters [`store_key`] escapes in a part: its separator, the escape character itself,
+/// Redis Cluster's hash-tag braces, white space and control characters.
+const KEY_PART: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b'/').add(b'%').add(b'{').add(b'}').add(b' ');
+
+/// A store key made of `parts` (provider, token URL, client id, grant, ...), each percent-escaped and
+/// joined with `/`, so that two different lists of parts never give the same key.
+///
+/// ```
+/// use tokensmith_core::store_key;
+///
+/// let key = store_key(["django", "https://auth.example.test/o/token/", "my/client", "client_credentials", "read"]);
+/// assert_eq!(key, "django/https:%2F%2Fauth.example.test%2Fo%2Ftoken%2F/my%2Fclient/client_credentials/read");
+/// assert_ne!(store_key(["a/b", "c"]), store_key(["a", "b/c"]));
+/// ```
+pub fn store_key<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut key = String::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            key.push('/');
+        }
+        key.extend(percent_encoding::utf8_percent_encode(part, KEY_PART));
+    }
+    key
 }
 
 /// A token set as a store holds it: the set and the version the store gave it when it was saved.

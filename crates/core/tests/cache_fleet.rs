@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,8 +36,9 @@ struct Shared {
 struct Fleet {
     shared: Mutex<Shared>,
     down: AtomicBool,
-    /// When set, renewals are refused (as if the lease lapsed before the renewal arrived).
-    refuse_renewal: AtomicBool,
+    /// Renewals of locks whose fence is at most this are refused (as if the lease lapsed before the
+    /// renewal arrived); 0 refuses none.
+    refuse_renewal: AtomicU64,
     acquired: AtomicUsize,
     renewed: AtomicUsize,
     refused_saves: AtomicUsize,
@@ -68,18 +69,26 @@ impl Fleet {
 #[async_trait]
 impl TokenStore for FleetStore {
     async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
-        self.0.check()?;
-        Ok(self.0.stored(key).map(|(_, t)| t))
+        Ok(self.load_versioned(key).await?.map(|v| v.token))
     }
 
     async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
+        self.save_versioned(key, token).await.map(drop)
+    }
+
+    async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        self.0.check()?;
+        Ok(self.0.stored(key).map(|(v, t)| Versioned::new(t, Some(v))))
+    }
+
+    async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
         self.0.check()?;
         let mut shared = self.0.shared.lock().unwrap();
         let fence = shared.fences.entry(key.to_owned()).or_default();
         *fence += 1;
         let fence = *fence;
         shared.tokens.insert(key.to_owned(), (fence, token.clone()));
-        Ok(())
+        Ok(Some(fence))
     }
 
     async fn remove(&self, key: &str) -> Result<()> {
@@ -111,7 +120,7 @@ impl TokenStore for FleetStore {
 
     async fn extend_lock(&self, key: &str, guard: &LockGuard, lease: Duration) -> Result<bool> {
         self.0.check()?;
-        if self.0.refuse_renewal.load(Ordering::SeqCst) {
+        if guard.fence() <= self.0.refuse_renewal.load(Ordering::SeqCst) {
             return Ok(false);
         }
         let mut shared = self.0.shared.lock().unwrap();
@@ -284,9 +293,11 @@ async fn a_refresh_that_lost_its_lock_does_not_overwrite_a_newer_set() {
     let slow = CountingSource { clock: clock.clone(), fetches: f.fetches.clone(), lifetime: S(300), delay: S(8) };
     let a =
         CachedProvider::builder(slow).clock(clock).policy(policy()).store(Arc::new(FleetStore(fleet.clone()))).build();
-    fleet.refuse_renewal.store(true, Ordering::SeqCst);
     let a_task = tokio::spawn(async move { a.token().await });
-    tokio::time::sleep(Duration::from_millis(5100)).await;
+    // a renews right before sending; the renewals after that are refused.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    fleet.refuse_renewal.store(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(5000)).await;
     let b = f.caches[1].token().await.unwrap();
     assert_eq!(secret(&b), "token-2", "b refreshed after a's lease lapsed");
     let a_result = a_task.await.unwrap().unwrap();
@@ -294,6 +305,62 @@ async fn a_refresh_that_lost_its_lock_does_not_overwrite_a_newer_set() {
     assert_eq!(fleet.refused_saves.load(Ordering::SeqCst), 1);
     let (version, stored) = fleet.stored("cc").unwrap();
     assert_eq!((version, secret(&stored).as_str()), (2, "token-2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_whose_lease_lapsed_before_sending_does_not_send() {
+    // Issue 14, item 6: a process that stalled for longer than the lease after taking the lock (a GC
+    // pause, a blocked thread) finds its renewal refused right before sending, and does not send.
+    let f = cc_fleet(1, S(300), Duration::ZERO, policy());
+    f.fleet.refuse_renewal.store(u64::MAX, Ordering::SeqCst);
+    let err = f.caches[0].token().await.unwrap_err();
+    assert!(matches!(err, Error::Store { .. }) && err.to_string().contains("lease lapsed"), "{err}");
+    assert_eq!(f.fetches.load(Ordering::SeqCst), 0, "nothing was sent");
+    assert_eq!(f.fleet.acquired.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lock_wait_is_bounded_by_elapsed_time_not_by_the_sum_of_sleeps() {
+    // Issue 14, item 9: each lock attempt takes 200 ms of round trips; with a 1 s `lock_wait` the
+    // waiter gives up after about 1 s of elapsed time, not after 1 s of sleeps (≈ 3 s here).
+    #[derive(Debug)]
+    struct SlowStore(FleetStore);
+    #[async_trait]
+    impl TokenStore for SlowStore {
+        async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.0.load(key).await
+        }
+        async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
+            self.0.save(key, token).await
+        }
+        async fn remove(&self, key: &str) -> Result<()> {
+            self.0.remove(key).await
+        }
+        fn coordinates(&self) -> bool {
+            true
+        }
+        async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.0.lock_refresh(key, lease).await
+        }
+    }
+    let fleet = Arc::new(Fleet::default());
+    fleet.ghost_lock("cc", S(3600));
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let source =
+        CountingSource { clock: clock.clone(), fetches: fetches.clone(), lifetime: S(300), delay: Duration::ZERO };
+    let cache = CachedProvider::builder(source)
+        .clock(clock)
+        .policy(policy().lock_wait(S(1)))
+        .store(Arc::new(SlowStore(FleetStore(fleet))))
+        .build();
+    let started = Instant::now();
+    cache.token().await.unwrap();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(1800), "gave up after {waited:?}");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "client credentials then fetch for this process alone");
 }
 
 #[tokio::test(start_paused = true)]

@@ -270,7 +270,13 @@ async fn a_panicking_fetch_does_not_wedge_the_cache() {
     let (cache, _) = paused_cache(S(900));
     cache.source().panic_next.store(true, Ordering::SeqCst);
     let error = cache.token().await.unwrap_err();
-    assert!(matches!(error, Error::Store { .. }), "{error:?}");
+    assert!(matches!(error, Error::Runtime { .. }), "{error:?}");
+    // A panic is a failure like any other: it backs off (issue 14, item 14), repeating the error ...
+    let error = cache.token().await.unwrap_err();
+    assert!(matches!(error, Error::Runtime { .. }), "{error:?}");
+    assert_eq!(cache.source().fetches(), 1);
+    // ... and the first call after the back-off starts a new fetch.
+    tokio::time::advance(S(1)).await;
     let token = cache.token().await.expect("the next caller starts a new fetch");
     assert_eq!(secret(&token), "token-2");
 }

@@ -163,6 +163,10 @@ impl TokenSource for SeededRefreshSource {
         self.inner.cache_key()
     }
 
+    fn legacy_cache_key(&self) -> Option<String> {
+        self.inner.legacy_cache_key()
+    }
+
     fn rotates_grant(&self) -> bool {
         self.inner.rotates_grant()
     }

@@ -65,7 +65,9 @@
 //! - The exchange sends no `redirect_uri` (WhiteBIT's documentation does not list it), in the PKCE
 //!   flow too, where only `code_verifier` is added.
 //! - A response without `expires_in` is taken to live 300 s.
-//! - The store key is `whitebit/{client_id}/{base_url}`.
+//! - The store key is [`store_key`](tokensmith_core::store_key) of `whitebit`, the token URL, the
+//!   client id and `refresh_token`, so two WhiteBIT hosts never share a grant; a set stored by
+//!   earlier versions under `whitebit/{client_id}/{base_url}` is still found (and copied).
 //!
 //! # Environment
 //!

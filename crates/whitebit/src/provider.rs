@@ -313,7 +313,9 @@ impl WhitebitBuilder {
         let client = client.build()?;
         let mut cache = CachedProvider::builder(RefreshTokenSource::new(client, Scopes::empty()))
             .clock(clock)
-            .key(format!("whitebit/{client_id}/{base}"));
+            // The key names the token URL (so two WhiteBIT hosts never share a grant); earlier versions
+            // stored under `whitebit/{client_id}/{base}`, read once so an upgrade loses no grant.
+            .legacy_key(format!("whitebit/{client_id}/{base}"));
         if let Some(policy) = self.refresh_policy {
             cache = cache.policy(policy);
         }

@@ -494,7 +494,13 @@ async fn file_store_is_owner_only_and_survives_restarts() {
     drop(first_run);
     assert_eq!(file_mode(&path), 0o600);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let key = format!("whitebit/whitebit-demo-client/{}", sandbox.base_url(D));
+    let key = tokensmith_core::store_key([
+        "whitebit",
+        &format!("{}/oauth2/token", sandbox.base_url(D)),
+        "whitebit-demo-client",
+        "refresh_token",
+        "",
+    ]);
     assert_eq!(saved[&key]["refresh_token"].as_str(), Some(refresh_token_of(&token).as_str()));
 
     // Second run: the stored token is served without authorizing or asking the server.
@@ -524,4 +530,30 @@ async fn file_store_is_owner_only_and_survives_restarts() {
         other => panic!("expected a store error, got {other:?}"),
     }
     assert_eq!(std::fs::read(&path).unwrap(), b"{ corrupt");
+}
+
+#[tokio::test]
+async fn a_grant_stored_by_an_earlier_version_under_the_old_key_is_still_used() {
+    // Earlier versions keyed WhiteBIT's sets `whitebit/{client_id}/{base_url}`; an upgrade must not
+    // lose that grant (issue 14, item 1 changed the key).
+    let sandbox = sandbox().await;
+    let dir = TempDir::new();
+    let path = dir.0.join("whitebit.json");
+    let first = builder(&sandbox).store(Arc::new(FileStore::new(&path))).build().unwrap();
+    let token = authorized(&sandbox, &first).await;
+    let new_key = first.cache().key().to_owned();
+    drop(first);
+    // Rewrite the file as the earlier version wrote it: the same record under the old key.
+    let mut saved: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let record = saved.remove(&new_key).unwrap();
+    let old_key = format!("whitebit/whitebit-demo-client/{}", sandbox.base_url(D));
+    saved.insert(old_key.clone(), record);
+    std::fs::write(&path, serde_json::to_vec(&saved).unwrap()).unwrap();
+
+    let upgraded = builder(&sandbox).store(Arc::new(FileStore::new(&path))).build().unwrap();
+    assert!(upgraded.token().await.unwrap().same_token(&token), "the stored set is served");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(saved.get(&new_key).is_some() && saved.get(&old_key).is_some(), "copied, not moved: {saved}");
+    assert_eq!(sandbox.request_count(D, "/oauth2/refresh_token"), 0);
 }
