@@ -4,33 +4,42 @@
 //! [`TokenProvider`]:
 //!
 //! - **Cached reads** ([`CachedProvider::cached_token`], [`CachedProvider::with_cached`]) load the
-//!   current entry through `arc-swap` and compare one timestamp from the [`Clock`]: no lock, no
-//!   allocation, no write to memory shared between threads. `with_cached` lends the token without
-//!   cloning it; `cached_token` clones a per-thread replica of it (see its docs), so that threads
-//!   reading at once do not contend on one reference count.
+//!   current entry through `arc-swap` and compare two timestamps from the [`Clock`] (coarse
+//!   monotonic and coarse wall clock, so that a token that expired while the machine slept is not
+//!   served): no lock, no allocation, no write to memory shared between threads. `with_cached` lends
+//!   the token without cloning it; `cached_token` clones a per-thread replica of it (see its docs),
+//!   so that threads reading at once do not contend on one reference count.
 //! - **Early refresh** — see [`RefreshPolicy`]: a token is refreshed when a margin proportional to its
 //!   lifetime remains, minus jitter.
-//! - **Single flight**: however many callers need a token at once, one fetch runs (in its own task, so
-//!   a caller that gives up cannot cancel a refresh whose response would carry a rotated refresh
-//!   token); everyone waits for its result. A rotated refresh token is therefore never sent twice.
+//! - **Single flight**: however many callers need a token at once, one fetch runs (in its own task on
+//!   the caller's Tokio runtime, so that a caller that gives up cannot cancel a refresh whose response
+//!   would carry a rotated refresh token); everyone waits for its result. A rotated refresh token is
+//!   therefore never sent twice. Whatever happens to the task (it panics, or its runtime shuts down
+//!   before polling it), the flight ends with [`Error::Runtime`] and a back-off; a miss outside any
+//!   Tokio runtime is [`Error::Runtime`] at once.
 //! - **Failures**: while fetches fail, callers keep getting the still-valid token; once it has expired
 //!   they get the error. A failed fetch starts an exponential back-off during which no new fetch is
-//!   made; failures are never cached as tokens.
+//!   made; failures are never cached as tokens, and neither is a fetched token that is already
+//!   expired (that is a failure too).
 //! - **Invalidate**: reporting a rejected token drops it only if it is still current.
 //! - **Store**: every new token set is saved in the [`TokenStore`] before it is handed out; the store
-//!   is read before every fetch, and a token set in it that is newer than the cached one (saved by an
-//!   earlier run or another process) is adopted instead of fetching, or refreshed from. A set that
-//!   cannot be saved is still handed out, and saved again in the background (1 s, doubling to 60 s)
-//!   until a save succeeds or a newer set replaces it: with a rotating refresh token it holds the
-//!   only refresh token the provider still accepts.
+//!   is read before every fetch, and a set in it with a larger store version than the cached one
+//!   (saved by an earlier run or another process) is adopted instead of fetching, or refreshed from.
+//!   Recency is the store's version, never a comparison of expiry instants written by different
+//!   hosts. A set that cannot be saved is still handed out, and saved again in the background (1 s,
+//!   doubling to 60 s) until a save succeeds or a newer set replaces it: with a rotating refresh
+//!   token it holds the only refresh token the provider still accepts. A store that does not
+//!   coordinate and lost the newest set (its version went backwards) gets it written back.
 //! - **Fleet coordination**: with a store that [coordinates](TokenStore::coordinates) (Redis), a fetch
 //!   first takes the store's refresh lock, so that across every process sharing the store one refresh
-//!   of a key is in flight; the others wait for the token set it saves and adopt it. The lock's lease
-//!   is renewed while the fetch runs, and the new set is saved *fenced*, so that a process that lost
-//!   its lock cannot overwrite a newer set. When the store is unreachable, a source that does not
-//!   rotate its grant (client credentials) fetches for its process alone, with a warning; a rotating
-//!   refresh token ([`TokenSource::rotates_grant`]) is never refreshed without the lock: the fetch
-//!   fails with [`Error::Store`] and the still-valid token keeps being served.
+//!   of a key is in flight; the others wait (at most [`RefreshPolicy::lock_wait`] of elapsed time)
+//!   for the token set it saves and adopt it. The lock's lease is renewed right before the request is
+//!   sent (no request goes out on a lease that may have lapsed) and while it runs, and the new set is
+//!   saved *fenced*, so that a process that lost its lock cannot overwrite a newer set; a fenced save
+//!   that fails keeps the lock and is retried in the background. When the store is unreachable, a
+//!   source that does not rotate its grant (client credentials) fetches for its process alone, with
+//!   a warning; a rotating refresh token ([`TokenSource::rotates_grant`]) is never refreshed without
+//!   the lock: the fetch fails with [`Error::Store`] and the still-valid token keeps being served.
 
 use std::cell::RefCell;
 use std::fmt;
