@@ -411,7 +411,7 @@ impl TokenClient {
 
     async fn send_with_retries(&self, request: &TokenRequest, grant: &Grant, scopes: &Scopes) -> Result<AccessToken> {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.retry.overall_deadline();
+        let deadline = instant_after(tokio::time::Instant::now(), self.retry.overall_deadline());
         let previous_refresh = match grant {
             Grant::RefreshToken(rt) => Some(rt),
             _ => None,
@@ -421,7 +421,7 @@ impl TokenClient {
             attempt += 1;
             let attempt_started = Instant::now();
             // One timer bounds the attempt: its own timeout, or what is left of the deadline.
-            let attempt_deadline = tokio::time::Instant::now() + self.retry.timeout_per_attempt();
+            let attempt_deadline = instant_after(tokio::time::Instant::now(), self.retry.timeout_per_attempt());
             let sent = tokio::time::timeout_at(attempt_deadline.min(deadline), self.transport.send(request)).await;
             let outcome = match sent {
                 Err(_) if attempt_deadline < deadline => Err(Error::Transport(TransportError::new(
@@ -469,7 +469,7 @@ impl TokenClient {
             let retry = error.is_retryable()
                 && (!consumes_grant(grant) || surely_not_processed(&error))
                 && attempt < self.retry.attempts()
-                && now + backoff < deadline;
+                && now.checked_add(backoff).is_some_and(|retry_at| retry_at < deadline);
             if !retry {
                 tracing::warn!(attempt, error = %error, elapsed_ms = started.elapsed().as_millis() as u64, "token request failed");
                 return Err(error);
@@ -478,6 +478,13 @@ impl TokenClient {
             tokio::time::sleep(backoff).await;
         }
     }
+}
+
+/// `now + after`, or a far-future instant when that does not fit (a duration from a configuration or
+/// a server can be anything).
+fn instant_after(now: tokio::time::Instant, after: std::time::Duration) -> tokio::time::Instant {
+    const FAR: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
+    now.checked_add(after.min(FAR)).unwrap_or(now)
 }
 
 /// Whether a grant can be used only once: a code, or a refresh token that the provider may rotate.

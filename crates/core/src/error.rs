@@ -346,7 +346,16 @@ impl fmt::Display for OAuthError {
         if let Some(description) = &self.description {
             write!(f, ": {description}")?;
         }
-        write!(f, "; {}", self.code.hint())
+        write!(f, "; {}", self.code.hint())?;
+        write_retry_after(f, self.retry_after)
+    }
+}
+
+/// `; the server asked to wait N s before trying again`, when it sent `Retry-After`.
+fn write_retry_after(f: &mut fmt::Formatter<'_>, retry_after: Option<Duration>) -> fmt::Result {
+    match retry_after {
+        Some(wait) => write!(f, "; the server asked to wait {} s before trying again", wait.as_secs()),
+        None => Ok(()),
     }
 }
 
@@ -411,7 +420,8 @@ impl fmt::Display for HttpError {
             (None, None) if !self.excerpt.is_empty() => write!(f, ": {}", self.excerpt)?,
             (None, None) => {}
         }
-        write!(f, "; {}", self.hint())
+        write!(f, "; {}", self.hint())?;
+        write_retry_after(f, self.retry_after)
     }
 }
 

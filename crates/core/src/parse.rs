@@ -350,13 +350,22 @@ fn looks_like_html(response: &HttpResponse) -> bool {
         || response.body.iter().take(64).copied().find(|b| !b.is_ascii_whitespace()) == Some(b'<')
 }
 
+/// The longest `Retry-After` taken as sent: a server's value is capped here, so that no later
+/// arithmetic on it can overflow (a wait this long is longer than any deadline, so it is never
+/// waited for: the request fails and says how long the server asked to wait).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// `Retry-After` in seconds or as an HTTP date, capped at [`MAX_RETRY_AFTER`].
 fn retry_after(response: &HttpResponse) -> Option<Duration> {
     let value = response.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    let wait = if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
+        // Any run of digits, however long, is a (capped) number of seconds.
+        value.parse::<u64>().map(Duration::from_secs).unwrap_or(MAX_RETRY_AFTER)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// An RFC 6749 `error` member in `body` (at the top or, for enveloped dialects, anywhere one level

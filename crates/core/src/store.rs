@@ -314,8 +314,13 @@ impl From<&AccessToken> for StoredToken {
 }
 
 impl From<StoredToken> for AccessToken {
+    /// A record whose expiry is out of range (a corrupted or hostile store) gives an expired token,
+    /// refreshed from its refresh token if it has one: never a panic.
     fn from(stored: StoredToken) -> Self {
-        let expires_at = UNIX_EPOCH + Duration::from_secs(stored.expires_at);
+        let expires_at = UNIX_EPOCH.checked_add(Duration::from_secs(stored.expires_at)).unwrap_or_else(|| {
+            tracing::warn!(expires_at = stored.expires_at, "a stored token set's expiry is out of range; treating it as expired");
+            UNIX_EPOCH
+        });
         let now = SystemTime::now();
         let mut builder = AccessToken::builder(stored.access_token)
             .expires_in(
@@ -372,6 +377,18 @@ mod tests {
         let second = store.save_versioned("k", &token).await.unwrap().unwrap();
         assert!(first < other && other < second, "{first} {other} {second}");
         assert_eq!(store.load_versioned("k").await.unwrap().unwrap().version, Some(second));
+    }
+
+    #[test]
+    fn a_stored_record_with_an_out_of_range_expiry_is_expired_not_a_panic() {
+        // Issue 15, item 2: `"expires_at": 18446744073709551615` in a token file panicked.
+        let json = r#"{"access_token":"at","expires_at":18446744073709551615,"lifetime":18446744073709551615}"#;
+        let token: AccessToken = serde_json::from_str::<StoredToken>(json).unwrap().into();
+        assert!(token.expires_in(SystemTime::now()).is_zero(), "treated as expired");
+        let _ = format!("{token:?}");
+        let json = r#"{"access_token":"at","expires_at":1700000000,"lifetime":18446744073709551615}"#;
+        let token: AccessToken = serde_json::from_str::<StoredToken>(json).unwrap().into();
+        assert!(token.expires_in(SystemTime::now()).is_zero());
     }
 
     #[test]

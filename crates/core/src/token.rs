@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -316,6 +316,11 @@ impl fmt::Debug for AccessToken {
     }
 }
 
+/// The latest expiry a token can have: 9999-12-31T23:59:59Z, the last instant an HTTP date can show.
+fn latest_expiry() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
 /// Builds an [`AccessToken`]; see [`AccessToken::builder`].
 #[derive(Clone)]
 pub struct AccessTokenBuilder {
@@ -347,7 +352,7 @@ impl AccessTokenBuilder {
 
     /// Sets the expiry as `lifetime` after `now`, and records the lifetime.
     pub fn expires_in(mut self, now: SystemTime, lifetime: Duration) -> Self {
-        self.expires_at = Some(now.checked_add(lifetime).unwrap_or(now));
+        self.expires_at = Some(now.checked_add(lifetime).unwrap_or_else(latest_expiry));
         self.lifetime = Some(lifetime);
         self
     }
@@ -370,11 +375,16 @@ impl AccessTokenBuilder {
         self
     }
 
-    /// Builds the token.
+    /// Builds the token. An expiry before the Unix epoch or after the end of year 9999 (from a store,
+    /// a response or a caller) is moved to that bound, and the lifetime is at most the time to it:
+    /// no later arithmetic or formatting of them can overflow.
     pub fn build(self) -> AccessToken {
         let now = SystemTime::now();
-        let expires_at = self.expires_at.unwrap_or(now + Duration::from_secs(3600));
-        let lifetime = self.lifetime.unwrap_or_else(|| expires_at.duration_since(now).unwrap_or(Duration::ZERO));
+        let expires_at = self.expires_at.unwrap_or(now + Duration::from_secs(3600)).clamp(UNIX_EPOCH, latest_expiry());
+        let lifetime = self
+            .lifetime
+            .unwrap_or_else(|| expires_at.duration_since(now).unwrap_or(Duration::ZERO))
+            .min(latest_expiry().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO));
         AccessToken(Arc::new(Inner {
             secret: self.secret,
             expires_at,
@@ -389,6 +399,24 @@ impl AccessTokenBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_expiries_are_bounded_and_debug_never_panics() {
+        // Issue 15, item 2: `Debug` formatted the expiry as an HTTP date, which panics past year 9999.
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        for token in [
+            AccessToken::builder("t").expires_at(far).build(),
+            AccessToken::builder("t").expires_at(UNIX_EPOCH - Duration::from_secs(10)).build(),
+            AccessToken::builder("t").expires_in(SystemTime::now(), Duration::MAX).build(),
+        ] {
+            let debug = format!("{token:?}");
+            assert!(debug.contains("expires_at"), "{debug}");
+            assert!(token.expires_at() <= latest_expiry() && token.expires_at() >= UNIX_EPOCH);
+            let _ = token.expires_in(SystemTime::now());
+        }
+        let huge = AccessToken::builder("t").expires_in(SystemTime::now(), Duration::MAX).build();
+        assert_eq!(huge.expires_at(), latest_expiry(), "a huge lifetime is the latest expiry, not none");
+    }
 
     #[test]
     fn scopes_parse_spaces_and_commas() {

@@ -410,3 +410,28 @@ async fn a_style_that_is_not_reusable_shapes_every_request_anew() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hostile_retry_after_is_capped_and_not_waited_for() {
+    // Issue 15, item 1: `Retry-After: 18446744073709551615` overflowed `Instant + Duration` and panicked.
+    for value in ["18446744073709551615", "99999999999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+        let reply = Ok(HttpResponse::json(503, "{}").with_header("retry-after", value));
+        let (mock, times) = scripted(vec![reply]);
+        let started = tokio::time::Instant::now();
+        let error = client(mock, RetryPolicy::default()).request_token(&Grant::ClientCredentials, &Scopes::empty()).await;
+        let error = error.unwrap_err();
+        assert!(matches!(error, Error::Http(_)), "{value}: {error:?}");
+        assert_eq!(times.lock().unwrap().len(), 1, "{value}: not retried");
+        assert!(started.elapsed() < Duration::from_secs(1), "{value}: not waited for");
+        assert!(error.retry_after().unwrap() <= Duration::from_secs(86_400), "{value}: capped");
+        assert!(error.to_string().contains("the server asked to wait"), "{value}: {error}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_deadline_or_attempt_timeout_does_not_overflow() {
+    let (mock, _) = scripted(vec![ok()]);
+    let retry = RetryPolicy::default().deadline(Duration::MAX).attempt_timeout(Duration::MAX).max_backoff(Duration::MAX);
+    let token = client(mock, retry).request_token(&Grant::ClientCredentials, &Scopes::empty()).await.unwrap();
+    assert!(token.lifetime() > Duration::ZERO);
+}
