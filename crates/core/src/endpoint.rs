@@ -391,11 +391,20 @@ impl TokenClient {
     /// Removes this client's secret and the grant's secrets from an error's texts, in case a server
     /// echoed them.
     fn scrub(&self, error: Error, grant: &Grant) -> Error {
+        use base64::Engine as _;
         use secrecy::ExposeSecret as _;
         let mut secrets: Vec<&str> = Vec::new();
+        // Both Basic encodings a style may have sent (RFC 6749 form-encoded parts, or raw).
+        let mut basic: Vec<String> = Vec::new();
         if let Some(secret) = self.credentials.client_secret() {
-            secrets.push(secret.expose_secret());
+            let (id, secret) = (self.credentials.client_id(), secret.expose_secret());
+            let form = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            for pair in [format!("{}:{}", form(id), form(secret)), format!("{id}:{secret}")] {
+                basic.push(base64::engine::general_purpose::STANDARD.encode(pair));
+            }
+            secrets.push(secret);
         }
+        secrets.extend(basic.iter().map(String::as_str));
         match grant {
             Grant::ClientCredentials => {}
             Grant::AuthorizationCode { code, code_verifier, .. } => {

@@ -158,24 +158,42 @@ impl Error {
     }
 }
 
+/// The length of the shortest run of a secret's characters that [`Error::scrub`] removes.
+pub const SCRUB_FRAGMENT: usize = 6;
+
 impl Error {
-    /// Replaces every occurrence of the given secrets (raw, form-encoded and percent-encoded) in the
-    /// error's texts with `[redacted]`: a last line of defence for servers that echo what they got.
+    /// Removes the given secrets from every text of the error (descriptions, codes, URIs, excerpts,
+    /// messages): a last line of defence for servers that echo what they got.
+    ///
+    /// Each secret is looked for raw, form-encoded, percent-encoded and JSON-escaped (pass the
+    /// base64 of a Basic credential as a secret of its own), and then so is every run of
+    /// [`SCRUB_FRAGMENT`] characters of each of those: a secret a server echoed only in part, or that
+    /// an excerpt cut in two, leaves no fragment that long. Secrets shorter than 3 characters are
+    /// not looked for.
     pub fn scrub(self, secrets: &[&str]) -> Self {
         let needles: Vec<String> = secrets
             .iter()
-            .filter(|s| s.len() >= 3)
+            .filter(|s| s.chars().count() >= 3)
             .flat_map(|s| {
                 let form: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
                 let pct = percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-                [s.to_string(), form, pct]
+                let json = serde_json::to_string(s).unwrap_or_default();
+                let json = json.trim_matches('"').to_owned();
+                [s.to_string(), form, pct, json]
             })
             .collect();
         if needles.is_empty() {
             return self;
         }
+        let fragments: Vec<String> = needles
+            .iter()
+            .flat_map(|needle| {
+                let chars: Vec<char> = needle.chars().collect();
+                chars.windows(SCRUB_FRAGMENT).map(|w| w.iter().collect::<String>()).collect::<Vec<_>>()
+            })
+            .collect();
         let fix = |text: &mut String| {
-            for needle in &needles {
+            for needle in needles.iter().chain(&fragments) {
                 if text.contains(needle.as_str()) {
                     *text = text.replace(needle.as_str(), "[redacted]");
                 }
@@ -185,6 +203,9 @@ impl Error {
         match &mut error {
             Error::Config { message, .. } | Error::Store { message, .. } | Error::Runtime { message } => fix(message),
             Error::OAuth(e) => {
+                if let OAuthErrorCode::Other(code) = &mut e.code {
+                    fix(code);
+                }
                 if let Some(d) = &mut e.description {
                     fix(d);
                 }

@@ -318,7 +318,10 @@ impl From<StoredToken> for AccessToken {
     /// refreshed from its refresh token if it has one: never a panic.
     fn from(stored: StoredToken) -> Self {
         let expires_at = UNIX_EPOCH.checked_add(Duration::from_secs(stored.expires_at)).unwrap_or_else(|| {
-            tracing::warn!(expires_at = stored.expires_at, "a stored token set's expiry is out of range; treating it as expired");
+            tracing::warn!(
+                expires_at = stored.expires_at,
+                "a stored token set's expiry is out of range; treating it as expired"
+            );
             UNIX_EPOCH
         });
         let now = SystemTime::now();

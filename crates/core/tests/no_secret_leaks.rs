@@ -192,3 +192,41 @@ async fn token_requests_log_nothing_secret() {
     assert!(logs.contains("token obtained"), "{logs}");
     assert_clean("tracing output", &logs);
 }
+
+#[tokio::test]
+async fn echoed_secrets_are_scrubbed_from_every_field_whatever_the_encoding_or_the_cut() {
+    // Issue 15, item 4: a secret echoed in the OAuth `error` field, a secret cut in two by the
+    // 200-character excerpt (its first part survived), and a short Basic credential echoed back.
+    let secret = "hunter2-Sup3rS3cret";
+    let padding = "x ".repeat(95); // the secret straddles the 200th character of the description
+    let basic = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("a:{secret}"))
+    };
+    let bodies = [
+        format!(r#"{{"error":"bad_{secret}"}}"#),
+        format!(r#"{{"error":"invalid_client","error_description":"{padding}{secret}"}}"#),
+        format!(r#"{{"error":"invalid_client","error_description":"you sent Basic {basic}"}}"#),
+        format!(r#"{{"message":"bad secret {}"}}"#, &secret[..9]),
+        format!(r#"{{"error":"invalid_client","error_description":"json \"{}\""}}"#, secret.replace('-', "\\u002d")),
+    ];
+    for body in bodies {
+        let mut mock = MockTransport::new();
+        let reply = HttpResponse::json(401, body.clone());
+        mock.expect_send().returning(move |_| Ok(reply.clone()));
+        let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap());
+        let client = TokenClient::builder("echo", endpoint, ClientCredentials::new("a", secret))
+            .transport(Arc::new(mock))
+            .retry(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let error = client.request_token(&Grant::ClientCredentials, &Scopes::empty()).await.unwrap_err();
+        let shown = format!("{error} | {error:?}");
+        for window in secret.as_bytes().windows(6) {
+            let fragment = std::str::from_utf8(window).unwrap();
+            assert!(!shown.contains(fragment), "`{fragment}` of the secret survived in {shown}");
+        }
+        let basic_fragment = &basic[basic.len() - 8..];
+        assert!(!shown.contains(basic_fragment), "the Basic credential survived in {shown}");
+    }
+}

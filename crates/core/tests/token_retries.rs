@@ -418,7 +418,8 @@ async fn a_hostile_retry_after_is_capped_and_not_waited_for() {
         let reply = Ok(HttpResponse::json(503, "{}").with_header("retry-after", value));
         let (mock, times) = scripted(vec![reply]);
         let started = tokio::time::Instant::now();
-        let error = client(mock, RetryPolicy::default()).request_token(&Grant::ClientCredentials, &Scopes::empty()).await;
+        let error =
+            client(mock, RetryPolicy::default()).request_token(&Grant::ClientCredentials, &Scopes::empty()).await;
         let error = error.unwrap_err();
         assert!(matches!(error, Error::Http(_)), "{value}: {error:?}");
         assert_eq!(times.lock().unwrap().len(), 1, "{value}: not retried");
@@ -431,7 +432,8 @@ async fn a_hostile_retry_after_is_capped_and_not_waited_for() {
 #[tokio::test(start_paused = true)]
 async fn a_huge_deadline_or_attempt_timeout_does_not_overflow() {
     let (mock, _) = scripted(vec![ok()]);
-    let retry = RetryPolicy::default().deadline(Duration::MAX).attempt_timeout(Duration::MAX).max_backoff(Duration::MAX);
+    let retry =
+        RetryPolicy::default().deadline(Duration::MAX).attempt_timeout(Duration::MAX).max_backoff(Duration::MAX);
     let token = client(mock, retry).request_token(&Grant::ClientCredentials, &Scopes::empty()).await.unwrap();
     assert!(token.lifetime() > Duration::ZERO);
 }
