@@ -58,7 +58,7 @@ impl FileRecord {
 ///   is created with permissions `0600` (and a missing parent directory with `0700`), before anything
 ///   is written to it.
 /// - **Optional encryption** (cargo feature `encryption`): with
-///   [`with_encryption`](FileStore::with_encryption), every token set is sealed with AES-256-GCM and
+///   `FileStore::with_encryption`, every token set is sealed with AES-256-GCM and
 ///   bound to its key; the file then shows only the keys and each set's version. A file written
 ///   without encryption is refused by a store with it, and the reverse, with an error saying so.
 /// - **Never silently overwritten**: a file that cannot be read or is not a valid token file gives
