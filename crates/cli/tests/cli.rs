@@ -22,6 +22,11 @@ struct Run {
 
 /// Runs `tokensmith args...` with a clean `TOKENSMITH_*` environment and the secret in [`SECRET_VAR`].
 async fn run(args: &[&str], secret: &str) -> Run {
+    run_with_env(args, secret, &[]).await
+}
+
+/// [`run`] with the variables `env` set too.
+async fn run_with_env(args: &[&str], secret: &str, env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(BIN);
     command.args(args).env(SECRET_VAR, secret).stdin(Stdio::null());
     for (name, _) in std::env::vars() {
@@ -29,6 +34,7 @@ async fn run(args: &[&str], secret: &str) -> Run {
             command.env_remove(name);
         }
     }
+    command.envs(env.iter().copied());
     let output = tokio::time::timeout(Duration::from_secs(60), command.output()).await.unwrap().unwrap();
     let run = Run {
         code: output.status.code().unwrap_or(-1),
@@ -110,6 +116,35 @@ async fn prints_the_token_alone() {
     let token = out.stdout.trim_end();
     assert!(!token.is_empty() && !token.contains(' '));
     assert_eq!(protected_status(&sandbox, Dialect::RubyStyle, token).await, 200);
+}
+
+#[tokio::test]
+async fn an_encrypted_store_file_keeps_the_token_out_of_the_file() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let client = sandbox.credentials(Dialect::RubyStyle);
+    let dir = temp_dir("encrypted-store");
+    let key_file = dir.join("token.key");
+    std::fs::write(&key_file, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+    let key_file = key_file.display().to_string();
+    let store = dir.join("tokens.json").display().to_string();
+    let mut args = ruby_args(&base, &client.client_id);
+    args.extend(["--store", &store]);
+    let env = [("TOKENSMITH_STORE_ENCRYPTION_KEY_FILE", key_file.as_str())];
+
+    let first = run_with_env(&args, &client.client_secret, &env).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let token = first.stdout.trim_end();
+    let file = std::fs::read_to_string(&store).unwrap();
+    assert!(file.contains("ts1:") && !file.contains(token), "{file}");
+    // The next run reads the token back from the encrypted file.
+    let second = run_with_env(&args, &client.client_secret, &env).await;
+    assert_eq!((second.code, second.stdout.trim_end()), (0, token), "{}", second.stderr);
+    // Without the key the file is refused, and nothing of it is printed.
+    let plain = run(&args, &client.client_secret).await;
+    assert_failure(&plain, 1, &["encrypted", &store]);
+    assert!(!plain.stderr.contains(token));
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]

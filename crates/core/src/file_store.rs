@@ -17,14 +17,34 @@ use crate::token::AccessToken;
 /// The file's content: store key -> token set.
 type TokenMap = BTreeMap<String, FileRecord>;
 
-/// One token set in the file: the shared [`StoredToken`] form plus the version the store gave it
-/// (absent in files written before versions: read as 0).
+/// One token set in the file, with the version the store gave it (absent in files written before
+/// versions: read as 0): either the shared [`StoredToken`] form in the clear, or (a store with
+/// encryption) that form sealed by [`StoreEncryption`](crate::StoreEncryption), with only the version
+/// beside it.
+///
+/// A file holds records of one kind only: a store refuses a file of the other kind.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct FileRecord {
-    #[serde(flatten)]
-    token: StoredToken,
-    #[serde(default)]
-    version: u64,
+#[serde(untagged)]
+enum FileRecord {
+    Sealed {
+        sealed: String,
+        #[serde(default)]
+        version: u64,
+    },
+    Plain {
+        #[serde(flatten)]
+        token: StoredToken,
+        #[serde(default)]
+        version: u64,
+    },
+}
+
+impl FileRecord {
+    fn version(&self) -> u64 {
+        match self {
+            FileRecord::Sealed { version, .. } | FileRecord::Plain { version, .. } => *version,
+        }
+    }
 }
 
 /// A [`TokenStore`] that keeps token sets in one JSON file: an object mapping each store key to a
@@ -34,8 +54,13 @@ struct FileRecord {
 ///   to disk, then renamed over the old one, so a crash leaves either the old file or the new one,
 ///   never half of each. Saves from one process (through one `FileStore` or its clones) are
 ///   serialized, so two concurrent saves of different keys never lose one another.
-/// - **Owner-only**: the file holds tokens in the clear; on Unix it is created with permissions
-///   `0600` (and a missing parent directory with `0700`), before anything is written to it.
+/// - **Owner-only**: the file holds tokens (in the clear, unless the store encrypts them); on Unix it
+///   is created with permissions `0600` (and a missing parent directory with `0700`), before anything
+///   is written to it.
+/// - **Optional encryption** (cargo feature `encryption`): with
+///   `FileStore::with_encryption`, every token set is sealed with AES-256-GCM and
+///   bound to its key; the file then shows only the keys and each set's version. A file written
+///   without encryption is refused by a store with it, and the reverse, with an error saying so.
 /// - **Never silently overwritten**: a file that cannot be read or is not a valid token file gives
 ///   [`Error::Store`] naming the path and what to do (fix or delete it); a save refuses to replace it.
 ///
@@ -59,11 +84,13 @@ pub struct FileStore {
     path: Arc<PathBuf>,
     /// Serializes read-modify-write cycles within the process.
     lock: Arc<tokio::sync::Mutex<()>>,
+    #[cfg(feature = "encryption")]
+    encryption: Option<Arc<crate::seal::StoreEncryption>>,
 }
 
 impl fmt::Debug for FileStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileStore").field("path", &self.path).finish()
+        f.debug_struct("FileStore").field("path", &self.path).field("encrypted", &self.encrypted()).finish()
     }
 }
 
@@ -71,7 +98,113 @@ impl FileStore {
     /// A store in the file at `path`. Nothing is read or created until the first load or save; a
     /// missing file is an empty store.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileStore { path: Arc::new(path.into()), lock: Arc::new(tokio::sync::Mutex::new(())) }
+        FileStore {
+            path: Arc::new(path.into()),
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+            #[cfg(feature = "encryption")]
+            encryption: None,
+        }
+    }
+
+    /// Encrypts every token set this store writes with `encryption`, and reads only encrypted ones.
+    ///
+    /// Each set is sealed on its own and bound to its key (see [`StoreEncryption`](crate::StoreEncryption));
+    /// the file keeps the store keys and each set's version in the clear, so sets can be found and
+    /// ordered, but no token, refresh token, scope or expiry. A file that holds sets in the clear is
+    /// refused (with an error saying so), never silently encrypted or mixed: delete it and authorize
+    /// again, or read it with a store without encryption.
+    ///
+    /// ```
+    /// use tokensmith_core::{AccessToken, FileStore, StoreEncryption, TokenStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> tokensmith_core::Result<()> {
+    /// # let dir = std::env::temp_dir().join(format!("tokensmith-doc-enc-{}", std::process::id()));
+    /// # let key = StoreEncryption::generate_key()?;
+    /// # let env = |_: &str| Some(secrecy::ExposeSecret::expose_secret(&key).to_owned());
+    /// // In production: StoreEncryption::from_env("MYAPP_TOKEN_KEY")?
+    /// let sealer = StoreEncryption::from_env_with("MYAPP_TOKEN_KEY", env)?;
+    /// let store = FileStore::new(dir.join("tokens.json")).with_encryption(sealer);
+    /// store.save("demo", &AccessToken::builder("access-abc").build()).await?;
+    /// assert!(!std::fs::read_to_string(store.path()).unwrap().contains("access-abc"));
+    /// assert!(store.load("demo").await?.is_some());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "encryption")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+    pub fn with_encryption(mut self, encryption: crate::seal::StoreEncryption) -> Self {
+        self.encryption = Some(Arc::new(encryption));
+        self
+    }
+
+    /// Whether this store encrypts its token sets.
+    pub fn encrypted(&self) -> bool {
+        #[cfg(feature = "encryption")]
+        return self.encryption.is_some();
+        #[cfg(not(feature = "encryption"))]
+        return false;
+    }
+
+    /// The token set of `record` (under `key`), opened if it is sealed.
+    fn open(&self, key: &str, record: FileRecord) -> Result<Versioned> {
+        match record {
+            FileRecord::Plain { token, version } => Ok(Versioned::new(AccessToken::from(token), Some(version))),
+            #[cfg(feature = "encryption")]
+            FileRecord::Sealed { sealed, version } => match &self.encryption {
+                Some(encryption) => {
+                    let token = encryption.open_token(key, &sealed).map_err(|e| self.in_file(e))?;
+                    Ok(Versioned::new(AccessToken::from(token), Some(version)))
+                }
+                None => Err(sealed_file_error(&self.path)),
+            },
+            #[cfg(not(feature = "encryption"))]
+            FileRecord::Sealed { .. } => {
+                let _ = key;
+                Err(sealed_file_error(&self.path))
+            }
+        }
+    }
+
+    /// The record to write for `token` under `key`: sealed if the store encrypts.
+    fn record(&self, key: &str, token: StoredToken) -> Result<FileRecord> {
+        #[cfg(feature = "encryption")]
+        if let Some(encryption) = &self.encryption {
+            let sealed = encryption.seal_token(key, &token)?;
+            return Ok(FileRecord::Sealed { sealed, version: 0 });
+        }
+        let _ = key;
+        Ok(FileRecord::Plain { token, version: 0 })
+    }
+
+    /// Refuses to add a set sealed with this store's key to a file sealed with another key: opens one
+    /// set already in the file (another key's, if there is one).
+    fn check_same_key(&self, map: &TokenMap, key: &str) -> Result<()> {
+        #[cfg(feature = "encryption")]
+        if let Some(encryption) = &self.encryption {
+            let existing = map.iter().find(|(k, _)| k.as_str() != key).or_else(|| map.get_key_value(key));
+            if let Some((existing_key, FileRecord::Sealed { sealed, .. })) = existing {
+                return encryption.open(existing_key, sealed).map(drop).map_err(|e| match self.in_file(e) {
+                    Error::Store { message, source } => Error::store(
+                        format!("{message}; the new token set was not saved, so that one file never mixes two keys"),
+                        source,
+                    ),
+                    other => other,
+                });
+            }
+        }
+        let _ = (map, key);
+        Ok(())
+    }
+
+    /// Names the file in a store error from sealing.
+    #[cfg(feature = "encryption")]
+    fn in_file(&self, error: Error) -> Error {
+        match error {
+            Error::Store { message, source } => {
+                Error::store(format!("in the token file `{}`, {message}", self.path.display()), source)
+            }
+            other => other,
+        }
     }
 
     /// The file's path.
@@ -107,23 +240,25 @@ impl TokenStore for FileStore {
     }
 
     async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
-        let key = key.to_owned();
-        self.with_file(move |path| {
-            Ok(read_map(path)?
-                .remove(&key)
-                .map(|record| Versioned::new(AccessToken::from(record.token), Some(record.version))))
-        })
-        .await
+        let owned_key = key.to_owned();
+        let encrypted = self.encrypted();
+        let record = self.with_file(move |path| Ok(read_map(path, encrypted)?.remove(&owned_key))).await?;
+        record.map(|record| self.open(key, record)).transpose()
     }
 
     /// The version is one more than the largest in the file, so it grows with every save.
     async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
+        let mut record = self.record(key, StoredToken::from(token))?;
         let key = key.to_owned();
-        let token = StoredToken::from(token);
+        let store = self.clone();
         self.with_file(move |path| {
-            let mut map = read_map(path)?;
-            let version = map.values().map(|r| r.version).max().unwrap_or(0).saturating_add(1);
-            map.insert(key, FileRecord { token, version });
+            let mut map = read_map(path, store.encrypted())?;
+            store.check_same_key(&map, &key)?;
+            let version = map.values().map(FileRecord::version).max().unwrap_or(0).saturating_add(1);
+            match &mut record {
+                FileRecord::Sealed { version: v, .. } | FileRecord::Plain { version: v, .. } => *v = version,
+            }
+            map.insert(key, record);
             write_map(path, &map).map(|()| Some(version))
         })
         .await
@@ -131,8 +266,9 @@ impl TokenStore for FileStore {
 
     async fn remove(&self, key: &str) -> Result<()> {
         let key = key.to_owned();
+        let encrypted = self.encrypted();
         self.with_file(move |path| {
-            let mut map = read_map(path)?;
+            let mut map = read_map(path, encrypted)?;
             if map.remove(&key).is_some() { write_map(path, &map) } else { Ok(()) }
         })
         .await
@@ -146,8 +282,9 @@ fn io_error(path: &Path, action: &str, what_to_do: &str, e: io::Error) -> Error 
     )
 }
 
-/// Reads the file; a missing file is an empty map.
-fn read_map(path: &Path) -> Result<TokenMap> {
+/// Reads the file; a missing file is an empty map. A file whose records are not all sealed (when
+/// `encrypted`) or all in the clear (when not) is refused.
+fn read_map(path: &Path, encrypted: bool) -> Result<TokenMap> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(TokenMap::new()),
@@ -159,7 +296,7 @@ fn read_map(path: &Path) -> Result<TokenMap> {
     }
     // Only the position of the problem is reported: serde_json's own message may quote a value,
     // which could be a token.
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let map: TokenMap = serde_json::from_slice(&bytes).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "is not valid JSON",
             _ => "is JSON but not a map of token sets",
@@ -173,7 +310,32 @@ fn read_map(path: &Path) -> Result<TokenMap> {
             ),
             None,
         )
-    })
+    })?;
+    let sealed = |r: &FileRecord| matches!(r, FileRecord::Sealed { .. });
+    if encrypted && !map.values().all(sealed) {
+        return Err(Error::store(
+            format!(
+                "the token file `{}` holds token sets in the clear, but this store is configured to encrypt them; it was left untouched: delete it and authorize again to start an encrypted file, or read it without an encryption key",
+                path.display()
+            ),
+            None,
+        ));
+    }
+    if !encrypted && map.values().any(sealed) {
+        return Err(sealed_file_error(path));
+    }
+    Ok(map)
+}
+
+/// A file of sealed token sets read by a store without encryption.
+fn sealed_file_error(path: &Path) -> Error {
+    Error::store(
+        format!(
+            "the token file `{}` holds encrypted token sets, but this store has no encryption key; it was left untouched: give the store the key they were written with (`encryption_key` in `[store]`), or delete the file and authorize again",
+            path.display()
+        ),
+        None,
+    )
 }
 
 /// Writes the map to a temporary file beside `path` (owner-only from creation), then renames it over
@@ -391,6 +553,125 @@ mod tests {
     #[test]
     fn debug_shows_the_path_only() {
         let store = FileStore::new("/tmp/x.json");
-        assert_eq!(format!("{store:?}"), "FileStore { path: \"/tmp/x.json\" }");
+        assert_eq!(format!("{store:?}"), "FileStore { path: \"/tmp/x.json\", encrypted: false }");
+    }
+
+    #[cfg(feature = "encryption")]
+    mod encrypted {
+        use super::*;
+        use crate::StoreEncryption;
+        use secrecy::SecretBox;
+
+        const ACCESS: &str = "access-Zq8wX3vKp1Lm";
+        const REFRESH: &str = "refresh-Rt5yN7bQc2Hs";
+
+        fn sealer(byte: u8) -> StoreEncryption {
+            StoreEncryption::from_bytes(SecretBox::new(Box::new([byte; 32])))
+        }
+
+        /// Every run of 6 characters of `secret`.
+        fn fragments(secret: &str) -> Vec<&str> {
+            (0..=secret.len() - 6).map(|i| &secret[i..i + 6]).collect()
+        }
+
+        #[tokio::test]
+        async fn the_file_holds_no_token_and_reads_back() {
+            let dir = TempDir::new();
+            let path = dir.0.join("tokens.json");
+            let store = FileStore::new(&path).with_encryption(sealer(1));
+            assert!(store.encrypted());
+            store.save("whitebit/client/general", &token(ACCESS, REFRESH)).await.unwrap();
+            store.save("other", &token("access-second-set", "refresh-second-set")).await.unwrap();
+
+            let text = std::fs::read_to_string(&path).unwrap();
+            for fragment in fragments(ACCESS).into_iter().chain(fragments(REFRESH)) {
+                assert!(!text.contains(fragment), "`{fragment}` is in the file:\n{text}");
+            }
+            assert!(!text.contains("second-set") && !text.contains("users.read"), "{text}");
+            // Keys and versions stay visible; everything else is sealed.
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let record = &json["whitebit/client/general"];
+            assert!(record["sealed"].as_str().unwrap().starts_with("ts1:"), "{text}");
+            assert_eq!(record["version"], 1);
+            assert_eq!(record.as_object().unwrap().len(), 2, "{text}");
+
+            let reopened = FileStore::new(&path).with_encryption(sealer(1));
+            let loaded = reopened.load_versioned("whitebit/client/general").await.unwrap().unwrap();
+            assert_eq!(loaded.version, Some(1));
+            assert_eq!(loaded.token.secret().expose_secret(), ACCESS);
+            assert_eq!(loaded.token.refresh_token().unwrap().secret().expose_secret(), REFRESH);
+            assert_eq!(loaded.token.scopes(), &Scopes::parse("general,users.read"));
+            reopened.remove("other").await.unwrap();
+            assert!(reopened.load("other").await.unwrap().is_none());
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            }
+        }
+
+        #[tokio::test]
+        async fn another_key_or_a_moved_record_fails_and_leaves_the_file() {
+            let dir = TempDir::new();
+            let path = dir.0.join("tokens.json");
+            FileStore::new(&path).with_encryption(sealer(1)).save("a", &token(ACCESS, REFRESH)).await.unwrap();
+            let before = std::fs::read(&path).unwrap();
+
+            let wrong = FileStore::new(&path).with_encryption(sealer(2));
+            let err = wrong.load("a").await.unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, Error::Store { .. }), "{err:?}");
+            assert!(text.contains(&path.display().to_string()) && text.contains("another key"), "{text}");
+            // Nor does it add a set sealed with its own key beside them.
+            let err = wrong.save("c", &token("x", "y")).await.unwrap_err();
+            assert!(err.to_string().contains("not saved"), "{err}");
+            assert!(wrong.save("a", &token("x", "y")).await.is_err());
+            assert_eq!(std::fs::read(&path).unwrap(), before);
+
+            // The record copied under another key does not open there.
+            let mut json: serde_json::Value = serde_json::from_slice(&before).unwrap();
+            let record = json["a"].clone();
+            json["b"] = record;
+            std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+            let store = FileStore::new(&path).with_encryption(sealer(1));
+            assert!(store.load("a").await.unwrap().is_some());
+            let err = store.load("b").await.unwrap_err();
+            assert!(err.to_string().contains("moved"), "{err}");
+        }
+
+        #[tokio::test]
+        async fn plain_and_encrypted_files_are_not_mixed() {
+            let dir = TempDir::new();
+            let plain = dir.0.join("plain.json");
+            FileStore::new(&plain).save("k", &token(ACCESS, REFRESH)).await.unwrap();
+            let before = std::fs::read(&plain).unwrap();
+            let store = FileStore::new(&plain).with_encryption(sealer(1));
+            let err = store.load("k").await.unwrap_err();
+            assert!(matches!(err, Error::Store { .. }), "{err:?}");
+            let text = err.to_string();
+            assert!(text.contains("in the clear") && text.contains("delete it"), "{text}");
+            assert!(!text.contains(ACCESS), "{text}");
+            // Neither a save nor a remove touches it: nothing is encrypted behind the user's back.
+            assert!(store.save("other", &token("x", "y")).await.is_err());
+            assert!(store.remove("k").await.is_err());
+            assert_eq!(std::fs::read(&plain).unwrap(), before);
+
+            let sealed = dir.0.join("sealed.json");
+            FileStore::new(&sealed).with_encryption(sealer(1)).save("k", &token(ACCESS, REFRESH)).await.unwrap();
+            let before = std::fs::read(&sealed).unwrap();
+            let store = FileStore::new(&sealed);
+            let err = store.load("k").await.unwrap_err();
+            assert!(matches!(err, Error::Store { .. }), "{err:?}");
+            assert!(err.to_string().contains("encrypted token sets") && err.to_string().contains("encryption_key"));
+            assert!(store.save("k", &token("x", "y")).await.is_err());
+            assert_eq!(std::fs::read(&sealed).unwrap(), before);
+        }
+
+        #[test]
+        fn debug_says_encrypted_and_shows_no_key() {
+            let store = FileStore::new("/tmp/x.json").with_encryption(sealer(0xAB));
+            let debug = format!("{store:?}");
+            assert_eq!(debug, "FileStore { path: \"/tmp/x.json\", encrypted: true }");
+        }
     }
 }

@@ -36,6 +36,8 @@
 //! # Feature flags
 //!
 //! - `testing`: `MockTransport`, a `mockall` mock of [`Transport`], for your own tests.
+//! - `encryption`: `StoreEncryption` (module `seal`), AES-256-GCM encryption of stored token sets,
+//!   e.g. `FileStore::with_encryption`.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -52,6 +54,9 @@ pub mod parse;
 mod provider;
 pub mod request;
 mod retry;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub mod seal;
 mod store;
 pub mod style;
 #[cfg(feature = "testing")]
@@ -75,6 +80,8 @@ pub use http::{HttpResponse, ReqwestTransport, Transport};
 pub use provider::{ProvideTokenFn, SharedTokenProvider, TokenProvider, provide_token_fn};
 pub use request::{BodyFormat, Grant, TokenRequest};
 pub use retry::RetryPolicy;
+#[cfg(feature = "encryption")]
+pub use seal::StoreEncryption;
 pub use store::{LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned, store_key};
 pub use style::CredentialStyle;
 pub use token::{AccessToken, AccessTokenBuilder, ClientCredentials, RefreshToken, Scopes, constant_time_eq};

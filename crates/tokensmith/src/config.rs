@@ -12,6 +12,7 @@
 //! [store]
 //! kind = "file"                        # memory (default) | file | redis
 //! path = "/var/lib/myapp/tokens.json"
+//! encryption_key = { env = "MYAPP_TOKEN_KEY" }   # optional: encrypt the file's token sets
 //! # or, shared by a fleet of processes (cargo feature `redis`):
 //! # store = { kind = "redis", url = "redis://127.0.0.1:6379/0", prefix = "myapp" }
 //! ```
@@ -264,6 +265,17 @@ pub struct Config {
     pub redirect_uri: Option<String>,
     /// Where tokens are kept.
     pub store: Option<StoreConfig>,
+    /// The key that encrypts the stored token sets (AES-256-GCM; only the `file` store so far): in
+    /// TOML `encryption_key` in `[store]`, by value, `{ env = "VAR" }` or `{ file = "/path" }`; in the
+    /// environment `TOKENSMITH_STORE_ENCRYPTION_KEY` (the key), `_ENV` or `_FILE`. The key is 32 random
+    /// bytes in base64 (a file may also hold the 32 raw bytes); needs the cargo feature `encryption`
+    /// (on by default).
+    ///
+    /// It sits here rather than in [`StoreConfig`] so that a store given later (an environment
+    /// variable, a command-line flag) keeps it. [`Config::from_toml_str`] reads it from `[store]`; a
+    /// `Config` deserialized by other means does not.
+    #[serde(skip)]
+    pub store_encryption_key: Option<Secret>,
     /// The seconds one token request attempt may take (default 10; at least 1). A fetch makes up to
     /// three attempts within an overall deadline of 30 s, or of this timeout when it is longer.
     pub timeout: Option<u64>,
@@ -296,6 +308,7 @@ impl fmt::Debug for Config {
             .field("name", &self.name)
             .field("redirect_uri", &self.redirect_uri)
             .field("store", &self.store)
+            .field("store_encryption_key", &self.store_encryption_key)
             .field("timeout", &self.timeout)
             .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
@@ -329,6 +342,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TOKENSMITH_NAME", "name"),
     ("TOKENSMITH_REDIRECT_URI", "redirect_uri"),
     ("TOKENSMITH_STORE", "store"),
+    ("TOKENSMITH_STORE_ENCRYPTION_KEY", "store.encryption_key"),
+    ("TOKENSMITH_STORE_ENCRYPTION_KEY_ENV", "store.encryption_key"),
+    ("TOKENSMITH_STORE_ENCRYPTION_KEY_FILE", "store.encryption_key"),
     ("TOKENSMITH_TIMEOUT", "timeout"),
     ("TOKENSMITH_ALLOW_INSECURE_HTTP", "allow_insecure_http"),
 ];
@@ -379,8 +395,18 @@ impl Config {
     /// Parses TOML text. An unknown key, or a value of the wrong type, gives [`Error::Config`] naming
     /// the key.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let table: toml::Table = toml::from_str(text)
+        let mut table: toml::Table = toml::from_str(text)
             .map_err(|e| Error::config("config", format!("the file is not valid TOML: {}", one_line(e.message()))))?;
+        // `[store] encryption_key` goes to `store_encryption_key`, not into `StoreConfig`.
+        let mut encryption_key = None;
+        if let Some(toml::Value::Table(store)) = table.get_mut("store") {
+            check_store_table(store)?;
+            if let Some(value) = store.remove("encryption_key") {
+                let secret = Secret::deserialize(value)
+                    .map_err(|e| Error::config("store.encryption_key", one_line(&e.to_string())))?;
+                encryption_key = Some(secret);
+            }
+        }
         // Check key by key so that an error names the key at fault.
         for (key, value) in &table {
             if !KEYS.contains(&key.as_str()) {
@@ -409,7 +435,10 @@ impl Config {
                 return Err(Error::config(key, one_line(&e.to_string())));
             }
         }
-        Config::deserialize(toml::Value::Table(table)).map_err(|e| Error::config("config", one_line(&e.to_string())))
+        let mut config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| Error::config("config", one_line(&e.to_string())))?;
+        config.store_encryption_key = encryption_key;
+        Ok(config)
     }
 
     /// Reads the configuration from the process environment (see [`ENV_VARS`]).
@@ -481,6 +510,9 @@ impl Config {
         if let Some(secret) = secret_from_env(&get, "TOKENSMITH_REFRESH_TOKEN")? {
             self.refresh_token = Some(secret);
         }
+        if let Some(secret) = secret_from_env(&get, "TOKENSMITH_STORE_ENCRYPTION_KEY")? {
+            self.store_encryption_key = Some(secret);
+        }
         if let Some(v) = get("TOKENSMITH_FALLBACK_LIFETIME") {
             let secs = v.trim().parse::<u64>().map_err(|_| {
                 Error::config("TOKENSMITH_FALLBACK_LIFETIME", format!("`{v}` is not a whole number of seconds"))
@@ -524,12 +556,24 @@ impl Config {
 
     /// Replaces every secret given by environment variable or file with its value, looking variables up
     /// with `env`.
+    ///
+    /// The store's encryption key is replaced only when it is given by environment variable (after
+    /// checking it, so that an error names the variable): a key file may hold raw bytes, and is read
+    /// when the store is built.
     pub fn resolve_secrets_with(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
         if let Some(secret) = &self.client_secret {
             self.client_secret = Some(Secret::Value(secret.resolve_with("client_secret", env)?));
         }
         if let Some(secret) = &self.refresh_token {
             self.refresh_token = Some(Secret::Value(secret.resolve_with("refresh_token", env)?));
+        }
+        if let Some(secret @ Secret::Env(_var)) = &self.store_encryption_key {
+            #[cfg(feature = "encryption")]
+            tokensmith_core::StoreEncryption::from_env_with(_var, env).map_err(|e| match e {
+                Error::Config { message, .. } => Error::config("store.encryption_key", message),
+                other => other,
+            })?;
+            self.store_encryption_key = Some(Secret::Value(secret.resolve_with("store.encryption_key", env)?));
         }
         Ok(())
     }
@@ -640,13 +684,21 @@ fn secret_from_env(get: &dyn Fn(&str) -> Option<String>, prefix: &str) -> Result
 /// What serde's internally tagged enums do not check: unknown keys in `[store]`, and a `path` on a
 /// memory store.
 fn check_store_table(table: &toml::Table) -> Result<()> {
-    if let Some(key) = table.keys().find(|k| !matches!(k.as_str(), "kind" | "path" | "url" | "prefix")) {
+    if let Some(key) =
+        table.keys().find(|k| !matches!(k.as_str(), "kind" | "path" | "encryption_key" | "url" | "prefix"))
+    {
         return Err(Error::config(
             format!("store.{key}"),
-            "unknown key; `[store]` takes `kind`, `path` (file) and `url`, `prefix` (redis)",
+            "unknown key; `[store]` takes `kind`, `path`, `encryption_key` (file) and `url`, `prefix` (redis)",
         ));
     }
     let kind = table.get("kind").and_then(toml::Value::as_str);
+    if matches!(kind, Some("memory" | "redis")) && table.contains_key("encryption_key") {
+        return Err(Error::config(
+            "store.encryption_key",
+            "only a file store encrypts its token sets so far; use kind = \"file\" with `path`, or remove the key",
+        ));
+    }
     if kind == Some("memory") && table.contains_key("path") {
         return Err(Error::config(
             "store.path",

@@ -57,6 +57,9 @@
 //! | `ruby-style` | `ruby-style` | `tokensmith-ruby-style` |
 //! | `whitebit` | `whitebit` | `tokensmith-whitebit` |
 //!
+//! `encryption` (on by default) encrypts the file store's token sets when `[store] encryption_key` is
+//! set ([`build_store_encryption`]); `redis` adds the Redis store.
+//!
 //! `default-features = false, features = ["probit"]` compiles only ProBit (plus `custom`, which
 //! needs no extra crate). Each provider crate is also re-exported under its short name
 //! ([`probit`], [`generic_django`], [`ruby_style`], [`whitebit`]) when its feature is on.
@@ -75,6 +78,9 @@ pub use tokensmith_core::*;
 pub use config::{Config, Secret, StoreConfig};
 pub use registry::{BUILT_IN, BuildFn, Registry};
 pub use store::build_store;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub use store::build_store_encryption;
 
 #[cfg(feature = "whitebit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "whitebit")))]

@@ -6,15 +6,38 @@ use tokensmith_core::{Error, FileStore, MemoryStore, Result, TokenStore};
 
 use crate::config::{Config, StoreConfig};
 
-/// The token store `config` asks for (`[store]`; default: in memory).
+/// The token store `config` asks for (`[store]`; default: in memory), encrypting its token sets when
+/// `[store] encryption_key` is set (see [`build_store_encryption`]).
 pub fn build_store(config: &Config) -> Result<Arc<dyn TokenStore>> {
-    match config.store.as_ref().unwrap_or(&StoreConfig::Memory) {
+    let store = config.store.as_ref().unwrap_or(&StoreConfig::Memory);
+    if config.store_encryption_key.is_some() && !matches!(store, StoreConfig::File { .. }) {
+        return Err(Error::config(
+            "store.encryption_key",
+            format!(
+                "an encryption key is set (`[store] encryption_key` or TOKENSMITH_STORE_ENCRYPTION_KEY*) but the store is {}; only a file store encrypts its token sets so far: configure a file store, or remove the key",
+                if matches!(store, StoreConfig::Memory) { "in memory" } else { "Redis" }
+            ),
+        ));
+    }
+    match store {
         StoreConfig::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreConfig::File { path } => {
             if path.as_os_str().is_empty() {
                 return Err(Error::config("store.path", "the store file's path is empty"));
             }
-            Ok(Arc::new(FileStore::new(path.clone())))
+            let file = FileStore::new(path.clone());
+            #[cfg(feature = "encryption")]
+            if let Some(encryption) = build_store_encryption(config)? {
+                return Ok(Arc::new(file.with_encryption(encryption)));
+            }
+            #[cfg(not(feature = "encryption"))]
+            if config.store_encryption_key.is_some() {
+                return Err(Error::config(
+                    "store.encryption_key",
+                    "store encryption is compiled out; enable the `encryption` cargo feature of `tokensmith`",
+                ));
+            }
+            Ok(Arc::new(file))
         }
         #[cfg(feature = "redis")]
         StoreConfig::Redis { url, prefix } => {
@@ -29,5 +52,43 @@ pub fn build_store(config: &Config) -> Result<Arc<dyn TokenStore>> {
             "store.kind",
             "the Redis store is compiled out; enable the `redis` cargo feature of `tokensmith`",
         )),
+    }
+}
+
+/// The [`StoreEncryption`](tokensmith_core::StoreEncryption) that `[store] encryption_key` (or
+/// `TOKENSMITH_STORE_ENCRYPTION_KEY`, `_ENV`, `_FILE`) describes, or `None` when no key is set.
+///
+/// A key given by environment variable is looked up in the process environment (unless
+/// [`Config::resolve_secrets_with`] already resolved it). Errors are [`Error::Config`] for
+/// `store.encryption_key`, naming the variable or file, never the key.
+///
+/// ```
+/// use tokensmith::config::{Config, Secret};
+///
+/// let mut config = Config::from_toml_str(
+///     "[store]\nkind = \"file\"\npath = \"/tmp/tokens.json\"\nencryption_key = { env = \"MYAPP_TOKEN_KEY\" }",
+/// )
+/// .unwrap();
+/// config.resolve_secrets_with(&|name| {
+///     (name == "MYAPP_TOKEN_KEY").then(|| "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=".to_owned())
+/// })
+/// .unwrap();
+/// assert!(tokensmith::build_store_encryption(&config).unwrap().is_some());
+/// ```
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub fn build_store_encryption(config: &Config) -> Result<Option<tokensmith_core::StoreEncryption>> {
+    use crate::config::Secret;
+    use tokensmith_core::StoreEncryption;
+    const KEY: &str = "store.encryption_key";
+    let rekey = |e: Error| match e {
+        Error::Config { message, .. } => Error::config(KEY, message),
+        other => other,
+    };
+    match &config.store_encryption_key {
+        None => Ok(None),
+        Some(Secret::Value(key)) => StoreEncryption::from_base64(key, KEY).map(Some),
+        Some(Secret::Env(var)) => StoreEncryption::from_env(var).map(Some).map_err(rekey),
+        Some(Secret::File(path)) => StoreEncryption::from_file(path).map(Some).map_err(rekey),
     }
 }
