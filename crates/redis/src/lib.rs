@@ -14,10 +14,17 @@
 //!   lost its lock mid-refresh can never overwrite a newer token set;
 //! - when Redis is unreachable, client-credentials providers fetch per process with a warning, and a
 //!   rotating refresh token is never refreshed without the lock (a clear [`Error::Store`] instead);
-//! - after Redis restarts empty (no persistence), each process writes back the newest token set it
-//!   knows, the newest version wins, and refresh locks are held back for a short settling period
-//!   meanwhile, so that no rotated refresh token is lost; a set whose save failed while Redis was
-//!   unreachable is written back the same way (never over a newer one) once Redis answers again.
+//! - a granted lock marks its refresh *pending* until the new set is saved: a holder cut off from
+//!   Redis after the provider answered keeps the others from refreshing with the spent refresh token
+//!   until its save lands (or [`pending_timeout`](RedisStoreBuilder::pending_timeout) passes);
+//! - after Redis loses data (restarted empty, flushed, failed over to a lagging replica, evicted keys),
+//!   each process writes back the newest token set it knows (the newest version wins), a lock holder
+//!   re-asserts its lock, the fence counter jumps far above every fence handed out, and no lock is
+//!   granted for the [settle period](RedisStoreBuilder::settle_period), so that no rotated refresh
+//!   token is lost or sent twice; a set whose save failed while Redis was unreachable is written back
+//!   the same way (never over a newer one) once Redis answers again;
+//! - TLS (`rediss://`, verified against the system's roots plus an optional private CA), ACL users,
+//!   and Redis Cluster ([`cluster`](RedisStoreBuilder::cluster)).
 //!
 //! Design, key layout and failure policy: `docs/fleet.md`.
 //!
@@ -44,12 +51,15 @@
 //!
 //! # Feature flags
 //!
-//! None. The store needs a tokio runtime (it is built on the `redis` crate's tokio support).
+//! None. The store needs a tokio runtime (it is built on the `redis` crate's tokio support). TLS uses
+//! rustls with aws-lc-rs, the provider reqwest uses; if no rustls crypto provider is installed for
+//! the process when a `rediss://` store is built, the store installs aws-lc-rs's as the default.
 //!
 //! # Security
 //!
 //! Token sets are stored as JSON in the clear, like the file store's: protect the Redis server
-//! (bind it to a private network, require a password or an ACL user, which go in the URL). Nothing
+//! (bind it to a private network, use TLS, require a password or a least-privilege ACL user, which go
+//! in the URL; the exact `ACL SETUSER` line is in `docs/fleet.md`). Nothing
 //! this crate logs or formats with `Debug` holds a token, and the URL's password is redacted.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -1212,6 +1222,8 @@ mod tests {
         assert!(!debug.contains("hunter2") && debug.contains("redacted") && debug.contains("app"), "{debug}");
         let builder = format!("{:?}", RedisStore::builder("redis://:hunter2@h/1"));
         assert!(!builder.contains("hunter2"), "{builder}");
+        // The documented defaults: settle = lease 5 s + attempt timeout 10 s; pending timeout 60 s.
+        assert!(builder.contains("settle_period: 15s") && builder.contains("pending_timeout: 60s"), "{builder}");
         let err = RedisStore::new("http://:hunter2@nope").unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "store.url"), "{err:?}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
