@@ -14,10 +14,17 @@
 //!   lost its lock mid-refresh can never overwrite a newer token set;
 //! - when Redis is unreachable, client-credentials providers fetch per process with a warning, and a
 //!   rotating refresh token is never refreshed without the lock (a clear [`Error::Store`] instead);
-//! - after Redis restarts empty (no persistence), each process writes back the newest token set it
-//!   knows, the newest version wins, and refresh locks are held back for a short settling period
-//!   meanwhile, so that no rotated refresh token is lost; a set whose save failed while Redis was
-//!   unreachable is written back the same way (never over a newer one) once Redis answers again.
+//! - a granted lock marks its refresh *pending* until the new set is saved: a holder cut off from
+//!   Redis after the provider answered keeps the others from refreshing with the spent refresh token
+//!   until its save lands (or [`pending_timeout`](RedisStoreBuilder::pending_timeout) passes);
+//! - after Redis loses data (restarted empty, flushed, failed over to a lagging replica, evicted keys),
+//!   each process writes back the newest token set it knows (the newest version wins), a lock holder
+//!   re-asserts its lock, the fence counter jumps far above every fence handed out, and no lock is
+//!   granted for the [settle period](RedisStoreBuilder::settle_period), so that no rotated refresh
+//!   token is lost or sent twice; a set whose save failed while Redis was unreachable is written back
+//!   the same way (never over a newer one) once Redis answers again;
+//! - TLS (`rediss://`, verified against the system's roots plus an optional private CA), ACL users,
+//!   and Redis Cluster ([`cluster`](RedisStoreBuilder::cluster)).
 //!
 //! Design, key layout and failure policy: `docs/fleet.md`.
 //!
@@ -44,26 +51,32 @@
 //!
 //! # Feature flags
 //!
-//! None. The store needs a tokio runtime (it is built on the `redis` crate's tokio support).
+//! None. The store needs a tokio runtime (it is built on the `redis` crate's tokio support). TLS uses
+//! rustls with aws-lc-rs, the provider reqwest uses; if no rustls crypto provider is installed for
+//! the process when a `rediss://` store is built, the store installs aws-lc-rs's as the default.
 //!
 //! # Security
 //!
 //! Token sets are stored as JSON in the clear, like the file store's: protect the Redis server
-//! (bind it to a private network, require a password or an ACL user, which go in the URL). Nothing
+//! (bind it to a private network, use TLS, require a password or a least-privilege ACL user, which go
+//! in the URL; the exact `ACL SETUSER` line is in `docs/fleet.md`). Nothing
 //! this crate logs or formats with `Debug` holds a token, and the URL's password is redacted.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use rand::Rng as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands as _, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{IntoConnectionInfo as _, Script};
 use serde::{Deserialize, Serialize};
 use tokensmith_core::error::BoxError;
 use tokensmith_core::http::redact_url_password;
@@ -73,39 +86,136 @@ use tokensmith_core::{AccessToken, Error, LockGuard, RefreshLock, Result, Stored
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "tokensmith";
 
-/// Takes the lock if free and hands out a fencing number larger than any before it and than the
-/// stored set's version. Returns the fence, `0` when the lock is held (or Redis is settling after a
-/// restart), `-1` when the data-loss marker changed (Redis restarted or was flushed).
-///
-/// KEYS: lock, fence, token, epoch, settle. ARGV: owner, lease ms, expected epoch.
-const LOCK_SCRIPT: &str = r"
-if redis.call('GET', KEYS[4]) ~= ARGV[3] then return -1 end
-if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-local f = redis.call('INCR', KEYS[2])
-local v = tonumber(redis.call('HGET', KEYS[3], 'v') or '0')
-if f <= v then f = v + 1; redis.call('SET', KEYS[2], f) end
-return f
+/// How far the fence counter jumps after a data loss: far above any fencing number handed out before
+/// it, so that no fence is ever handed out twice (fewer than 2^32 locks are taken between two checks).
+const FENCE_JUMP: u64 = 1 << 32;
+
+/// Redis's clock in milliseconds, for the pending marker (the same clock for every process).
+const NOW_MS: &str = r"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 ";
 
-/// Renews the lease if the owner still holds the lock. KEYS: lock. ARGV: owner, lease ms.
+/// Takes the lock if free and hands out a fencing number larger than any before it and than the
+/// stored set's version, and marks a refresh pending at that fence.
+///
+/// KEYS: lock, fence, token, epoch, settle. ARGV: owner, lease ms, expected epoch ('' if none), new
+/// epoch, known version, largest fence seen, pending timeout ms.
+/// Returns `{status, fence, epoch}`; status: -1 this key lost data (the epoch changed, or the stored
+/// version or fence counter is below what this process saw), 0 the lock is held, 1 granted, 2 granted
+/// over a pending marker older than the pending timeout, 3 a refresh at fence `fence` is pending, 4
+/// settling after a data loss.
+const LOCK_SCRIPT: &str = r"
+local e = redis.call('GET', KEYS[4])
+if not e then
+  if ARGV[3] ~= '' then return {-1, 0, ''} end
+  redis.call('SET', KEYS[4], ARGV[4]); e = ARGV[4]
+elseif ARGV[3] ~= '' and e ~= ARGV[3] then return {-1, 0, e} end
+local v = tonumber(redis.call('HGET', KEYS[3], 'v') or '0')
+local fc = tonumber(redis.call('GET', KEYS[2]) or '0')
+if v < tonumber(ARGV[5]) or fc < tonumber(ARGV[6]) then return {-1, 0, e} end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {4, 0, e} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0, e} end
+local now = now_ms()
+local status = 1
+local p = tonumber(redis.call('HGET', KEYS[3], 'pending') or '0')
+if p > v then
+  local at = tonumber(redis.call('HGET', KEYS[3], 'pending_at') or '0')
+  if now - at < tonumber(ARGV[7]) then return {3, p, e} end
+  status = 2
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local f = redis.call('INCR', KEYS[2])
+if f <= v then f = v + 1; redis.call('SET', KEYS[2], string.format('%d', f)) end
+redis.call('HSET', KEYS[3], 'pending', string.format('%d', f), 'pending_at', string.format('%d', now))
+return {status, f, e}
+";
+
+/// Checks one key for data loss and repairs it; reads its set.
+///
+/// KEYS: epoch, token, fence, settle, lock. ARGV: expected epoch ('' if none), new epoch, known
+/// version (0 if none), known set, largest fence seen, settle ms, held owner ('' if none), held fence,
+/// held lease ms left (0 if lapsed).
+/// On a loss (the epoch changed; the stored version or fence counter is below what this process saw;
+/// the held lock vanished before its lease): holds locks back for the settle period, writes back the
+/// known set unless a set at least as new is there, re-asserts the held lock and its pending marker,
+/// and jumps the fence counter far above anything known.
+/// Returns `{lost, epoch, version, restored, reasserted, set}`.
+const CHECK_SCRIPT: &str = r"
+local e = redis.call('GET', KEYS[1])
+local v = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+local fc = tonumber(redis.call('GET', KEYS[3]) or '0')
+local known = tonumber(ARGV[3])
+local seen = tonumber(ARGV[5])
+local hf = tonumber(ARGV[8])
+local lost = 0
+if not e then
+  redis.call('SET', KEYS[1], ARGV[2]); e = ARGV[2]
+  if ARGV[1] ~= '' then lost = 1 end
+elseif ARGV[1] ~= '' and e ~= ARGV[1] then lost = 1 end
+if v < known or fc < seen then lost = 1 end
+if ARGV[7] ~= '' and tonumber(ARGV[9]) > 0 and redis.call('EXISTS', KEYS[5]) == 0 then lost = 1 end
+local restored, reasserted = 0, 0
+if lost == 1 then
+  redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[6])
+  if v < known then
+    redis.call('HSET', KEYS[2], 'v', ARGV[3], 'set', ARGV[4]); v = known; restored = 1
+  end
+  local p = tonumber(redis.call('HGET', KEYS[2], 'pending') or '0')
+  if p > 0 and p <= v then redis.call('HDEL', KEYS[2], 'pending', 'pending_at') end
+  if ARGV[7] ~= '' and v < hf then
+    if tonumber(ARGV[9]) > 0 and redis.call('SET', KEYS[5], ARGV[7], 'NX', 'PX', ARGV[9]) then reasserted = 1 end
+    p = tonumber(redis.call('HGET', KEYS[2], 'pending') or '0')
+    if p < hf then
+      redis.call('HSET', KEYS[2], 'pending', ARGV[8], 'pending_at', string.format('%d', now_ms()))
+      reasserted = 1
+    end
+  end
+  local top = math.max(known, seen, hf, v) + tonumber(ARGV[10])
+  if fc < top then redis.call('SET', KEYS[3], string.format('%d', top)) end
+end
+return {lost, e, v, restored, reasserted, redis.call('HGET', KEYS[2], 'set') or false}
+";
+
+/// Renews the lease if the owner still holds the lock; if the lock is gone but the pending marker is
+/// still this holder's (nobody took the lock since), takes it again.
+/// KEYS: lock, token. ARGV: owner, lease ms, fence. Returns 1 renewed, 2 re-asserted, 0 lost.
 const EXTEND_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1 end
+if not cur and redis.call('HGET', KEYS[2], 'pending') == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]); return 2
+end
 return 0
 ";
 
-/// Compare-and-delete. KEYS: lock. ARGV: owner.
+/// Compare-and-delete, and clears the pending marker if it is the unlocker's.
+/// KEYS: lock, token. ARGV: owner, fence.
 const UNLOCK_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[2], 'pending') == ARGV[2] then redis.call('HDEL', KEYS[2], 'pending', 'pending_at') end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+";
+
+/// Clears a pending marker that the stored version has caught up with (shared by the save scripts).
+const CLEAR_PENDING: &str = r"
+local function clear_pending(token, v)
+  local p = tonumber(redis.call('HGET', token, 'pending') or '0')
+  if p > 0 and p <= v then redis.call('HDEL', token, 'pending', 'pending_at') end
+end
 ";
 
 /// Writes the set only if no set with a version >= the fence is stored. KEYS: token. ARGV: fence, set.
 const SAVE_FENCED_SCRIPT: &str = r"
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if v >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'set', ARGV[2])
-return 1
+local written = 0
+if v < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'set', ARGV[2]); v = tonumber(ARGV[1]); written = 1
+end
+clear_pending(KEYS[1], v)
+return written
 ";
 
 /// An unconditional save (an authorization's first token set): takes a new fencing number so that the
@@ -113,20 +223,34 @@ return 1
 const SAVE_SCRIPT: &str = r"
 local f = redis.call('INCR', KEYS[2])
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if f <= v then f = v + 1; redis.call('SET', KEYS[2], f) end
-redis.call('HSET', KEYS[1], 'v', f, 'set', ARGV[1])
+if f <= v then f = v + 1; redis.call('SET', KEYS[2], string.format('%d', f)) end
+redis.call('HSET', KEYS[1], 'v', string.format('%d', f), 'set', ARGV[1])
+clear_pending(KEYS[1], f)
 return f
 ";
 
-/// Writes back a set this process knows after Redis lost its data, unless a set at least as new is
-/// there; keeps the fence counter above it. KEYS: token, fence. ARGV: version, set.
+/// Removes the set but leaves a tombstone: its version, raised above every fence handed out so far,
+/// so that a process that knew the set does not take the removal for a data loss and write it back.
+/// KEYS: token, fence. Returns the tombstone's version.
+const REMOVE_SCRIPT: &str = r"
+local f = redis.call('INCR', KEYS[2])
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if f <= v then f = v + 1; redis.call('SET', KEYS[2], string.format('%d', f)) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', string.format('%d', f))
+return f
+";
+
+/// Writes back a set this process knows (its save failed, or Redis lost it), unless a set at least as
+/// new is there; keeps the fence counter above it. KEYS: token, fence. ARGV: version, set.
 const RESTORE_SCRIPT: &str = r"
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 local r = tonumber(ARGV[1])
 local written = 0
-if v < r then redis.call('HSET', KEYS[1], 'v', ARGV[1], 'set', ARGV[2]); written = 1 end
+if v < r then redis.call('HSET', KEYS[1], 'v', ARGV[1], 'set', ARGV[2]); written = 1; v = r end
+clear_pending(KEYS[1], v)
 local f = tonumber(redis.call('GET', KEYS[2]) or '0')
-if f < r then redis.call('SET', KEYS[2], r) end
+if f < r then redis.call('SET', KEYS[2], ARGV[1]) end
 return written
 ";
 
@@ -175,12 +299,95 @@ struct Known {
     stored: bool,
 }
 
+/// A refresh lock this process holds (from `lock_refresh` until `unlock`), re-asserted with its pending
+/// marker if Redis loses it.
+struct Held {
+    owner: String,
+    fence: u64,
+    /// When the lease lapses at the latest, by this process's clock (measured from before the command
+    /// was sent, so never later than Redis's own expiry).
+    until: Instant,
+}
+
+/// What this process knows about one store key.
+#[derive(Default)]
+struct KeyState {
+    /// The key's data-loss marker as last seen.
+    epoch: Option<String>,
+    /// The newest token set this process saved or loaded.
+    known: Option<Known>,
+    /// The locks this process holds on the key (normally none or one).
+    held: Vec<Held>,
+    /// The largest fencing number or version this process has seen for the key: the fence counter
+    /// can never be below it unless Redis lost data.
+    seen: u64,
+}
+
+/// How the store reaches Redis: one server (or a replicated pair behind one address), or a cluster.
+#[derive(Clone)]
+enum Client {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A connection: the single-server one reconnects by itself; the cluster one follows the cluster's
+/// topology.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The connection in use and when it was built.
+struct Slot {
+    conn: Conn,
+    built: Instant,
+}
+
+/// Where a CA certificate to trust comes from.
+enum CaSource {
+    File(PathBuf),
+    Pem(Vec<u8>),
+}
+
 /// Configures a [`RedisStore`].
 pub struct RedisStoreBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
     watchdog: Duration,
+    settle: Duration,
+    pending_timeout: Duration,
+    cluster: bool,
+    ca: Option<CaSource>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -190,6 +397,10 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("watchdog", &self.watchdog)
+            .field("settle_period", &self.settle)
+            .field("pending_timeout", &self.pending_timeout)
+            .field("cluster", &self.cluster)
+            .field("ca_certificate", &self.ca.is_some())
             .finish()
     }
 }
@@ -201,44 +412,128 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long connecting or one command may take before it fails (default 2 s).
+    /// How long connecting or one command may take before it fails (default 2 s). After an
+    /// authentication or connection error the store builds a new connection, at most once per
+    /// `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// How often the store checks, in the background, whether Redis lost its data (default 200 ms).
+    /// How often the store checks, in the background, whether Redis lost the data of a key this
+    /// process uses (default 200 ms; one script call per key).
     pub fn watchdog_interval(mut self, interval: Duration) -> Self {
         self.watchdog = interval.max(Duration::from_millis(10));
         self
     }
 
+    /// How long no refresh lock is granted on a key after Redis lost its data (default 15 s), while
+    /// every process writes back the newest token set it knows and a lock holder re-asserts its lock.
+    ///
+    /// Make it **at least the lock lease plus the token request's timeout**
+    /// (`RefreshPolicy::lock_lease`, default 5 s, plus the attempt timeout, default 10 s): a refresh
+    /// that was in flight when Redis lost the lock then lands, or its holder re-asserts the lock,
+    /// before anyone else may refresh.
+    pub fn settle_period(mut self, period: Duration) -> Self {
+        self.settle = period.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a refresh marked pending blocks the lock after its holder's lease lapsed (default
+    /// 60 s).
+    ///
+    /// When a lock is granted, the refresh is marked pending on the key until the new token set is
+    /// saved or the holder unlocks. A holder cut off from Redis after the provider answered still has
+    /// the only valid refresh token; until it saves, nobody may refresh with the spent one. After this
+    /// timeout a process assumes the holder died before sending, takes the lock with a warning and
+    /// refreshes.
+    pub fn pending_timeout(mut self, timeout: Duration) -> Self {
+        self.pending_timeout = timeout;
+        self
+    }
+
+    /// Talks to a Redis Cluster (default `false`): the URL is a seed node (`redis://` or
+    /// `rediss://`), the store discovers the others and follows slot moves. Every key of one token
+    /// set shares a hash tag, so each script runs on one node.
+    pub fn cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Trusts, in addition to the system's roots, the CA certificate(s) in this PEM file, for a
+    /// `rediss://` URL whose server certificate a private CA signed. Read when the store is built.
+    pub fn ca_certificate_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(CaSource::File(path.into()));
+        self
+    }
+
+    /// Trusts, in addition to the system's roots, the CA certificate(s) in `pem` (see
+    /// [`ca_certificate_file`](Self::ca_certificate_file)).
+    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(CaSource::Pem(pem.into()));
+        self
+    }
+
     /// Builds the store. Nothing connects until the first command, so the store builds while Redis
-    /// is down; a URL that cannot be parsed gives [`Error::Config`] naming `store.url`.
+    /// is down; a URL that cannot be parsed gives [`Error::Config`] naming `store.url`, a CA
+    /// certificate that cannot be read one naming `store.ca_certificate`.
     pub fn build(self) -> Result<RedisStore> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| {
+        let redacted = redact_url_password(&self.url);
+        let bad_url = |e: redis::RedisError| {
             Error::config(
                 "store.url",
                 format!(
-                    "`{}` is not a Redis URL ({:?}); use redis://[user:password@]host[:port][/db]",
-                    redact_url_password(&self.url),
+                    "`{redacted}` is not a Redis URL ({:?}); use redis://[user:password@]host[:port][/db], or rediss:// for TLS",
                     e.kind()
                 ),
             )
-        })?;
+        };
         if self.prefix.is_empty() {
             return Err(Error::config("store.prefix", "the key prefix is empty; leave it out for `tokensmith`"));
         }
+        let info = self.url.as_str().into_connection_info().map_err(bad_url)?;
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        let certs = match &self.ca {
+            None => None,
+            Some(_) if !tls => {
+                return Err(Error::config(
+                    "store.ca_certificate",
+                    format!("a CA certificate is set but `{redacted}` does not use TLS; use a rediss:// URL"),
+                ));
+            }
+            Some(source) => Some(redis::TlsCertificates { client_tls: None, root_cert: Some(trust_roots(source)?) }),
+        };
+        if tls {
+            install_crypto_provider();
+        }
+        let client = if self.cluster {
+            let mut builder = redis::cluster::ClusterClient::builder(vec![info])
+                .connection_timeout(self.timeout)
+                .response_timeout(self.timeout)
+                .retries(1);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            Client::Cluster(builder.build().map_err(bad_url)?)
+        } else {
+            match certs {
+                Some(certs) => Client::Single(redis::Client::build_with_tls(info, certs).map_err(bad_url)?),
+                None => Client::Single(redis::Client::open(info).map_err(bad_url)?),
+            }
+        };
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
-                url: redact_url_password(&self.url),
+                url: redacted,
                 prefix: self.prefix,
                 timeout: self.timeout,
                 watchdog: self.watchdog,
-                conn: tokio::sync::OnceCell::new(),
-                known: Mutex::new(HashMap::new()),
-                epoch: Mutex::new(None),
+                settle: self.settle,
+                pending_timeout: self.pending_timeout,
+                slot: tokio::sync::Mutex::new(None),
+                rebuild: AtomicBool::new(false),
+                keys: Mutex::new(HashMap::new()),
+                checking: tokio::sync::Mutex::new(()),
                 watchdog_started: AtomicBool::new(false),
                 scripts: Scripts::new(),
             }),
@@ -246,24 +541,66 @@ impl RedisStoreBuilder {
     }
 }
 
+/// Makes aws-lc-rs (the provider reqwest uses) rustls's process-wide default unless one is installed:
+/// the `redis` crate builds its TLS configuration with the default provider, and rustls cannot pick
+/// one by itself when a build enables both `ring` and `aws-lc-rs`.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err: another thread installed one meanwhile; that one is used.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
+/// The system's roots of trust and the given CA certificate(s), as PEM (the form the `redis` crate
+/// takes; with it, it trusts only what it is given).
+fn trust_roots(source: &CaSource) -> Result<Vec<u8>> {
+    let bad = |what: String| Error::config("store.ca_certificate", what);
+    let pem = match source {
+        CaSource::File(path) => std::fs::read(path)
+            .map_err(|e| bad(format!("the CA certificate file `{}` cannot be read ({e})", path.display())))?,
+        CaSource::Pem(pem) => pem.clone(),
+    };
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(bad("the CA certificate is not PEM (no `-----BEGIN CERTIFICATE-----` block)".to_owned()));
+    }
+    let mut all = Vec::new();
+    let system = rustls_native_certs::load_native_certs();
+    for cert in system.certs {
+        let body = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        all.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            all.extend_from_slice(line);
+            all.push(b'\n');
+        }
+        all.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    all.extend_from_slice(&pem);
+    all.push(b'\n');
+    Ok(all)
+}
+
 struct Scripts {
     lock: Script,
+    check: Script,
     extend: Script,
     unlock: Script,
     save_fenced: Script,
     save: Script,
     restore: Script,
+    remove: Script,
 }
 
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            lock: Script::new(LOCK_SCRIPT),
+            lock: Script::new(&format!("{NOW_MS}{LOCK_SCRIPT}")),
+            check: Script::new(&format!("{NOW_MS}{CHECK_SCRIPT}")),
             extend: Script::new(EXTEND_SCRIPT),
             unlock: Script::new(UNLOCK_SCRIPT),
-            save_fenced: Script::new(SAVE_FENCED_SCRIPT),
-            save: Script::new(SAVE_SCRIPT),
-            restore: Script::new(RESTORE_SCRIPT),
+            save_fenced: Script::new(&format!("{CLEAR_PENDING}{SAVE_FENCED_SCRIPT}")),
+            save: Script::new(&format!("{CLEAR_PENDING}{SAVE_SCRIPT}")),
+            restore: Script::new(&format!("{CLEAR_PENDING}{RESTORE_SCRIPT}")),
+            remove: Script::new(REMOVE_SCRIPT),
         }
     }
 }
@@ -273,38 +610,52 @@ impl Scripts {
 ///
 /// # Keys
 ///
-/// For a store key `K` (providers use `provider/client_id/scopes`) and prefix `P`:
+/// For a store key `K` (providers use `provider/client_id/scopes`) and prefix `P`; every key of one
+/// token set carries the hash tag `{K}`, so a script touches one Redis Cluster slot only
+/// (`tests/cluster.rs::a_one_node_cluster_locks_saves_loads_and_shares_a_refresh`):
 ///
 /// | key | type | holds |
 /// | --- | --- | --- |
-/// | `P:token:{K}` | hash | `v`: the set's version (the fencing number it was saved with); `set`: the token set as JSON |
-/// | `P:lock:{K}` | string | the refresh lock: a random owner value, with a lease (`PX`) |
-/// | `P:fence:{K}` | string | the fencing counter |
-/// | `P:epoch` | string | a random marker; when it is missing, Redis lost its data |
-/// | `P:settle` | string | present for a moment after a data loss, while processes write back what they know |
+/// | `P:token:{K}` | hash | `v`: the set's version (the fencing number it was saved with); `set`: the token set as JSON (`tests/store.rs::token_sets_round_trip_under_the_documented_keys`); `pending`, `pending_at`: the fence of a refresh in flight and when (Redis time, ms) its lock was granted (`tests/faults.rs::the_lock_marks_a_refresh_pending_until_it_is_saved_or_unlocked`) |
+/// | `P:lock:{K}` | string | the refresh lock: a random owner value, with a lease (`PX`) (`tests/store.rs::the_lock_is_exclusive_leased_and_released_by_its_owner_only`) |
+/// | `P:fence:{K}` | string | the fencing counter; after a data loss it jumps 2^32 above anything known (`tests/faults.rs::a_refresh_in_flight_survives_redis_restarting_empty`) |
+/// | `P:epoch:{K}` | string | a random marker; when it is missing or changed, Redis lost the key's data (`tests/outage.rs::a_rotated_refresh_token_survives_a_redis_restart`) |
+/// | `P:settle:{K}` | string | present for the [settle period](RedisStoreBuilder::settle_period) after a data loss: no lock is granted meanwhile (`tests/faults.rs::a_refresh_in_flight_survives_redis_restarting_empty`) |
 ///
-/// Cloning is cheap; clones share one connection (which reconnects by itself).
+/// Cloning is cheap; clones share one connection (which reconnects by itself, and is rebuilt after an
+/// authentication error).
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    client: redis::Client,
+    client: Client,
     url: String,
     prefix: String,
     timeout: Duration,
     watchdog: Duration,
-    conn: tokio::sync::OnceCell<ConnectionManager>,
-    known: Mutex<HashMap<String, Known>>,
-    epoch: Mutex<Option<String>>,
+    settle: Duration,
+    pending_timeout: Duration,
+    slot: tokio::sync::Mutex<Option<Slot>>,
+    /// Set by an authentication or connection error: the next command builds a new connection (at
+    /// most once per `timeout`).
+    rebuild: AtomicBool,
+    keys: Mutex<HashMap<String, KeyState>>,
+    /// Serializes a data-loss check of a key with releasing a lock, so that a lock released meanwhile
+    /// is never re-asserted.
+    checking: tokio::sync::Mutex<()>,
     watchdog_started: AtomicBool,
     scripts: Scripts,
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore").field("url", &self.inner.url).field("prefix", &self.inner.prefix).finish()
+        f.debug_struct("RedisStore")
+            .field("url", &self.inner.url)
+            .field("prefix", &self.inner.prefix)
+            .field("cluster", &matches!(self.inner.client, Client::Cluster(_)))
+            .finish()
     }
 }
 
@@ -313,8 +664,20 @@ fn random_value() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The outcome of the check script.
+struct Checked {
+    lost: bool,
+    json: Option<String>,
+    version: u64,
+}
+
 impl RedisStore {
-    /// A store at `url` (`redis://[user:password@]host[:port][/db]`) with the default prefix.
+    /// A store at `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS) with the
+    /// default prefix.
     pub fn new(url: &str) -> Result<Self> {
         Self::builder(url).build()
     }
@@ -326,6 +689,10 @@ impl RedisStore {
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: Duration::from_secs(2),
             watchdog: Duration::from_millis(200),
+            settle: Duration::from_secs(15),
+            pending_timeout: Duration::from_secs(60),
+            cluster: false,
+            ca: None,
         }
     }
 
@@ -351,7 +718,7 @@ impl RedisStore {
         Ok(())
     }
 
-    async fn ready(&self) -> Result<ConnectionManager> {
+    async fn ready(&self) -> Result<Conn> {
         let conn = self.inner.conn().await?;
         self.start_watchdog();
         Ok(conn)
@@ -364,14 +731,19 @@ impl RedisStore {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let interval = self.inner.watchdog;
         tokio::spawn(async move {
+            if let Some(inner) = weak.upgrade() {
+                inner.check_server_settings().await;
+            }
             loop {
                 tokio::time::sleep(interval).await;
                 let Some(inner) = weak.upgrade() else { break };
-                if let Err(e) = inner.check_epoch().await {
-                    tracing::trace!(error = %e, "the Redis token store's watchdog could not reach Redis");
-                    continue;
-                }
                 inner.write_back_unsaved().await;
+                for key in inner.watched_keys() {
+                    if let Err(e) = inner.check_key(&key).await {
+                        tracing::trace!(error = %e, "the Redis token store's watchdog could not reach Redis");
+                        break;
+                    }
+                }
             }
         });
     }
@@ -384,110 +756,189 @@ impl Inner {
     }
 
     fn error(&self, action: &str, e: redis::RedisError) -> Error {
-        let kind = if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
-            "unreachable"
-        } else {
-            "failed"
-        };
-        Error::store(
+        let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"));
+        let unreachable = e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped();
+        if auth || unreachable {
+            self.rebuild.store(true, Ordering::SeqCst);
+        }
+        let detail = e.to_string();
+        let message = if detail.contains("invalid peer certificate") || detail.contains("UnknownIssuer") {
             format!(
-                "Redis at {} {kind} while trying to {action} ({:?}); check that Redis is running and reachable",
+                "Redis at {} presented a TLS certificate that is not trusted while trying to {action} (it is not signed by a trusted CA); if a private CA signed it, add that CA with RedisStoreBuilder::ca_certificate_file (or ca_certificate_pem)",
+                self.url
+            )
+        } else if auth {
+            format!(
+                "Redis at {} refused the store's credentials while trying to {action} ({:?}); check the user and password in the URL, and that the ACL user is enabled and allowed the store's commands and keys (docs/fleet.md)",
                 self.url,
                 e.kind()
-            ),
-            Some(Arc::new(e) as BoxError),
-        )
+            )
+        } else if unreachable {
+            format!(
+                "Redis at {} unreachable while trying to {action} ({:?}); check that Redis is running and reachable",
+                self.url,
+                e.kind()
+            )
+        } else {
+            format!(
+                "Redis at {} failed while trying to {action} ({:?}); check that Redis is running and reachable",
+                self.url,
+                e.kind()
+            )
+        };
+        Error::store(message, Some(Arc::new(e) as BoxError))
     }
 
-    async fn conn(&self) -> Result<ConnectionManager> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
+    async fn conn(&self) -> Result<Conn> {
+        let mut slot = self.slot.lock().await;
+        if let Some(current) = slot.as_ref() {
+            let stale = self.rebuild.load(Ordering::SeqCst) && current.built.elapsed() >= self.timeout;
+            if !stale {
+                return Ok(current.conn.clone());
+            }
+            tracing::debug!(
+                "rebuilding the Redis token store's connection after an authentication or connection error"
+            );
+        }
+        self.rebuild.store(false, Ordering::SeqCst);
+        let conn = match &self.client {
+            Client::Single(client) => {
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.timeout))
                     .set_response_timeout(Some(self.timeout))
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                    .map_err(|e| self.error("connect", e))
-            })
-            .await?;
-        Ok(conn.clone())
+                Conn::Single(
+                    ConnectionManager::new_lazy_with_config(client.clone(), config)
+                        .map_err(|e| self.error("connect", e))?,
+                )
+            }
+            Client::Cluster(client) => {
+                // Counted as built even if it fails, so that an unreachable cluster is retried at
+                // most once per timeout.
+                let attempt = tokio::time::timeout(self.timeout, client.get_async_connection()).await;
+                match attempt {
+                    Ok(Ok(conn)) => Conn::Cluster(conn),
+                    Ok(Err(e)) => return Err(self.error("connect", e)),
+                    Err(_) => {
+                        return Err(self.error(
+                            "connect",
+                            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+                        ));
+                    }
+                }
+            }
+        };
+        *slot = Some(Slot { conn: conn.clone(), built: Instant::now() });
+        Ok(conn)
     }
 
-    /// Checks the data-loss marker; on a loss (Redis restarted without persistence, or was flushed),
-    /// holds refresh locks back for a settling period and writes back every token set this process
-    /// knows, unless a newer one is there.
-    async fn check_epoch(&self) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let epoch_key = format!("{}:epoch", self.prefix);
-        let current: Option<String> = conn.get(&epoch_key).await.map_err(|e| self.error("read the epoch", e))?;
-        let mine = self.epoch.lock().ok().and_then(|e| e.clone());
-        if current.is_some() && current == mine {
-            return Ok(());
-        }
-        let lost = current.is_none() || mine.is_some();
-        if lost && mine.is_some() {
-            let settle_key = format!("{}:settle", self.prefix);
-            let settle_ms = (self.watchdog * 3).as_millis() as u64 + 100;
-            let _: Option<String> = redis::cmd("SET")
-                .arg(&settle_key)
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(settle_ms)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| self.error("mark the data loss", e))?;
-        }
-        let _: Option<String> = redis::cmd("SET")
-            .arg(&epoch_key)
-            .arg(random_value())
-            .arg("NX")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.error("write the epoch", e))?;
-        let now: Option<String> = conn.get(&epoch_key).await.map_err(|e| self.error("read the epoch", e))?;
-        if mine.is_some() {
-            let restore: Vec<(String, u64, String)> = self
-                .known
-                .lock()
-                .map(|k| k.iter().map(|(key, v)| (key.clone(), v.version, v.json.expose_secret().to_owned())).collect())
-                .unwrap_or_default();
-            for (key, version, json) in restore {
-                let written = self
-                    .restore(&mut conn, &key, version, json)
-                    .await
-                    .map_err(|e| self.error("write back a token set", e))?;
-                self.mark_stored(&key, version);
-                tracing::warn!(key = %key, version, written, "Redis lost its data; wrote back the token set this process knows");
+    /// Warns once if Redis is configured so that the guarantees do not hold: an eviction policy that
+    /// can drop keys, or no persistence. Errors are ignored (managed Redis often disables `CONFIG`).
+    async fn check_server_settings(&self) {
+        let Ok(mut conn) = self.conn().await else { return };
+        let policy: redis::RedisResult<Vec<String>> =
+            redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async(&mut conn).await;
+        if let Some(policy) = policy.ok().and_then(|p| p.get(1).cloned()) {
+            if policy != "noeviction" {
+                tracing::warn!(
+                    maxmemory_policy = %policy,
+                    "Redis's maxmemory-policy is not `noeviction`: under memory pressure it can evict refresh locks (they have a TTL) or token sets, and two processes may then refresh with the same refresh token; set `maxmemory-policy noeviction` (docs/fleet.md)"
+                );
             }
         }
-        if let Ok(mut epoch) = self.epoch.lock() {
-            *epoch = now;
+        let info: redis::RedisResult<String> = redis::cmd("INFO").arg("persistence").query_async(&mut conn).await;
+        let save: redis::RedisResult<Vec<String>> =
+            redis::cmd("CONFIG").arg("GET").arg("save").query_async(&mut conn).await;
+        if let Ok(info) = info {
+            let aof = info.lines().any(|l| l.trim() == "aof_enabled:1");
+            let rdb = save.ok().map(|s| s.get(1).is_some_and(|v| !v.trim().is_empty()));
+            if !aof && rdb == Some(false) {
+                tracing::warn!(
+                    "Redis persists nothing (no AOF, no RDB save points): a restart loses every token set and lock, and the fleet relies on its processes writing back what they know; enable `appendonly yes` (docs/fleet.md)"
+                );
+            }
         }
-        Ok(())
     }
 
-    /// Runs the restore script: writes `json` as the set of `key` at `version` unless a set at least as
-    /// new is there. Returns whether it was written.
-    async fn restore(
-        &self,
-        conn: &mut ConnectionManager,
-        key: &str,
-        version: u64,
-        json: String,
-    ) -> redis::RedisResult<bool> {
-        let written: i64 = self
+    fn with_key<T>(&self, key: &str, f: impl FnOnce(&mut KeyState) -> T) -> Option<T> {
+        self.keys.lock().ok().map(|mut keys| f(keys.entry(key.to_owned()).or_default()))
+    }
+
+    fn watched_keys(&self) -> Vec<String> {
+        self.keys
+            .lock()
+            .map(|keys| {
+                keys.iter()
+                    .filter(|(_, s)| s.epoch.is_some() || s.known.is_some() || !s.held.is_empty())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Checks `key` for data loss and repairs it (see [`CHECK_SCRIPT`]); returns its stored set.
+    async fn check_key(&self, key: &str) -> Result<Checked> {
+        let _serial = self.checking.lock().await;
+        let mut conn = self.conn().await?;
+        let now = Instant::now();
+        let (epoch, known_version, known_json, seen, held) = self
+            .with_key(key, |s| {
+                let (version, json) = match s.known.as_ref().filter(|k| k.stored) {
+                    Some(k) => (k.version, k.json.expose_secret().to_owned()),
+                    None => (0, String::new()),
+                };
+                s.held.retain(|h| h.until + self.pending_timeout > now);
+                let held = s
+                    .held
+                    .iter()
+                    .max_by_key(|h| h.fence)
+                    .map(|h| (h.owner.clone(), h.fence, h.until.checked_duration_since(now).map_or(0, millis)));
+                (s.epoch.clone(), version, json, s.seen, held)
+            })
+            .unwrap_or_default();
+        let (owner, fence, lease_left) = held.clone().unwrap_or_default();
+        let (lost, new_epoch, version, restored, reasserted, json): (i64, String, u64, i64, i64, Option<String>) = self
             .scripts
-            .restore
+            .check
+            .key(self.key("epoch", key))
             .key(self.key("token", key))
             .key(self.key("fence", key))
-            .arg(version)
-            .arg(json)
-            .invoke_async(conn)
-            .await?;
-        Ok(written == 1)
+            .key(self.key("settle", key))
+            .key(self.key("lock", key))
+            .arg(epoch.as_deref().unwrap_or(""))
+            .arg(random_value())
+            .arg(known_version)
+            .arg(known_json)
+            .arg(seen)
+            .arg(millis(self.settle))
+            .arg(&owner)
+            .arg(fence)
+            .arg(lease_left)
+            .arg(FENCE_JUMP)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.error("check a token set for data loss", e))?;
+        let lost = lost == 1;
+        if lost {
+            tracing::warn!(
+                key = %key,
+                version,
+                restored = restored == 1,
+                reasserted_lock = reasserted == 1,
+                settle_ms = millis(self.settle),
+                "Redis lost data of this key (restarted empty, flushed, failed over to a lagging replica, or evicted): wrote back the newest token set this process knows, re-asserted its refresh lock if it holds one, and holds refresh locks back for the settle period"
+            );
+        }
+        self.with_key(key, |s| {
+            s.epoch = Some(new_epoch);
+            if lost {
+                s.seen = s.seen.max(known_version).max(fence).max(version).saturating_add(FENCE_JUMP);
+            }
+            s.seen = s.seen.max(version);
+        });
+        Ok(Checked { lost, json, version })
     }
 
     /// Writes back, for every key whose fenced save failed, the set this process knows, unless a set
@@ -495,12 +946,11 @@ impl Inner {
     /// since, with a later fence, is never overwritten).
     async fn write_back_unsaved(&self) {
         let unsaved: Vec<(String, u64, String)> = self
-            .known
+            .keys
             .lock()
-            .map(|known| {
-                known
-                    .iter()
-                    .filter(|(_, k)| !k.stored)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|(key, s)| s.known.as_ref().filter(|k| !k.stored).map(|k| (key, k)))
                     .map(|(key, k)| (key.clone(), k.version, k.json.expose_secret().to_owned()))
                     .collect()
             })
@@ -510,10 +960,19 @@ impl Inner {
         }
         let Ok(mut conn) = self.conn().await else { return };
         for (key, version, json) in unsaved {
-            match self.restore(&mut conn, &key, version, json).await {
+            let written: redis::RedisResult<i64> = self
+                .scripts
+                .restore
+                .key(self.key("token", &key))
+                .key(self.key("fence", &key))
+                .arg(version)
+                .arg(json)
+                .invoke_async(&mut conn)
+                .await;
+            match written {
                 Ok(written) => {
                     self.mark_stored(&key, version);
-                    tracing::warn!(key = %key, version, written, "wrote back a token set whose save had failed while Redis was unreachable");
+                    tracing::warn!(key = %key, version, written = written == 1, "wrote back a token set whose save had failed while Redis was unreachable");
                 }
                 Err(e) => {
                     // Through `error`, like every Redis error here: it names the URL without its password.
@@ -527,25 +986,21 @@ impl Inner {
     /// Keeps `json` as the set of `key` at `version` unless a newer one is known; `stored` says
     /// whether Redis is known to hold it.
     fn remember(&self, key: &str, version: u64, json: SecretString, stored: bool) {
-        if let Ok(mut known) = self.known.lock() {
-            let newer = known.get(key).is_none_or(|k| k.version <= version);
-            if newer {
-                known.insert(key.to_owned(), Known { version, json, stored });
+        self.with_key(key, |s| {
+            if s.known.as_ref().is_none_or(|k| k.version <= version) {
+                s.known = Some(Known { version, json, stored });
             }
-        }
+            s.seen = s.seen.max(version);
+        });
     }
 
     /// Notes that Redis holds the set of `key` at `version` (or a newer one), if it is the known one.
     fn mark_stored(&self, key: &str, version: u64) {
-        if let Ok(mut known) = self.known.lock() {
-            if let Some(k) = known.get_mut(key).filter(|k| k.version == version) {
+        self.with_key(key, |s| {
+            if let Some(k) = s.known.as_mut().filter(|k| k.version == version) {
                 k.stored = true;
             }
-        }
-    }
-
-    fn current_epoch(&self) -> String {
-        self.epoch.lock().ok().and_then(|e| e.clone()).unwrap_or_default()
+        });
     }
 }
 
@@ -560,19 +1015,14 @@ impl TokenStore for RedisStore {
     }
 
     async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
-        let mut conn = self.ready().await?;
-        let (version, json): (Option<u64>, Option<String>) = redis::cmd("HMGET")
-            .arg(self.token_key(key))
-            .arg("v")
-            .arg("set")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.error("load a token set", e))?;
-        let Some(json) = json else { return Ok(None) };
+        self.ready().await?;
+        // The check reads the set; if the key lost data (the stored version is below the one this
+        // process knows, or the epoch changed), it writes back the known set first.
+        let checked = self.inner.check_key(key).await?;
+        let Some(json) = checked.json else { return Ok(None) };
         let token = Record::decode(key, &json)?;
-        let version = version.unwrap_or_default();
-        self.inner.remember(key, version, SecretString::from(json), true);
-        Ok(Some(Versioned::new(token, Some(version))))
+        self.inner.remember(key, checked.version, SecretString::from(json), true);
+        Ok(Some(Versioned::new(token, Some(checked.version))))
     }
 
     async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
@@ -594,10 +1044,19 @@ impl TokenStore for RedisStore {
 
     async fn remove(&self, key: &str) -> Result<()> {
         let mut conn = self.ready().await?;
-        let _: i64 = conn.del(self.token_key(key)).await.map_err(|e| self.inner.error("remove a token set", e))?;
-        if let Ok(mut known) = self.inner.known.lock() {
-            known.remove(key);
-        }
+        let version: u64 = self
+            .inner
+            .scripts
+            .remove
+            .key(self.token_key(key))
+            .key(self.inner.key("fence", key))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.inner.error("remove a token set", e))?;
+        self.inner.with_key(key, |s| {
+            s.known = None;
+            s.seen = s.seen.max(version);
+        });
         Ok(())
     }
 
@@ -609,44 +1068,102 @@ impl TokenStore for RedisStore {
         let mut conn = self.ready().await?;
         let owner = random_value();
         for _ in 0..2 {
-            let fence: i64 = self
+            let (epoch, known, seen) = self
+                .inner
+                .with_key(key, |s| {
+                    let known = s.known.as_ref().filter(|k| k.stored).map_or(0, |k| k.version);
+                    (s.epoch.clone(), known, s.seen)
+                })
+                .unwrap_or_default();
+            let sent = Instant::now();
+            let (status, fence, epoch_now): (i64, u64, String) = self
                 .inner
                 .scripts
                 .lock
                 .key(self.lock_key(key))
                 .key(self.inner.key("fence", key))
                 .key(self.token_key(key))
-                .key(format!("{}:epoch", self.inner.prefix))
-                .key(format!("{}:settle", self.inner.prefix))
+                .key(self.inner.key("epoch", key))
+                .key(self.inner.key("settle", key))
                 .arg(&owner)
-                .arg(lease.as_millis().max(1) as u64)
-                .arg(self.inner.current_epoch())
+                .arg(millis(lease))
+                .arg(epoch.as_deref().unwrap_or(""))
+                .arg(random_value())
+                .arg(known)
+                .arg(seen)
+                .arg(millis(self.inner.pending_timeout))
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| self.inner.error("take the refresh lock", e))?;
-            match fence {
-                -1 => self.inner.check_epoch().await?,
+            match status {
+                -1 => {
+                    self.inner.check_key(key).await?;
+                    continue;
+                }
                 0 => return Ok(RefreshLock::HeldElsewhere),
-                fence => return Ok(RefreshLock::Acquired(LockGuard::new(owner, fence as u64))),
+                3 => {
+                    tracing::debug!(key = %key, pending = fence, "a refresh is pending elsewhere (its holder's lease lapsed before it saved); not taking the lock");
+                    return Ok(RefreshLock::HeldElsewhere);
+                }
+                4 => {
+                    tracing::debug!(key = %key, "Redis is settling after a data loss; not taking the lock");
+                    return Ok(RefreshLock::HeldElsewhere);
+                }
+                _ => {}
             }
+            if status == 2 {
+                tracing::warn!(
+                    key = %key,
+                    fence,
+                    pending_timeout_ms = millis(self.inner.pending_timeout),
+                    "took the refresh lock over a refresh marked pending for longer than the pending timeout: its holder is assumed to have died before sending its refresh token"
+                );
+            }
+            self.inner.with_key(key, |s| {
+                s.epoch = Some(epoch_now);
+                s.seen = s.seen.max(fence);
+                s.held.push(Held { owner: owner.clone(), fence, until: sent + lease });
+            });
+            return Ok(RefreshLock::Acquired(LockGuard::new(owner, fence)));
         }
-        // The marker changed under us twice in a row: let the caller wait and try again.
+        // The key lost data twice in a row: let the caller wait and try again.
         Ok(RefreshLock::HeldElsewhere)
     }
 
     async fn extend_lock(&self, key: &str, guard: &LockGuard, lease: Duration) -> Result<bool> {
         let mut conn = self.ready().await?;
-        let extended: i64 = self
-            .inner
-            .scripts
-            .extend
-            .key(self.lock_key(key))
-            .arg(guard.owner())
-            .arg(lease.as_millis().max(1) as u64)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.inner.error("renew the refresh lock", e))?;
-        Ok(extended == 1)
+        for attempt in 0..2 {
+            let sent = Instant::now();
+            let extended: i64 = self
+                .inner
+                .scripts
+                .extend
+                .key(self.lock_key(key))
+                .key(self.token_key(key))
+                .arg(guard.owner())
+                .arg(millis(lease))
+                .arg(guard.fence())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.inner.error("renew the refresh lock", e))?;
+            if extended > 0 {
+                if extended == 2 {
+                    tracing::warn!(key = %key, fence = guard.fence(), "the refresh lock had lapsed or vanished while nobody else took it (its refresh is still marked pending): re-asserted it");
+                }
+                self.inner.with_key(key, |s| {
+                    if let Some(h) = s.held.iter_mut().find(|h| h.owner == guard.owner()) {
+                        h.until = sent + lease;
+                    }
+                });
+                return Ok(true);
+            }
+            // The lock and its pending marker are gone: if Redis lost them, the check re-asserts them
+            // (unless someone else took the lock); then renew once more.
+            if attempt == 0 && !self.inner.check_key(key).await?.lost {
+                break;
+            }
+        }
+        Ok(false)
     }
 
     async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
@@ -668,20 +1185,24 @@ impl TokenStore for RedisStore {
         }
         .await;
         // Saved, or refused because a newer set is there: either way Redis holds this set or a later
-        // one. A failure leaves it unstored, for the watchdog to write back.
+        // one. A failure leaves it unstored, for the watchdog (or the caller's retry) to write back.
         let written = saved?;
         self.inner.mark_stored(key, guard.fence());
         Ok(written == 1)
     }
 
     async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()> {
+        let _serial = self.inner.checking.lock().await;
+        self.inner.with_key(key, |s| s.held.retain(|h| h.owner != guard.owner()));
         let mut conn = self.ready().await?;
         let _: i64 = self
             .inner
             .scripts
             .unlock
             .key(self.lock_key(key))
+            .key(self.token_key(key))
             .arg(guard.owner())
+            .arg(guard.fence())
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.inner.error("release the refresh lock", e))?;
@@ -701,6 +1222,8 @@ mod tests {
         assert!(!debug.contains("hunter2") && debug.contains("redacted") && debug.contains("app"), "{debug}");
         let builder = format!("{:?}", RedisStore::builder("redis://:hunter2@h/1"));
         assert!(!builder.contains("hunter2"), "{builder}");
+        // The documented defaults: settle = lease 5 s + attempt timeout 10 s; pending timeout 60 s.
+        assert!(builder.contains("settle_period: 15s") && builder.contains("pending_timeout: 60s"), "{builder}");
         let err = RedisStore::new("http://:hunter2@nope").unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "store.url"), "{err:?}");
         assert!(!err.to_string().contains("hunter2"), "{err}");

@@ -216,7 +216,15 @@ fn worker() {
         (Duration::from_millis(phases[0]), Duration::from_millis(phases[1]), Duration::from_millis(phases[2]));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
-        let store = Arc::new(RedisStore::builder(env("FLEET_REDIS")).timeout(Duration::from_millis(300)).build().unwrap());
+        // A short settle period: after the restart the fleet locks again within a second (the default, 15 s,
+        // is sized for real lock leases and request timeouts).
+        let store = Arc::new(
+            RedisStore::builder(env("FLEET_REDIS"))
+                .timeout(Duration::from_millis(300))
+                .settle_period(Duration::from_millis(700))
+                .build()
+                .unwrap(),
+        );
         let probit = ProbitBuilder::new()
             .token_url(&env("FLEET_PROBIT_URL"))
             .client_id(env("FLEET_PROBIT_ID"))

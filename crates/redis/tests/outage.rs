@@ -21,6 +21,8 @@ fn store(redis: &RedisServer) -> Arc<RedisStore> {
         RedisStore::builder(redis.url())
             .timeout(Duration::from_millis(300))
             .watchdog_interval(Duration::from_millis(50))
+            // Short, so that the fleet locks again soon after the restart (the default is 15 s).
+            .settle_period(Duration::from_millis(300))
             .build()
             .unwrap(),
     )

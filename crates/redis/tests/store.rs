@@ -93,7 +93,8 @@ async fn the_lock_is_exclusive_leased_and_released_by_its_owner_only() {
 async fn a_save_fenced_by_a_lost_lock_never_overwrites_a_newer_set() {
     let redis = RedisServer::start();
     let a = RedisStore::new(&redis.url()).unwrap();
-    let b = RedisStore::new(&redis.url()).unwrap();
+    // b does not wait for a's pending refresh (see tests/faults.rs for the pending marker).
+    let b = RedisStore::builder(redis.url()).pending_timeout(Duration::ZERO).build().unwrap();
     let guard_a = acquired(a.lock_refresh("k", Duration::from_secs(5)).await.unwrap());
     // a's lease lapses (simulated by deleting the lock); b takes it, refreshes and saves.
     redis.cli(&["DEL", "tokensmith:lock:{k}"]);
@@ -151,7 +152,14 @@ async fn a_fenced_save_that_failed_is_written_back_when_redis_answers_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_written_back_set_never_overwrites_a_newer_one() {
     let redis = RedisServer::start();
-    let (a, b) = (watched(&redis), watched(&redis));
+    let a = watched(&redis);
+    // b does not wait for a's pending refresh (see tests/faults.rs for the pending marker).
+    let b = RedisStore::builder(redis.url())
+        .timeout(Duration::from_millis(300))
+        .watchdog_interval(Duration::from_millis(50))
+        .pending_timeout(Duration::ZERO)
+        .build()
+        .unwrap();
     let guard_a = acquired(a.lock_refresh("k", Duration::from_secs(5)).await.unwrap());
     redis.pause();
     assert!(a.save_fenced("k", &token("at-a", "rt-a"), &guard_a).await.is_err());
