@@ -39,6 +39,8 @@ struct Fleet {
     /// Renewals of locks whose fence is at most this are refused (as if the lease lapsed before the
     /// renewal arrived); 0 refuses none.
     refuse_renewal: AtomicU64,
+    /// When set, fenced saves fail (the process lost the store after the provider answered).
+    fail_saves: AtomicBool,
     acquired: AtomicUsize,
     renewed: AtomicUsize,
     refused_saves: AtomicUsize,
@@ -137,6 +139,9 @@ impl TokenStore for FleetStore {
 
     async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
         self.0.check()?;
+        if self.0.fail_saves.load(Ordering::SeqCst) {
+            return Err(Error::store("the shared store is unreachable (connection reset)", None));
+        }
         let mut shared = self.0.shared.lock().unwrap();
         if shared.tokens.get(key).is_some_and(|(version, _)| *version >= guard.fence()) {
             self.0.refused_saves.fetch_add(1, Ordering::SeqCst);
@@ -305,6 +310,28 @@ async fn a_refresh_that_lost_its_lock_does_not_overwrite_a_newer_set() {
     assert_eq!(fleet.refused_saves.load(Ordering::SeqCst), 1);
     let (version, stored) = fleet.stored("cc").unwrap();
     assert_eq!((version, secret(&stored).as_str()), (2, "token-2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fenced_save_that_fails_keeps_the_lock_and_is_saved_again_in_the_background() {
+    // Issue 14, item 5: the provider answered but the save failed. The set is served from memory;
+    // the lock is not released (releasing it would let another process refresh from the spent
+    // refresh token); the save is retried, fenced, until it lands, and only then is the lock released.
+    let f = cc_fleet(1, S(300), Duration::ZERO, policy().lock_lease(S(60)));
+    f.fleet.fail_saves.store(true, Ordering::SeqCst);
+    let token = f.caches[0].token().await.expect("served although not saved");
+    assert!(f.fleet.stored("cc").is_none());
+    let held = |fleet: &Fleet| fleet.shared.lock().unwrap().locks.contains_key("cc");
+    assert!(held(&f.fleet), "the lock is kept while the set is not saved");
+    tokio::time::sleep(S(5)).await;
+    assert!(held(&f.fleet) && f.fleet.stored("cc").is_none(), "still failing: still held");
+    f.fleet.fail_saves.store(false, Ordering::SeqCst);
+    tokio::time::sleep(S(10)).await;
+    let (version, stored) = f.fleet.stored("cc").expect("saved once the store answered");
+    assert!(stored.same_token(&token));
+    assert_eq!(version, 1, "saved with the lock's fence");
+    assert!(!held(&f.fleet), "released after the save");
+    assert_eq!(f.fetches.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -335,3 +335,90 @@ async fn a_refresh_token_is_never_sent_twice_when_its_holder_is_cut_off_after_th
     let unique: std::collections::HashSet<_> = sent.iter().collect();
     assert_eq!(unique.len(), sent.len(), "every refresh token presented at most once: {sent:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_keeps_the_lock_and_saves_again_when_cut_off_after_the_provider_answered() {
+    // The same fault as above, driven by the cache itself (issue 14, item 5): a's refresh is in
+    // flight (the sandbox answers after 1.5 s) when a is cut off from Redis; its fenced save fails,
+    // so it keeps the lock and saves again in the background; b must not refresh meanwhile.
+    let redis = RedisServer::start();
+    let proxy = Proxy::start(redis.port());
+    let sandbox = Sandbox::start_with(SandboxConfig::default().whitebit_auto_approve(true)).await.unwrap();
+    let a = Arc::new(store(&proxy.url(), Duration::from_millis(300)));
+    let b = Arc::new(store(&redis.url(), Duration::from_millis(300)));
+    let policy = RefreshPolicy::default().lock_wait(Duration::from_millis(800)).lock_lease(Duration::from_millis(600));
+    let build = |store: Arc<RedisStore>| {
+        let client = sandbox.credentials(Dialect::Whitebit);
+        WhitebitBuilder::new()
+            .base_url(&sandbox.base_url(Dialect::Whitebit))
+            .client_id(client.client_id)
+            .client_secret(client.client_secret)
+            .allow_insecure_http(true)
+            .refresh_policy(policy.clone())
+            .store(store)
+            .build()
+            .unwrap()
+    };
+    let (pa, pb) = (build(a.clone()), build(b.clone()));
+    let presented = || {
+        sandbox
+            .requests(Dialect::Whitebit)
+            .into_iter()
+            .filter(|r| r.path == "/oauth2/refresh_token")
+            .map(|r| r.fingerprint_of("token").unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let pending = pa.authorize();
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = browser.get(pending.url().as_str()).send().await.unwrap();
+    let callback = answer.headers()["location"].to_str().unwrap().to_owned();
+    let first = pa.complete(&pending, &callback).await.unwrap();
+    assert!(pb.cache().token().await.unwrap().same_token(&first));
+    sandbox.advance_clock(Duration::from_secs(2)); // WhiteBIT allows one refresh per second
+
+    // a refreshes; the provider answers after 1.5 s; a is cut off at 0.5 s.
+    sandbox.inject(
+        Dialect::Whitebit,
+        "/oauth2/refresh_token",
+        tokensmith_sandbox::Fault::Latency(Duration::from_millis(1500)),
+        1,
+    );
+    pa.cache().clear();
+    let refresh = tokio::spawn({
+        let cache = pa.cache().clone();
+        async move { cache.token().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.cut();
+    let refreshed = refresh.await.unwrap().expect("a serves the refreshed set although it could not save it");
+    assert!(!refreshed.same_token(&first));
+    assert_eq!(presented().len(), 1);
+
+    // a's lease has lapsed in Redis; b is due and must not send the spent refresh token.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sandbox.advance_clock(Duration::from_secs(2));
+    pb.cache().clear();
+    let refused = pb.cache().token().await;
+    assert!(matches!(refused, Err(Error::Store { .. })), "{refused:?}");
+    assert_eq!(presented().len(), 1, "nobody sent the spent refresh token again");
+
+    // a reaches Redis again: its background save lands (1 s, then 2 s after the failure) and b adopts it.
+    proxy.reconnect();
+    let mut adopted = None;
+    for _ in 0..80 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(Some(stored)) = b.load(pb.cache().key()).await {
+            if stored.same_token(&refreshed) {
+                adopted = Some(stored);
+                break;
+            }
+        }
+    }
+    assert!(adopted.is_some(), "a's set was saved once Redis answered");
+    tokio::time::sleep(Duration::from_millis(500)).await; // b's back-off after the refusal
+    pb.cache().clear();
+    assert!(pb.cache().token().await.unwrap().same_token(&refreshed), "b adopted a's set");
+    let sent = presented();
+    let unique: std::collections::HashSet<_> = sent.iter().collect();
+    assert_eq!(unique.len(), sent.len(), "every refresh token presented at most once: {sent:?}");
+}
