@@ -51,15 +51,20 @@
 //!
 //! # Feature flags
 //!
-//! None. The store needs a tokio runtime (it is built on the `redis` crate's tokio support). TLS uses
+//! - `encryption` (off by default): `RedisStoreBuilder::encryption` seals every stored token set
+//!   with AES-256-GCM, bound to its key (`tokensmith_core::StoreEncryption`).
+//!
+//! The store needs a tokio runtime (it is built on the `redis` crate's tokio support). TLS uses
 //! rustls with aws-lc-rs, the provider reqwest uses; if no rustls crypto provider is installed for
 //! the process when a `rediss://` store is built, the store installs aws-lc-rs's as the default.
 //!
 //! # Security
 //!
-//! Token sets are stored as JSON in the clear, like the file store's: protect the Redis server
-//! (bind it to a private network, use TLS, require a password or a least-privilege ACL user, which go
-//! in the URL; the exact `ACL SETUSER` line is in `docs/fleet.md`). Nothing
+//! Token sets are stored as JSON in the clear unless the store seals them (feature `encryption`,
+//! `RedisStoreBuilder::encryption`; then a dump, a replica or a backup holds no token, and a record
+//! copied under another key does not open). Either way protect the Redis server (bind it to a
+//! private network, use TLS, require a password or a least-privilege ACL user, which go in the URL;
+//! the exact `ACL SETUSER` line is in `docs/fleet.md`). Nothing
 //! this crate logs or formats with `Debug` holds a token, and the URL's password is redacted.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
@@ -264,16 +269,52 @@ struct Record {
 }
 
 impl Record {
-    fn encode(token: &AccessToken) -> Result<SecretString> {
-        let expires_at_ms =
-            token.expires_at().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
+    /// The value stored for `key`: the record as JSON, sealed when the store encrypts.
+    fn encode(key: &str, token: &AccessToken, sealer: Option<&Sealer>) -> Result<SecretString> {
+        let expires_at_ms = token
+            .expires_at()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or_default();
         let record = Record { token: StoredToken::from(token), expires_at_ms };
-        serde_json::to_string(&record)
+        let json = serde_json::to_string(&record)
             .map(SecretString::from)
-            .map_err(|e| Error::store(format!("the token set could not be serialized ({e})"), None))
+            .map_err(|e| Error::store(format!("the token set could not be serialized ({e})"), None))?;
+        match sealer {
+            Some(sealer) => sealer.seal(key, json.expose_secret().as_bytes()).map(SecretString::from),
+            None => Ok(json),
+        }
     }
 
-    fn decode(key: &str, json: &str) -> Result<AccessToken> {
+    fn decode(key: &str, value: &str, sealer: Option<&Sealer>) -> Result<AccessToken> {
+        // A record is a JSON object; anything else was sealed.
+        let sealed = !value.trim_start().starts_with('{');
+        let opened;
+        let json = match (sealer, sealed) {
+            (Some(sealer), true) => {
+                opened = sealer.open(key, value)?;
+                std::str::from_utf8(opened.expose_secret()).map_err(|_| {
+                    Error::store(format!("the token set stored in Redis for `{key}` is not valid after decryption; delete the key and authorize again"), None)
+                })?
+            }
+            (None, true) => {
+                return Err(Error::store(
+                    format!(
+                        "the token set stored in Redis for `{key}` is encrypted, and this store has no encryption key: configure the key the other processes use (`[store] encryption_key`)"
+                    ),
+                    None,
+                ));
+            }
+            (Some(_), false) => {
+                return Err(Error::store(
+                    format!(
+                        "the token set stored in Redis for `{key}` is not encrypted, and this store encrypts: it was left untouched; delete the key and authorize again, or configure no encryption key"
+                    ),
+                    None,
+                ));
+            }
+            (None, false) => value,
+        };
         // serde_json's message may quote a value, which could be a token: report the position only.
         let record: Record = serde_json::from_str(json).map_err(|e| {
             Error::store(
@@ -285,8 +326,29 @@ impl Record {
                 None,
             )
         })?;
-        let expires_at = UNIX_EPOCH + Duration::from_millis(record.expires_at_ms);
+        let expires_at = UNIX_EPOCH.checked_add(Duration::from_millis(record.expires_at_ms)).unwrap_or(UNIX_EPOCH);
         Ok(AccessToken::from(record.token).to_builder().expires_at(expires_at).build())
+    }
+}
+
+/// What seals stored records: the core's `StoreEncryption` with the `encryption` feature, and a type
+/// with no values without it (so that a store never has one).
+#[cfg(feature = "encryption")]
+type Sealer = tokensmith_core::StoreEncryption;
+
+/// Without the `encryption` feature no store seals its records.
+#[cfg(not(feature = "encryption"))]
+#[derive(Clone)]
+enum Sealer {}
+
+#[cfg(not(feature = "encryption"))]
+impl Sealer {
+    fn seal(&self, _key: &str, _plaintext: &[u8]) -> Result<String> {
+        match *self {}
+    }
+
+    fn open(&self, _key: &str, _sealed: &str) -> Result<tokensmith_core::secrecy::SecretBox<Vec<u8>>> {
+        match *self {}
     }
 }
 
@@ -388,6 +450,7 @@ pub struct RedisStoreBuilder {
     pending_timeout: Duration,
     cluster: bool,
     ca: Option<CaSource>,
+    sealer: Option<Sealer>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -401,11 +464,21 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("pending_timeout", &self.pending_timeout)
             .field("cluster", &self.cluster)
             .field("ca_certificate", &self.ca.is_some())
+            .field("encrypted", &self.sealer.is_some())
             .finish()
     }
 }
 
 impl RedisStoreBuilder {
+    /// Seals every stored token set with `encryption` (AES-256-GCM, bound to its key), so that a
+    /// Redis dump, a replica or a backup holds no token in the clear. Every process sharing the
+    /// keys must use the same key. Needs the `encryption` feature.
+    #[cfg(feature = "encryption")]
+    pub fn encryption(mut self, encryption: tokensmith_core::StoreEncryption) -> Self {
+        self.sealer = Some(encryption);
+        self
+    }
+
     /// The prefix of every key (default [`DEFAULT_PREFIX`]); give each application its own.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -536,6 +609,7 @@ impl RedisStoreBuilder {
                 checking: tokio::sync::Mutex::new(()),
                 watchdog_started: AtomicBool::new(false),
                 scripts: Scripts::new(),
+                sealer: self.sealer,
             }),
         })
     }
@@ -647,6 +721,7 @@ struct Inner {
     checking: tokio::sync::Mutex<()>,
     watchdog_started: AtomicBool,
     scripts: Scripts,
+    sealer: Option<Sealer>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -655,6 +730,7 @@ impl fmt::Debug for RedisStore {
             .field("url", &self.inner.url)
             .field("prefix", &self.inner.prefix)
             .field("cluster", &matches!(self.inner.client, Client::Cluster(_)))
+            .field("encrypted", &self.inner.sealer.is_some())
             .finish()
     }
 }
@@ -693,6 +769,7 @@ impl RedisStore {
             pending_timeout: Duration::from_secs(60),
             cluster: false,
             ca: None,
+            sealer: None,
         }
     }
 
@@ -1020,13 +1097,13 @@ impl TokenStore for RedisStore {
         // process knows, or the epoch changed), it writes back the known set first.
         let checked = self.inner.check_key(key).await?;
         let Some(json) = checked.json else { return Ok(None) };
-        let token = Record::decode(key, &json)?;
+        let token = Record::decode(key, &json, self.inner.sealer.as_ref())?;
         self.inner.remember(key, checked.version, SecretString::from(json), true);
         Ok(Some(Versioned::new(token, Some(checked.version))))
     }
 
     async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
-        let json = Record::encode(token)?;
+        let json = Record::encode(key, token, self.inner.sealer.as_ref())?;
         let mut conn = self.ready().await?;
         let version: u64 = self
             .inner
@@ -1167,7 +1244,7 @@ impl TokenStore for RedisStore {
     }
 
     async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
-        let json = Record::encode(token)?;
+        let json = Record::encode(key, token, self.inner.sealer.as_ref())?;
         // Remembered first: if Redis is down now, the set is written back when it answers again (by
         // the watchdog; after a data loss, with every other set this process knows).
         self.inner.remember(key, guard.fence(), json.clone(), false);
@@ -1245,12 +1322,12 @@ mod tests {
             .expires_in(expires - Duration::from_secs(2), Duration::from_secs(2))
             .refresh_token(Some(RefreshToken::new("rt")))
             .build();
-        let json = Record::encode(&token).unwrap();
-        let back = Record::decode("k", json.expose_secret()).unwrap();
+        let json = Record::encode("k", &token, None).unwrap();
+        let back = Record::decode("k", json.expose_secret(), None).unwrap();
         assert_eq!(back.expires_at(), expires);
         assert!(back.same_token(&token));
         assert!(back.refresh_token().unwrap().same_as(&RefreshToken::new("rt")));
-        let err = Record::decode("k", r#"{"access_token": "secret-value", "#).unwrap_err();
+        let err = Record::decode("k", r#"{"access_token": "secret-value", "#, None).unwrap_err();
         assert!(!err.to_string().contains("secret-value"), "{err}");
     }
 }

@@ -689,14 +689,14 @@ fn check_store_table(table: &toml::Table) -> Result<()> {
     {
         return Err(Error::config(
             format!("store.{key}"),
-            "unknown key; `[store]` takes `kind`, `path`, `encryption_key` (file) and `url`, `prefix` (redis)",
+            "unknown key; `[store]` takes `kind`, `path` (file), `url`, `prefix` (redis) and `encryption_key` (file or redis)",
         ));
     }
     let kind = table.get("kind").and_then(toml::Value::as_str);
-    if matches!(kind, Some("memory" | "redis")) && table.contains_key("encryption_key") {
+    if kind == Some("memory") && table.contains_key("encryption_key") {
         return Err(Error::config(
             "store.encryption_key",
-            "only a file store encrypts its token sets so far; use kind = \"file\" with `path`, or remove the key",
+            "a memory store keeps nothing to encrypt; use kind = \"file\" or \"redis\", or remove the key",
         ));
     }
     if kind == Some("memory") && table.contains_key("path") {
@@ -723,8 +723,9 @@ fn store_key(table: &toml::Table) -> String {
     let allowed: &[&str] = match table.get("kind").and_then(toml::Value::as_str) {
         Some("file") if !table.contains_key("path") => return "store.path".to_owned(),
         Some("redis") if !table.contains_key("url") => return "store.url".to_owned(),
-        Some("memory" | "file") => &["kind", "path"],
-        Some("redis") => &["kind", "url", "prefix"],
+        Some("memory") => &["kind", "path"],
+        Some("file") => &["kind", "path", "encryption_key"],
+        Some("redis") => &["kind", "url", "prefix", "encryption_key"],
         _ => return "store.kind".to_owned(),
     };
     table

@@ -10,13 +10,17 @@ use crate::config::{Config, StoreConfig};
 /// `[store] encryption_key` is set (see [`build_store_encryption`]).
 pub fn build_store(config: &Config) -> Result<Arc<dyn TokenStore>> {
     let store = config.store.as_ref().unwrap_or(&StoreConfig::Memory);
-    if config.store_encryption_key.is_some() && !matches!(store, StoreConfig::File { .. }) {
+    if config.store_encryption_key.is_some() && matches!(store, StoreConfig::Memory) {
         return Err(Error::config(
             "store.encryption_key",
-            format!(
-                "an encryption key is set (`[store] encryption_key` or TOKENSMITH_STORE_ENCRYPTION_KEY*) but the store is {}; only a file store encrypts its token sets so far: configure a file store, or remove the key",
-                if matches!(store, StoreConfig::Memory) { "in memory" } else { "Redis" }
-            ),
+            "an encryption key is set (`[store] encryption_key` or TOKENSMITH_STORE_ENCRYPTION_KEY*) but the store is in memory, which keeps nothing to encrypt: configure a file or Redis store, or remove the key",
+        ));
+    }
+    #[cfg(not(feature = "encryption"))]
+    if config.store_encryption_key.is_some() {
+        return Err(Error::config(
+            "store.encryption_key",
+            "store encryption is compiled out; enable the `encryption` cargo feature of `tokensmith`",
         ));
     }
     match store {
@@ -30,13 +34,6 @@ pub fn build_store(config: &Config) -> Result<Arc<dyn TokenStore>> {
             if let Some(encryption) = build_store_encryption(config)? {
                 return Ok(Arc::new(file.with_encryption(encryption)));
             }
-            #[cfg(not(feature = "encryption"))]
-            if config.store_encryption_key.is_some() {
-                return Err(Error::config(
-                    "store.encryption_key",
-                    "store encryption is compiled out; enable the `encryption` cargo feature of `tokensmith`",
-                ));
-            }
             Ok(Arc::new(file))
         }
         #[cfg(feature = "redis")]
@@ -44,6 +41,10 @@ pub fn build_store(config: &Config) -> Result<Arc<dyn TokenStore>> {
             let mut builder = tokensmith_redis::RedisStore::builder(url.clone());
             if let Some(prefix) = prefix {
                 builder = builder.prefix(prefix.clone());
+            }
+            #[cfg(feature = "encryption")]
+            if let Some(encryption) = build_store_encryption(config)? {
+                builder = builder.encryption(encryption);
             }
             Ok(Arc::new(builder.build()?))
         }
