@@ -761,16 +761,54 @@ impl<S: TokenSource> CachedProvider<S> {
     }
 
     /// Puts `token` in the cache and the store, e.g. after an authorization-code exchange.
+    ///
+    /// The set is cached whatever happens to the save, so that a grant whose code is already spent
+    /// is never lost: when the save fails, the set is served from this cache, saved again in the
+    /// background (as after any failed save), and the error ([`Error::Store`]) says so. Probe the
+    /// store with [`check_store`](Self::check_store) before an authorization to fail before the code
+    /// is spent instead.
     pub async fn insert(&self, token: AccessToken) -> Result<()> {
-        {
+        let saved = {
             let _writing = self.shared.save_lock.lock().await;
-            let version = self.shared.store.save_versioned(&self.shared.key, &token).await?;
-            self.shared.publish(token, version, true);
-        }
+            let base = self.shared.current.load().as_ref().and_then(|e| e.version);
+            match self.shared.store.save_versioned(&self.shared.key, &token).await {
+                Ok(version) => {
+                    self.shared.publish(token, version, true);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.shared.publish(token.clone(), base, false);
+                    self.shared.save_later(token, None);
+                    Err(e)
+                }
+            }
+        };
         let mut state = self.shared.lock_state();
         state.failures = 0;
         state.backoff_until = None;
-        Ok(())
+        drop(state);
+        saved.map_err(|e| {
+            tracing::error!(key = %self.shared.key, error = %e, "new token set could not be saved; kept in memory and saved again in the background");
+            Error::store(
+                format!(
+                    "the new token set could not be saved ({e}); this provider keeps it in memory, serves it, and saves it again in the background until the store accepts it: fix the store (its path, permissions, or server) before this process exits"
+                ),
+                Some(Arc::new(e) as BoxError),
+            )
+        })
+    }
+
+    /// Checks that the store can save token sets ([`TokenStore::probe`]): call it before sending a
+    /// user to consent, since the code the consent yields is spent by the exchange.
+    pub async fn check_store(&self) -> Result<()> {
+        self.shared.store.probe().await
+    }
+
+    /// The current token set if it is not yet saved in the store (a save failed and is being retried
+    /// in the background), e.g. to write it somewhere safe before the process exits.
+    pub fn unsaved(&self) -> Option<AccessToken> {
+        let current = self.shared.current.load();
+        current.as_ref().filter(|e| !e.saved).map(|e| e.token.clone())
     }
 }
 
@@ -988,7 +1026,11 @@ impl<S: TokenSource> Shared<S> {
         const FIRST: Duration = Duration::from_secs(1);
         const MAX: Duration = Duration::from_secs(60);
         let shared = Arc::downgrade(self);
-        tokio::spawn(async move {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(key = %self.key, "no Tokio runtime to save the token set again in the background; it is kept in memory only");
+            return;
+        };
+        runtime.spawn(async move {
             let mut delay = FIRST;
             for attempt in 2u32.. {
                 tokio::time::sleep(delay).await;

@@ -82,6 +82,14 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         self.save(key, token).await.map(|()| None)
     }
 
+    /// Checks that the store can save token sets, before something that cannot be repeated: an
+    /// authorization whose code is spent by the exchange loses its grant if the tokens cannot be
+    /// saved, so the authorization flow probes the store before sending the user to consent. The
+    /// default checks nothing.
+    async fn probe(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether this store coordinates refreshes across processes (default `false`).
     fn coordinates(&self) -> bool {
         false

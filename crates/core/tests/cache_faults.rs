@@ -476,3 +476,25 @@ async fn an_expired_token_from_a_source_is_an_error_and_backs_off() {
     }
     assert_eq!(cache.source().fetches.load(Ordering::SeqCst), 1, "no refetch during the back-off");
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 15, item 9: an inserted set (a spent code's tokens) is never dropped by a failed save
+
+#[tokio::test(start_paused = true)]
+async fn an_inserted_set_whose_save_fails_is_kept_served_and_saved_later() {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let server = Server::new(S(3600));
+    let inner = Arc::new(MemoryStore::new());
+    let flaky = Arc::new(Flaky { inner: inner.clone(), failures: AtomicUsize::new(2) });
+    let cache = rotating(&server, &clock, flaky.clone());
+    let exchanged = server.issue(&*clock);
+    let error = cache.insert(exchanged.clone()).await.unwrap_err();
+    assert!(matches!(error, Error::Store { .. }) && error.to_string().contains("keeps it in memory"), "{error}");
+    assert!(cache.cached_token().unwrap().same_token(&exchanged), "served from memory");
+    assert!(cache.unsaved().unwrap().same_token(&exchanged));
+    assert!(inner.load("rotating").await.unwrap().is_none());
+    // The background save fails once more (1 s), then lands (3 s).
+    tokio::time::sleep(S(4)).await;
+    assert!(inner.load("rotating").await.unwrap().unwrap().same_token(&exchanged));
+    assert!(cache.unsaved().is_none());
+}

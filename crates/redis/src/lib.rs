@@ -1137,6 +1137,11 @@ impl TokenStore for RedisStore {
         Ok(())
     }
 
+    /// `PING`: Redis answers (with the configured credentials).
+    async fn probe(&self) -> Result<()> {
+        self.ping().await
+    }
+
     fn coordinates(&self) -> bool {
         true
     }

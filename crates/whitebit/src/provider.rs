@@ -369,6 +369,12 @@ impl WhitebitProvider {
     /// The standard flow: an authorization URL `{base}/auth/login?clientId=..&state=..` (plus
     /// `redirect_uri` when one is configured) and what is needed to complete it. Scopes are not sent:
     /// WhiteBIT fixes them when the client is set up.
+    ///
+    /// The code the user's consent yields is spent by the exchange, so check first that the tokens
+    /// can be saved: `provider.cache().check_store().await?` before showing the URL. If the save
+    /// still fails after the exchange, [`complete`](Self::complete) returns [`Error::Store`] and the
+    /// tokens stay in this provider's cache (served, saved again in the background, and readable
+    /// with `provider.cache().unsaved()`).
     pub fn authorize(&self) -> PendingAuthorization {
         PendingAuthorization::start(
             &self.inner.authorize_url,
