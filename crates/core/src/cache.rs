@@ -411,7 +411,8 @@ static NEXT_ENTRY_ID: AtomicU64 = AtomicU64::new(1);
 impl Entry {
     #[inline]
     fn fresh(&self, clock: &dyn Clock) -> bool {
-        clock.monotonic() < self.refresh_at && clock.wall_millis() < self.refresh_at_wall
+        let (monotonic, wall) = clock.both();
+        monotonic < self.refresh_at && wall < self.refresh_at_wall
     }
 
     fn usable(&self, clock: &dyn Clock) -> bool {

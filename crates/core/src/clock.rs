@@ -34,6 +34,13 @@ pub trait Clock: Send + Sync + Debug + 'static {
     fn wall_millis(&self) -> u64 {
         millis_since_epoch(self.system_time())
     }
+
+    /// [`monotonic`](Clock::monotonic) and [`wall_millis`](Clock::wall_millis) in one call (one
+    /// dynamic dispatch on the cached-read path).
+    #[inline]
+    fn both(&self) -> (Duration, u64) {
+        (self.monotonic(), self.wall_millis())
+    }
 }
 
 /// `at` in milliseconds since the Unix epoch: 0 before it, `u64::MAX` past what fits.
@@ -68,6 +75,11 @@ impl Clock for SystemClock {
 
     fn system_time(&self) -> SystemTime {
         SystemTime::now()
+    }
+
+    #[inline]
+    fn both(&self) -> (Duration, u64) {
+        (self.monotonic(), self.wall_millis())
     }
 
     /// `CLOCK_REALTIME_COARSE` on Linux (a few nanoseconds, no system call); elsewhere the wall clock.
