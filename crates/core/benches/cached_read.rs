@@ -85,7 +85,7 @@ fn latency(c: &mut Criterion) {
     let (cache, token) = warm_cache(&rt);
     let subjects = Subjects { cache: cache.clone(), swap: ArcSwap::from_pointee(token.clone()) };
     let rwlock = tokio::sync::RwLock::new(Some(token));
-    let shared = SharedTokenProvider::new(cache);
+    let shared = SharedTokenProvider::new(cache.clone());
 
     let mut group = c.benchmark_group("cached_read_latency");
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(50);
@@ -98,6 +98,9 @@ fn latency(c: &mut Criterion) {
     });
     // The same await-based shape through tokensmith's handle (a cached hit never leaves the sync path).
     group.bench_function("shared_provider_token_await", |b| b.to_async(&rt).iter(|| shared.token()));
+    // A concrete provider's inherent `token()` (every provider crate's delegates to this one): the
+    // README's `provider.token().await`, with no boxed future.
+    group.bench_function("provider_token_await", |b| b.to_async(&rt).iter(|| cache.token()));
     group.finish();
 }
 

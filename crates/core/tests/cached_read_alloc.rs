@@ -50,6 +50,18 @@ fn cached_reads_do_not_allocate() {
     });
     assert_eq!(n, 0, "SharedTokenProvider::token allocated on a cache hit");
 
+    // The inherent `token()` that every provider's inherent `token()` delegates to (what
+    // `provider.token().await` calls on a concrete provider type, the README's main path).
+    let n = allocations_in(|| {
+        for _ in 0..10_000 {
+            let mut future = pin!(cache.token());
+            let Poll::Ready(Ok(_)) = future.as_mut().poll(&mut Context::from_waker(Waker::noop())) else {
+                panic!("a cached token was not ready at once")
+            };
+        }
+    });
+    assert_eq!(n, 0, "CachedProvider::token allocated on a cache hit");
+
     // The counter works: a miss (async path through the `dyn` provider) allocates.
     cache.clear();
     let n = allocations_in(|| {

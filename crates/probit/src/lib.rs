@@ -186,6 +186,13 @@ impl ProbitProvider {
         &self.inner
     }
 
+    /// A valid token: the cached one while it is fresh, read without a lock, an allocation or a
+    /// boxed future (this inherent method is what `provider.token()` calls, also with the
+    /// [`TokenProvider`] trait in scope); otherwise fetched, one request however many callers wait.
+    pub async fn token(&self) -> Result<AccessToken> {
+        self.inner.token().await
+    }
+
     /// Wraps the provider in a cloneable [`SharedTokenProvider`] (for
     /// [`AuthorizedClient`](tokensmith_core::AuthorizedClient) or the facade).
     pub fn shared(self) -> SharedTokenProvider {

@@ -446,6 +446,13 @@ impl WhitebitProvider {
         self.client().build_request(&Grant::RefreshToken(refresh_token.clone()), &Scopes::empty())
     }
 
+    /// A valid token: the cached one while it is fresh, read without a lock, an allocation or a
+    /// boxed future (this inherent method is what `provider.token()` calls, also with the
+    /// [`TokenProvider`] trait in scope); otherwise fetched, one request however many callers wait.
+    pub async fn token(&self) -> Result<AccessToken> {
+        self.inner.cache.token().await
+    }
+
     /// This provider as a cloneable [`SharedTokenProvider`].
     pub fn shared(self) -> SharedTokenProvider {
         SharedTokenProvider::new(self)
