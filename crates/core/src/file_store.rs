@@ -277,6 +277,13 @@ struct HeldLock {
     file: Arc<File>,
 }
 
+impl fmt::Debug for HeldLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As `LockGuard`'s: the owner value is what lets a holder release the lock.
+        f.debug_struct("HeldLock").field("owner", &"** redacted **").field("file", &self.file).finish()
+    }
+}
+
 #[async_trait]
 impl TokenStore for FileStore {
     async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
