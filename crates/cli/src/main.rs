@@ -34,6 +34,10 @@ pub const EXIT_OTHER: u8 = 1;
 #[derive(Debug, Parser)]
 #[command(name = "tokensmith", version, about = "OAuth 2.0 access tokens for scripts", long_about = None)]
 struct Cli {
+    /// Log more on stderr: -v info, -vv debug, -vvv trace (default: warnings and errors only;
+    /// RUST_LOG, e.g. `tokensmith_core=debug`, overrides it).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -197,9 +201,44 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Installs the log subscriber: tokensmith's warnings (a token file others could read, a refresh
+/// refused, ...) go to stderr, one line each, so that stdout stays exactly the token.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let level = match verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    // Verbosity applies to tokensmith's own crates; other crates log warnings and errors only.
+    let default = Targets::new().with_default(LevelFilter::WARN).with_target("tokensmith", level);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("tokensmith: warning: RUST_LOG is not a valid filter ({e}); using the default");
+            default
+        }),
+        _ => default,
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .without_time()
+        .with_target(false)
+        .with_max_level(LevelFilter::TRACE)
+        .finish()
+        .with(filter);
+    // Only fails if a subscriber is already installed, which nothing else here does.
+    let _ = subscriber.try_init();
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let result = match cli.command {
         Command::Token(args) => token(args).await,
         Command::Authorize(args) => authorize::run(args).await,

@@ -64,17 +64,20 @@ async fn protected_status(sandbox: &Sandbox, dialect: Dialect, token: &str) -> u
         .as_u16()
 }
 
-/// Asserts a failure: its exit code, one line on stderr starting with `tokensmith: error:`, nothing on
-/// stdout.
+/// Asserts a failure: its exit code, nothing on stdout, and stderr ending with one line starting with
+/// `tokensmith: error:`; the lines before it (if any) are tokensmith's logged warnings (retries, ...).
 #[track_caller]
 fn assert_failure(run: &Run, code: i32, needles: &[&str]) {
     assert_eq!(run.code, code, "stderr: {}", run.stderr);
     assert!(run.stdout.is_empty(), "stdout on failure: {}", run.stdout);
     let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line on stderr: {}", run.stderr);
-    assert!(lines[0].starts_with("tokensmith: error: "), "{}", lines[0]);
+    let (last, logged) = lines.split_last().expect("an error line on stderr");
+    assert!(last.starts_with("tokensmith: error: "), "{}", run.stderr);
+    for line in logged {
+        assert!(line.starts_with(" WARN ") || line.starts_with("ERROR "), "not a log line: {line}\n{}", run.stderr);
+    }
     for needle in needles {
-        assert!(lines[0].contains(needle), "`{needle}` missing from: {}", lines[0]);
+        assert!(last.contains(needle), "`{needle}` missing from: {last}");
     }
 }
 
@@ -140,10 +143,16 @@ async fn an_encrypted_store_file_keeps_the_token_out_of_the_file() {
     // The next run reads the token back from the encrypted file.
     let second = run_with_env(&args, &client.client_secret, &env).await;
     assert_eq!((second.code, second.stdout.trim_end()), (0, token), "{}", second.stderr);
-    // Without the key the file is refused, and nothing of it is printed.
+    // Without the key the file is refused and left untouched, and nothing of it is printed. The file
+    // store coordinates refreshes, so the cache's policy for a store it cannot use applies: client
+    // credentials (not a rotating grant) get a token for this run alone, with the reason on stderr.
+    let before = std::fs::read(&store).unwrap();
     let plain = run(&args, &client.client_secret).await;
-    assert_failure(&plain, 1, &["encrypted", &store]);
-    assert!(!plain.stderr.contains(token));
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert!(plain.stderr.contains("WARN") && plain.stderr.contains("encrypted token sets"), "{}", plain.stderr);
+    assert!(plain.stderr.contains(&store), "{}", plain.stderr);
+    assert!(!plain.stderr.contains(token) && !plain.stdout.contains(token));
+    assert_eq!(std::fs::read(&store).unwrap(), before);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -652,4 +661,79 @@ async fn store_redis_shares_the_token_and_falls_back_when_redis_is_down() {
     assert_eq!(alone.code, 0, "{}", alone.stderr);
     assert_eq!(protected_status(&sandbox, Dialect::RubyStyle, alone.stdout.trim_end()).await, 200);
     assert_eq!(sandbox.request_count(Dialect::RubyStyle, Dialect::RubyStyle.token_path()), 2);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_store_file_readable_by_others_is_made_owner_only_with_a_warning_on_stderr() {
+    // Issue 15, item 11: the file stayed 0644 when only read, and the warning went nowhere.
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = Sandbox::start().await.unwrap();
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let client = sandbox.credentials(Dialect::RubyStyle);
+    let dir = temp_dir("store-mode");
+    let store = dir.join("tokens.json").display().to_string();
+    let mut args = ruby_args(&base, &client.client_id);
+    args.extend(["--store", &store]);
+    let first = run(&args, &client.client_secret).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stderr.is_empty(), "nothing to warn about: {}", first.stderr);
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let second = run(&args, &client.client_secret).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    // stdout is exactly the token (served from the file); the warning is on stderr.
+    assert_eq!(second.stdout, first.stdout);
+    let lines: Vec<&str> = second.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", second.stderr);
+    assert!(lines[0].contains("WARN") && lines[0].contains("readable by other users"), "{}", lines[0]);
+    assert!(lines[0].contains(&store) && lines[0].contains("644"), "{}", lines[0]);
+    assert!(!lines[0].contains(first.stdout.trim_end()), "the token is not logged");
+    assert_eq!(std::fs::metadata(&store).unwrap().permissions().mode() & 0o777, 0o600);
+    // With -v, tokensmith's info lines show too; stdout is still the token alone.
+    let mut verbose = args.clone();
+    verbose.insert(0, "-v");
+    let third = run(&verbose, &client.client_secret).await;
+    assert_eq!((third.code, &third.stdout), (0, &first.stdout), "{}", third.stderr);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn two_token_runs_sharing_a_store_file_refresh_a_rotating_token_once() {
+    // Issue 15, item 10: two `tokensmith token --store F` runs at once both refreshed; the later save
+    // won, and the sandbox (like WhiteBIT) accepts each refresh token once.
+    let sandbox = Sandbox::start_with(SandboxConfig::default().whitebit_auto_approve(true)).await.unwrap();
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let base = sandbox.base_url(Dialect::Whitebit);
+    let dir = temp_dir("two-runs");
+    let store = dir.join("tokens.json").display().to_string();
+    authorize(&sandbox, &store, &[]).await;
+    let args = whitebit_token_args(&base, &client.client_id, &store);
+    for round in 1..=3 {
+        // The stored token has expired (its expiry moved into the past; nothing sleeps), and the
+        // sandbox's one-refresh-a-second limit has passed.
+        let mut stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        for entry in stored.as_object_mut().unwrap().values_mut() {
+            entry["expires_at"] = serde_json::json!(now - 10);
+        }
+        std::fs::write(&store, stored.to_string()).unwrap();
+        sandbox.advance_clock(Duration::from_secs(2));
+
+        let (a, b) = tokio::join!(run(&args, &client.client_secret), run(&args, &client.client_secret));
+        assert_eq!(a.code, 0, "{}", a.stderr);
+        assert_eq!(b.code, 0, "{}", b.stderr);
+        assert_eq!(a.stdout, b.stdout, "round {round}: both runs print the one refreshed token");
+        assert_eq!(protected_status(&sandbox, Dialect::Whitebit, a.stdout.trim_end()).await, 200);
+        assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/refresh_token"), round, "round {round}");
+    }
+    let sent: Vec<String> = sandbox
+        .requests(Dialect::Whitebit)
+        .into_iter()
+        .filter(|r| r.path == "/oauth2/refresh_token")
+        .filter_map(|r| r.fingerprint_of("token").map(str::to_owned))
+        .collect();
+    let distinct: std::collections::HashSet<_> = sent.iter().collect();
+    assert_eq!(distinct.len(), sent.len(), "a refresh token was sent twice: {sent:?}");
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,17 +1,20 @@
 //! [`FileStore`]: token sets in a JSON file, so that a CLI or a service keeps its tokens (and, above
 //! all, its refresh tokens) across restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::{self, Write as _};
+use std::fs::File;
+use std::io::{self, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use fs4::TryLockError;
 use rand::Rng as _;
 
 use crate::error::{BoxError, Error, Result};
-use crate::store::{StoredToken, TokenStore, Versioned};
+use crate::store::{LockGuard, RefreshLock, StoredToken, TokenStore, Versioned};
 use crate::token::AccessToken;
 
 /// The file's content: store key -> token set.
@@ -63,9 +66,36 @@ impl FileRecord {
 ///   without encryption is refused by a store with it, and the reverse, with an error saying so.
 /// - **Never silently overwritten**: a file that cannot be read or is not a valid token file gives
 ///   [`Error::Store`] naming the path and what to do (fix or delete it); a save refuses to replace it.
+/// - **Kept owner-only when read**: on Unix, a file that other users can read (mode `0644`, say) is
+///   made owner-only (`0600`) before it is read, with a warning; if that is not allowed (someone
+///   else owns it), it is not read and the error says what to do.
 ///
-/// Several *processes* writing the same file at once are not coordinated: the last save wins. Give
-/// each process its own file, or use a shared store made for it.
+/// # Several processes sharing one file
+///
+/// Processes (two `tokensmith token --store F` runs, several services) may share one file; their
+/// refreshes are coordinated the way the Redis store coordinates a fleet
+/// ([`coordinates`](TokenStore::coordinates) is `true`), with OS file locks (`flock` on Unix,
+/// `LockFileEx` on Windows) on small lock files in a directory beside the token file,
+/// `.<file name>.locks/` (created `0700`; the lock files are kept, never deleted):
+/// - **One refresh per key at a time**: a refresh of a key runs under that key's lock (one lock file
+///   per key, named by a hash of the key), taken without waiting; another process (or another
+///   `FileStore` on the same file, even in the same process; clones share their locks) finds it
+///   held and waits for the token set the holder saves (up to the cache's
+///   [`lock_wait`](crate::RefreshPolicy::lock_wait)), so that a rotating refresh token is sent once.
+///   The lock is held from before the store is re-read until the new set is saved.
+/// - **Fenced saves**: the lock comes with a fencing number larger than every version in the file
+///   and every number handed out before for the key; a fenced save writes only if the key's set in
+///   the file is older, and gives the set that number as its version.
+/// - **No lease, crash-safe**: an OS lock is held until it is released or its process exits (even by
+///   a crash or `kill -9`), so it never lapses while its holder runs, and a dead holder never blocks
+///   the others.
+/// - **Whole-file writes are serialized across processes** by a write lock, so that two processes
+///   saving different keys at once never lose one another's save.
+///
+/// A rotating refresh token is never refreshed without its lock: if the lock file cannot be created
+/// (a read-only directory), the refresh is refused with an error saying to make the directory
+/// writable. The locks are advisory and as reliable as the file system's: keep the file on a local
+/// disk (not NFS), and do not share it between machines.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -84,6 +114,8 @@ pub struct FileStore {
     path: Arc<PathBuf>,
     /// Serializes read-modify-write cycles within the process.
     lock: Arc<tokio::sync::Mutex<()>>,
+    /// The refresh locks this store (and its clones) holds, by store key.
+    held: Arc<Mutex<HashMap<String, HeldLock>>>,
     #[cfg(feature = "encryption")]
     encryption: Option<Arc<crate::seal::StoreEncryption>>,
 }
@@ -101,6 +133,7 @@ impl FileStore {
         FileStore {
             path: Arc::new(path.into()),
             lock: Arc::new(tokio::sync::Mutex::new(())),
+            held: Arc::new(Mutex::new(HashMap::new())),
             #[cfg(feature = "encryption")]
             encryption: None,
         }
@@ -220,12 +253,34 @@ impl FileStore {
     {
         let _guard = self.lock.lock().await;
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || f(&path)).await.map_err(|e| {
-            Error::store(
-                format!("the token file `{}` could not be accessed: the file task failed ({e})", self.path.display()),
-                None,
-            )
-        })?
+        tokio::task::spawn_blocking(move || f(&path)).await.map_err(|e| self.task_failed(e))?
+    }
+
+    fn task_failed(&self, e: tokio::task::JoinError) -> Error {
+        Error::store(
+            format!("the token file `{}` could not be accessed: the file task failed ({e})", self.path.display()),
+            None,
+        )
+    }
+
+    /// The refresh locks held by this store (a panic elsewhere cannot leave the map inconsistent:
+    /// every change is a single insert or remove).
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, HeldLock>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A refresh lock held by a [`FileStore`]: the open lock file (closing it releases the OS lock) and
+/// the owner value of its guard.
+struct HeldLock {
+    owner: String,
+    file: Arc<File>,
+}
+
+impl fmt::Debug for HeldLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As `LockGuard`'s: the owner value is what lets a holder release the lock.
+        f.debug_struct("HeldLock").field("owner", &"** redacted **").field("file", &self.file).finish()
     }
 }
 
@@ -252,6 +307,7 @@ impl TokenStore for FileStore {
         let key = key.to_owned();
         let store = self.clone();
         self.with_file(move |path| {
+            let _write = lock_for_write(path)?;
             let mut map = read_map(path, store.encrypted())?;
             store.check_same_key(&map, &key)?;
             let version = map.values().map(FileRecord::version).max().unwrap_or(0).saturating_add(1);
@@ -268,10 +324,192 @@ impl TokenStore for FileStore {
         let key = key.to_owned();
         let encrypted = self.encrypted();
         self.with_file(move |path| {
+            if !path.exists() {
+                return Ok(());
+            }
+            let _write = lock_for_write(path)?;
             let mut map = read_map(path, encrypted)?;
             if map.remove(&key).is_some() { write_map(path, &map) } else { Ok(()) }
         })
         .await
+    }
+
+    /// `true`: refreshes are coordinated across processes with OS file locks (see [`FileStore`]).
+    fn coordinates(&self) -> bool {
+        true
+    }
+
+    /// Tries the key's lock file, without waiting. `lease` is not used: an OS lock is held until it
+    /// is released or its process exits.
+    async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {
+        let _ = lease;
+        if self.held().contains_key(key) {
+            return Ok(RefreshLock::HeldElsewhere);
+        }
+        let lock_path = refresh_lock_path(&self.path, key);
+        let encrypted = self.encrypted();
+        let Some((file, fence)) = self.with_file(move |path| take_refresh_lock(path, &lock_path, encrypted)).await?
+        else {
+            return Ok(RefreshLock::HeldElsewhere);
+        };
+        let owner = format!("{:032x}", rand::rng().random::<u128>());
+        self.held().insert(key.to_owned(), HeldLock { owner: owner.clone(), file: Arc::new(file) });
+        Ok(RefreshLock::Acquired(LockGuard::new(owner, fence)))
+    }
+
+    /// `Ok(true)` while this store holds the lock of `guard` and its lock file is still the one in the
+    /// lock directory (not deleted or replaced since). `lease` is not used.
+    async fn extend_lock(&self, key: &str, guard: &LockGuard, lease: Duration) -> Result<bool> {
+        let _ = lease;
+        let file = match self.held().get(key) {
+            Some(held) if held.owner == guard.owner() => held.file.clone(),
+            _ => return Ok(false),
+        };
+        let lock_path = refresh_lock_path(&self.path, key);
+        tokio::task::spawn_blocking(move || still_in_place(&file, &lock_path)).await.map_err(|e| self.task_failed(e))
+    }
+
+    /// Writes only if the key's set in the file has a version below `guard.fence()`; the set written
+    /// gets that version.
+    async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
+        let mut record = self.record(key, StoredToken::from(token))?;
+        let fence = guard.fence();
+        match &mut record {
+            FileRecord::Sealed { version, .. } | FileRecord::Plain { version, .. } => *version = fence,
+        }
+        let key = key.to_owned();
+        let store = self.clone();
+        self.with_file(move |path| {
+            let _write = lock_for_write(path)?;
+            let mut map = read_map(path, store.encrypted())?;
+            if map.get(&key).is_some_and(|stored| stored.version() >= fence) {
+                return Ok(false);
+            }
+            store.check_same_key(&map, &key)?;
+            map.insert(key, record);
+            write_map(path, &map).map(|()| true)
+        })
+        .await
+    }
+
+    /// Releases the key's lock file if `guard` holds it.
+    async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()> {
+        let released = {
+            let mut held = self.held();
+            match held.get(key) {
+                Some(h) if h.owner == guard.owner() => held.remove(key),
+                _ => None,
+            }
+        };
+        if let Some(held) = released {
+            // Closing the file releases the lock too (once no renewal still has it open).
+            if let Err(e) = fs4::FileExt::unlock(&*held.file) {
+                tracing::debug!(key = %key, error = %e, "the refresh lock file could not be unlocked; closing it releases it");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The directory of the lock files beside the token file `path`: `.<file name>.locks`.
+fn locks_dir(path: &Path) -> PathBuf {
+    let (dir, file_name) = dir_and_name(path);
+    dir.join(format!(".{file_name}.locks"))
+}
+
+/// The refresh lock file of `key`: named by a hash of the key (keys may hold any character).
+fn refresh_lock_path(path: &Path, key: &str) -> PathBuf {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    locks_dir(path).join(format!("{name}.lock"))
+}
+
+/// The directory of `path` (`.` if it has none) and its file name.
+fn dir_and_name(path: &Path) -> (PathBuf, String) {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tokens".into());
+    (dir, file_name)
+}
+
+/// An error about the lock file `lock` of the token file `path`, saying what to do.
+fn lock_error(path: &Path, lock: &Path, action: &str, e: io::Error) -> Error {
+    let (dir, _) = dir_and_name(path);
+    Error::store(
+        format!(
+            "could not {action} the lock file `{}` of the token file `{}` ({e}); processes sharing a token file take this lock to refresh and save one at a time, and a rotating refresh token is never refreshed without it: make the directory `{}` writable by this user (saving the token file needs that too), or keep the token file in a directory that is",
+            lock.display(),
+            path.display(),
+            dir.display()
+        ),
+        Some(Arc::new(e) as BoxError),
+    )
+}
+
+/// Opens (creating it, owner-only, with its directory) the lock file `lock` of the token file `path`.
+fn open_lock_file(path: &Path, lock: &Path) -> Result<File> {
+    if let Some(dir) = lock.parent() {
+        create_dir(dir).map_err(|e| lock_error(path, lock, "create the directory of", e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(lock).map_err(|e| lock_error(path, lock, "open", e))
+}
+
+/// Takes the lock serializing whole-file writes across processes (waiting for it: it is held only
+/// while a file is written); released when the returned file is dropped.
+fn lock_for_write(path: &Path) -> Result<File> {
+    let lock = locks_dir(path).join("write.lock");
+    let file = open_lock_file(path, &lock)?;
+    fs4::FileExt::lock(&file).map_err(|e| lock_error(path, &lock, "lock", e))?;
+    Ok(file)
+}
+
+/// Tries the refresh lock file `lock` without waiting: `None` if someone else holds it, or the open,
+/// locked file and its fencing number, larger than every version in the token file and every fence
+/// handed out before (the last one is kept in the lock file).
+fn take_refresh_lock(path: &Path, lock: &Path, encrypted: bool) -> Result<Option<(File, u64)>> {
+    let mut file = open_lock_file(path, lock)?;
+    match fs4::FileExt::try_lock(&file) {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(None),
+        Err(TryLockError::Error(e)) => return Err(lock_error(path, lock, "lock", e)),
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(|e| lock_error(path, lock, "read", e))?;
+    let last_fence: u64 = text.trim().parse().unwrap_or(0);
+    let max_version = read_map(path, encrypted)?.values().map(FileRecord::version).max().unwrap_or(0);
+    let fence = last_fence.max(max_version).saturating_add(1);
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{fence}"))
+        .map_err(|e| lock_error(path, lock, "write", e))?;
+    Ok(Some((file, fence)))
+}
+
+/// Whether the held lock file `file` is still the file at `lock` (not deleted or replaced, which
+/// would let another process lock a new file there).
+fn still_in_place(file: &File, lock: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        match (file.metadata(), std::fs::metadata(lock)) {
+            (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        lock.exists()
     }
 }
 
@@ -285,12 +523,15 @@ fn io_error(path: &Path, action: &str, what_to_do: &str, e: io::Error) -> Error 
 /// Reads the file; a missing file is an empty map. A file whose records are not all sealed (when
 /// `encrypted`) or all in the clear (when not) is refused.
 fn read_map(path: &Path, encrypted: bool) -> Result<TokenMap> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let read_error = |e| io_error(path, "read", "check that it is a file the current user may read", e);
+    let mut file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(TokenMap::new()),
-        Err(e) => return Err(io_error(path, "read", "check that it is a file the current user may read", e)),
+        Err(e) => return Err(read_error(e)),
     };
-    warn_if_readable_by_others(path);
+    make_owner_only(path, &file)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(read_error)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(TokenMap::new());
     }
@@ -344,12 +585,8 @@ fn write_map(path: &Path, map: &TokenMap) -> Result<()> {
     let json = serde_json::to_vec_pretty(map).map_err(|e| {
         Error::store(format!("the tokens could not be serialized ({e})"), Some(Arc::new(e) as BoxError))
     })?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let (dir, file_name) = dir_and_name(path);
     create_dir(&dir).map_err(|e| io_error(path, "create the directory of", "check the path and its permissions", e))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tokens".into());
     let suffix: u64 = rand::rng().random();
     let tmp = dir.join(format!(".{file_name}.{suffix:016x}.tmp"));
     let result = write_new_file(&tmp, &json).and_then(|()| std::fs::rename(&tmp, path));
@@ -398,22 +635,36 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
-fn warn_if_readable_by_others(path: &Path) {
+/// Makes the open token file `file` owner-only (Unix) if other users can read or write it, with a
+/// warning; refuses to go on if that is not allowed.
+fn make_owner_only(path: &Path, file: &File) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(meta) = std::fs::metadata(path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
-                    "the token file is readable by other users; it will be rewritten owner-only on the next save"
-                );
-            }
+        let Ok(meta) = file.metadata() else { return Ok(()) };
+        let mode = meta.permissions().mode() & 0o777;
+        if !meta.is_file() || mode & 0o077 == 0 {
+            return Ok(());
         }
+        if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700)) {
+            return Err(Error::store(
+                format!(
+                    "the token file `{}` can be read by other users (mode {mode:o}) and could not be made owner-only ({e}); it was not read: make it owner-only as its owner (`chmod 600 {}`), or delete it and authorize again",
+                    path.display(),
+                    path.display()
+                ),
+                Some(Arc::new(e) as BoxError),
+            ));
+        }
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{mode:o}"),
+            "the token file was readable by other users; it was made owner-only (0600). Whoever could read it may have copied its tokens: authorize again to replace them if that matters"
+        );
     }
     #[cfg(not(unix))]
-    let _ = path;
+    let _ = (path, file);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -488,9 +739,149 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         FileStore::new(&path).save("k", &token("b", "r")).await.unwrap();
         assert_eq!(mode(&path), 0o600);
-        // No temporary file is left behind.
-        let entries: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
-        assert_eq!(entries.len(), 1);
+        // No temporary file is left behind; the lock directory beside the file is owner-only too.
+        let mut entries: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        entries.sort();
+        assert_eq!(entries, [".tokens.json.locks", "tokens.json"]);
+        assert_eq!(mode(&path.parent().unwrap().join(".tokens.json.locks")), 0o700);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_file_readable_by_others_is_made_owner_only_when_read() {
+        // Issue 15, item 11: a 0644 file that was only read stayed 0644.
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = TempDir::new();
+        let path = dir.0.join("tokens.json");
+        FileStore::new(&path).save("k", &token("a", "r")).await.unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = FileStore::new(&path);
+        assert!(store.load("k").await.unwrap().is_some());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A directory at the path is not chmodded; it is the usual read error.
+        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(FileStore::new(&dir.0).load("k").await.is_err());
+        assert_eq!(std::fs::metadata(&dir.0).unwrap().permissions().mode() & 0o777, 0o755);
+    }
+
+    fn acquired(lock: RefreshLock) -> LockGuard {
+        match lock {
+            RefreshLock::Acquired(guard) => guard,
+            other => panic!("expected the lock, got {other:?}"),
+        }
+    }
+
+    const LEASE: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn two_stores_on_one_file_lock_like_two_processes() {
+        // Issue 15, item 10: two handles on one file (flock locks belong to an open file, so these
+        // behave exactly as two processes would).
+        let dir = TempDir::new();
+        let path = dir.0.join("tokens.json");
+        let a = FileStore::new(&path);
+        let b = FileStore::new(&path);
+        assert!(a.coordinates() && b.coordinates());
+        let saved = a.save_versioned("k", &token("at-0", "rt-0")).await.unwrap().unwrap();
+        a.save("other", &token("x", "y")).await.unwrap();
+
+        let guard = acquired(a.lock_refresh("k", LEASE).await.unwrap());
+        assert!(guard.fence() > saved + 1, "larger than every version in the file: {guard:?}");
+        assert_eq!(b.lock_refresh("k", LEASE).await.unwrap(), RefreshLock::HeldElsewhere);
+        // The same store (and its clones) cannot take it twice either: one refresh per key.
+        assert_eq!(a.lock_refresh("k", LEASE).await.unwrap(), RefreshLock::HeldElsewhere);
+        assert_eq!(a.clone().lock_refresh("k", LEASE).await.unwrap(), RefreshLock::HeldElsewhere);
+        // Other keys have their own locks.
+        let other = acquired(b.lock_refresh("other", LEASE).await.unwrap());
+        b.unlock("other", &other).await.unwrap();
+
+        assert!(a.extend_lock("k", &guard, LEASE).await.unwrap());
+        assert!(!b.extend_lock("k", &guard, LEASE).await.unwrap(), "b does not hold it");
+        let stranger = LockGuard::new("someone-else", guard.fence());
+        assert!(!a.extend_lock("k", &stranger, LEASE).await.unwrap());
+        a.unlock("k", &stranger).await.unwrap();
+        assert_eq!(b.lock_refresh("k", LEASE).await.unwrap(), RefreshLock::HeldElsewhere, "not released by a stranger");
+
+        assert!(a.save_fenced("k", &token("at-1", "rt-1"), &guard).await.unwrap());
+        let stored = b.load_versioned("k").await.unwrap().unwrap();
+        assert_eq!(stored.version, Some(guard.fence()));
+        assert_eq!(stored.token.secret().expose_secret(), "at-1");
+        a.unlock("k", &guard).await.unwrap();
+        assert!(!a.extend_lock("k", &guard, LEASE).await.unwrap(), "released");
+
+        let next = acquired(b.lock_refresh("k", LEASE).await.unwrap());
+        assert!(next.fence() > guard.fence());
+        assert_eq!(a.lock_refresh("k", LEASE).await.unwrap(), RefreshLock::HeldElsewhere);
+        assert!(b.save_fenced("k", &token("at-2", "rt-2"), &next).await.unwrap());
+        // A stale holder's save never overwrites a newer set.
+        assert!(!a.save_fenced("k", &token("stale", "stale"), &guard).await.unwrap());
+        assert_eq!(a.load("k").await.unwrap().unwrap().secret().expose_secret(), "at-2");
+        b.unlock("k", &next).await.unwrap();
+        // A plain save after fenced ones still gets a larger version.
+        let after = a.save_versioned("k", &token("at-3", "rt-3")).await.unwrap().unwrap();
+        assert!(after > next.fence());
+    }
+
+    #[tokio::test]
+    async fn fences_grow_without_saves_and_a_dropped_store_releases_its_lock() {
+        let dir = TempDir::new();
+        let path = dir.0.join("tokens.json");
+        let a = FileStore::new(&path);
+        let first = acquired(a.lock_refresh("k", LEASE).await.unwrap());
+        a.unlock("k", &first).await.unwrap();
+        // A refresh that failed saved nothing: the next fence is larger all the same.
+        let second = acquired(a.lock_refresh("k", LEASE).await.unwrap());
+        assert!(second.fence() > first.fence(), "{first:?} {second:?}");
+        // The holder goes away without unlocking (as a process that dies): the lock is free.
+        drop(a);
+        let b = FileStore::new(&path);
+        let third = acquired(b.lock_refresh("k", LEASE).await.unwrap());
+        assert!(third.fence() > second.fence());
+        // A lock file deleted under its holder no longer counts as held.
+        std::fs::remove_dir_all(dir.0.join(".tokens.json.locks")).unwrap();
+        assert!(!b.extend_lock("k", &third, LEASE).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_lock_file_that_cannot_be_created_is_an_error_saying_what_to_do() {
+        // What a read-only directory gives (simulated with a file where the lock directory goes, so
+        // that the test holds when run as root).
+        let dir = TempDir::new();
+        let path = dir.0.join("tokens.json");
+        FileStore::new(&path).save("k", &token("a", "r")).await.unwrap();
+        std::fs::remove_dir_all(dir.0.join(".tokens.json.locks")).unwrap();
+        std::fs::write(dir.0.join(".tokens.json.locks"), b"").unwrap();
+        let store = FileStore::new(&path);
+        let err = store.lock_refresh("k", LEASE).await.unwrap_err();
+        assert!(matches!(err, Error::Store { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(".tokens.json.locks") && text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("rotating refresh token is never refreshed without it"), "{text}");
+        assert!(text.contains(&format!("make the directory `{}` writable", dir.0.display())), "{text}");
+        // Reading still works.
+        assert!(store.load("k").await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_saving_different_keys_at_once_lose_nothing() {
+        // Each store has its own in-process lock; only the cross-process write lock keeps one
+        // store's read-modify-write from overwriting the other's.
+        let dir = TempDir::new();
+        let path = dir.0.join("tokens.json");
+        let stores = [FileStore::new(&path), FileStore::new(&path)];
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = stores[i % 2].clone();
+            tasks.push(tokio::spawn(async move { store.save(&format!("k{i}"), &token(&format!("a{i}"), "r")).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let map = read_map(&path, false).unwrap();
+        assert_eq!(map.len(), 40, "{:?}", map.keys().collect::<Vec<_>>());
     }
 
     #[tokio::test]

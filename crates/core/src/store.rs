@@ -5,8 +5,8 @@
 //! it loads before every fetch (so a token set saved by an earlier run, or by another process sharing
 //! the store, is reused or refreshed from) and saves every new token set *before* handing it out (so a
 //! rotated refresh token is never lost). The in-memory
-//! [`MemoryStore`] is the default; a file store persists to a JSON file; a store
-//! shared by many processes (Redis) plugs in the same way.
+//! [`MemoryStore`] is the default; a file store persists to a JSON file (and coordinates the
+//! processes sharing it); a store shared by many processes (Redis) plugs in the same way.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,9 +36,11 @@ use crate::token::{AccessToken, RefreshToken, Scopes};
 ///
 /// # Coordinating refreshes across processes
 ///
-/// A store shared by many processes (Redis) can also make sure that across all of them exactly one
-/// refresh of a key is in flight, by overriding the default methods below; stores that do not
-/// (the default: [`MemoryStore`], [`FileStore`](crate::FileStore)) need none of them.
+/// A store shared by many processes (Redis; a [`FileStore`](crate::FileStore), with OS file locks)
+/// can also make sure that across all of them exactly one refresh of a key is in flight, by
+/// overriding the default methods below; stores that do not (the default: [`MemoryStore`]) need
+/// none of them. A store whose locks have no lease (OS file locks last until released or until
+/// their process exits) ignores `lease`.
 /// - [`coordinates`](TokenStore::coordinates) returns `true`.
 /// - [`lock_refresh`](TokenStore::lock_refresh) takes a lease-bound lock on the key and returns
 ///   [`RefreshLock::Acquired`] with a [`LockGuard`] carrying a *fencing number* that is larger than any
