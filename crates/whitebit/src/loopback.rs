@@ -2,6 +2,7 @@
 //! and desktop applications.
 
 use std::fmt;
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::PendingAuthorization;
+use crate::authorize::callback_state_matches;
+
 /// The request head (request line and headers) may be at most this long.
 const MAX_HEAD: usize = 8 * 1024;
 /// How long one connection may take to send its request head.
@@ -22,16 +26,24 @@ const MAX_CONNECTIONS: usize = 32;
 
 const DONE_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Authorization received</title></head>\n<body>\n<h1>Authorization received</h1>\n<p>You can close this tab and return to the application.</p>\n</body>\n</html>\n";
 
+const WRONG_STATE: &str =
+    "This callback is not for the authorization in progress (its state is missing or wrong); it was ignored.";
+
 /// A one-shot HTTP listener on `127.0.0.1` that receives the authorization callback (RFC 8252 §7.3
 /// "Loopback Interface Redirection").
 ///
 /// Bind it, register (or pass) its [`redirect_uri`](Self::redirect_uri), send the user to the
-/// authorization URL, then [`wait`](Self::wait): it accepts exactly one callback (a `GET /callback`
-/// with a `code` or `error` parameter), answers it with a small "you can close this tab" page, and
-/// returns the callback's query string for
-/// [`WhitebitProvider::complete`](crate::WhitebitProvider::complete). Other requests (a favicon, a
-/// browser's speculative connection, garbage) get a short error answer and the wait goes on. It
-/// listens on 127.0.0.1 only, so nothing on the network can reach it.
+/// authorization URL, then [`wait_for`](Self::wait_for) the pending authorization: it accepts
+/// exactly one callback (a `GET /callback` with a `code` or `error` parameter and the authorization's
+/// `state`), answers it with a small "you can close this tab" page, and returns the callback's query
+/// string for [`WhitebitProvider::complete`](crate::WhitebitProvider::complete). Other requests (a
+/// favicon, a browser's speculative connection, garbage) get a short error answer and the wait goes
+/// on.
+///
+/// It listens on 127.0.0.1 only, so nothing on the network can reach it; but any web page the user
+/// has open can make the browser send a request to it. A callback whose `state` is missing or is not
+/// the authorization's (compared in constant time) is therefore answered `400` and ignored, `error=`
+/// callbacks included, and the listener goes on waiting for the genuine one until its timeout.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -46,7 +58,7 @@ const DONE_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charse
 ///     .build()?;
 /// let pending = provider.authorize();
 /// println!("open {}", pending.url());
-/// let callback = listener.wait(Duration::from_secs(300)).await?;
+/// let callback = listener.wait_for(&pending, Duration::from_secs(300)).await?;
 /// let token = provider.complete(&pending, &callback).await?;
 /// # let _ = token; Ok(()) }
 /// ```
@@ -93,15 +105,50 @@ impl LoopbackListener {
         format!("http://127.0.0.1:{}{}", self.port, Self::PATH)
     }
 
-    /// Waits for the callback, at most `timeout`, and returns its query string (without `?`).
+    /// Waits, at most `timeout`, for the callback of `pending` (one with its `state`) and returns its
+    /// query string (without `?`). Callbacks with another `state`, or none, are answered `400` and
+    /// ignored.
     ///
-    /// Must be called within a Tokio runtime with I/O enabled.
+    /// The future does not borrow `pending` (it can be spawned). It must run within a Tokio runtime
+    /// with I/O and time enabled.
     ///
     /// # Errors
     ///
-    /// [`Error::Callback`] with [`CallbackError::TimedOut`] when no callback arrived in time;
-    /// [`Error::Config`] (key `port`) when the listener cannot be used.
-    pub async fn wait(self, timeout: Duration) -> Result<String> {
+    /// As [`wait`](Self::wait).
+    pub fn wait_for(
+        self,
+        pending: &PendingAuthorization,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<String>> + Send + 'static {
+        self.wait(pending.state(), timeout)
+    }
+
+    /// Waits, at most `timeout`, for the callback that carries `state` (the
+    /// [`PendingAuthorization::state`] of the authorization in progress, e.g. one kept in a session)
+    /// and returns its query string (without `?`). Callbacks with another `state`, or none, are
+    /// answered `400` and ignored. [`wait_for`](Self::wait_for) takes the pending authorization
+    /// itself.
+    ///
+    /// The future does not borrow `state` (it can be spawned). It must run within a Tokio runtime
+    /// with I/O and time enabled.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Callback`] with [`CallbackError::TimedOut`] when no callback with `state` arrived in
+    /// time; [`Error::Config`] (key `state`) when `state` is empty, (key `port`) when the listener
+    /// cannot be used.
+    pub fn wait(self, state: &str, timeout: Duration) -> impl Future<Output = Result<String>> + Send + 'static {
+        let state: Arc<str> = Arc::from(state);
+        self.wait_owned(state, timeout)
+    }
+
+    async fn wait_owned(self, state: Arc<str>, timeout: Duration) -> Result<String> {
+        if state.is_empty() {
+            return Err(Error::config(
+                "state",
+                "the expected state is empty; pass the state of the authorization in progress (PendingAuthorization::state)",
+            ));
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let listener = tokio::net::TcpListener::from_std(self.listener).map_err(|e| {
             Error::config("port", format!("cannot listen on 127.0.0.1:{} ({e}); choose another port", self.port))
@@ -123,7 +170,7 @@ impl LoopbackListener {
                     Ok((stream, _)) => {
                         while connections.try_join_next().is_some() {}
                         if connections.len() < MAX_CONNECTIONS {
-                            connections.spawn(handle(stream, claimed.clone(), sender.clone()));
+                            connections.spawn(handle(stream, state.clone(), claimed.clone(), sender.clone()));
                         }
                     }
                     Err(e) => {
@@ -145,7 +192,7 @@ enum Parsed {
     Refused(u16, &'static str),
 }
 
-async fn handle(mut stream: TcpStream, claimed: Arc<AtomicBool>, sender: mpsc::Sender<String>) {
+async fn handle(mut stream: TcpStream, state: Arc<str>, claimed: Arc<AtomicBool>, sender: mpsc::Sender<String>) {
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(status)) => {
@@ -157,6 +204,13 @@ async fn handle(mut stream: TcpStream, claimed: Arc<AtomicBool>, sender: mpsc::S
     };
     match parse_head(&head) {
         Parsed::Callback(query) => {
+            // Any web page can make the browser send a callback here: only the one with the
+            // authorization's state counts, and nothing else may end the wait.
+            if !callback_state_matches(&query, &state) {
+                tracing::debug!("loopback: ignored a callback without the authorization's state");
+                respond(&mut stream, 400, WRONG_STATE).await;
+                return;
+            }
             if claimed.swap(true, Ordering::SeqCst) {
                 respond(&mut stream, 409, "The authorization callback was already received.").await;
                 return;
@@ -294,7 +348,7 @@ mod tests {
         let listener = LoopbackListener::bind(0).unwrap();
         let port = listener.port();
         assert_eq!(listener.redirect_uri(), format!("http://127.0.0.1:{port}/callback"));
-        let waiter = tokio::spawn(listener.wait(Duration::from_secs(10)));
+        let waiter = tokio::spawn(listener.wait("s", Duration::from_secs(10)));
         // A silent connection (a browser preconnect) must not block the callback.
         let _silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         assert!(send(port, b"GET /favicon.ico HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 404"));
@@ -313,9 +367,66 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn times_out_with_a_clear_error() {
         let listener = LoopbackListener::bind(0).unwrap();
-        let err = listener.wait(Duration::from_secs(300)).await.unwrap_err();
+        let err = listener.wait("s", Duration::from_secs(300)).await.unwrap_err();
         assert!(matches!(err, Error::Callback(CallbackError::TimedOut(d)) if d == Duration::from_secs(300)), "{err:?}");
         assert!(err.to_string().contains("start the authorization again"), "{err}");
+    }
+
+    /// Any web page can make the browser send `http://127.0.0.1:PORT/callback?...`: callbacks
+    /// without the authorization's state are answered 400 and do not end the wait, `error=` ones
+    /// included; the genuine callback still gets through.
+    #[tokio::test]
+    async fn forged_callbacks_are_refused_and_the_wait_goes_on() {
+        let listener = LoopbackListener::bind(0).unwrap();
+        let port = listener.port();
+        let waiter = tokio::spawn(listener.wait("the-state", Duration::from_secs(10)));
+        for forged in [
+            "code=x&state=wrong",
+            "code=x",
+            "code=x&state=",
+            "code=x&state=the-stat",
+            "code=x&state=the-statee",
+            "code=x&state=the-state&state=wrong",
+            "code=x&state=wrong&state=the-state",
+            "error=access_denied",
+            "error=access_denied&state=wrong",
+        ] {
+            let request = format!("GET /callback?{forged} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+            let page = send(port, request.as_bytes()).await;
+            assert!(page.starts_with("HTTP/1.1 400 "), "{forged}: {page}");
+            assert!(page.contains("state is missing or wrong"), "{forged}: {page}");
+            assert!(!page.contains("the-state"), "{page}");
+            assert!(!waiter.is_finished(), "{forged} ended the wait");
+        }
+        let page = send(port, b"GET /callback?error=access_denied&state=the-state HTTP/1.1\r\n\r\n").await;
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+        assert_eq!(waiter.await.unwrap().unwrap(), "error=access_denied&state=the-state");
+    }
+
+    #[tokio::test]
+    async fn wait_for_takes_the_state_of_the_pending_authorization() {
+        let listener = LoopbackListener::bind(0).unwrap();
+        let port = listener.port();
+        let provider = crate::WhitebitProvider::builder()
+            .client_id("cid")
+            .client_secret("secret")
+            .redirect_uri(&listener.redirect_uri())
+            .build()
+            .unwrap();
+        let pending = provider.authorize();
+        let waiter = tokio::spawn(listener.wait_for(&pending, Duration::from_secs(10)));
+        assert!(send(port, b"GET /callback?code=x&state=forged HTTP/1.1\r\n\r\n").await.starts_with("HTTP/1.1 400"));
+        let genuine = format!("GET /callback?code=c0de&state={} HTTP/1.1\r\n\r\n", pending.state());
+        assert!(send(port, genuine.as_bytes()).await.starts_with("HTTP/1.1 200"));
+        let callback = waiter.await.unwrap().unwrap();
+        assert!(pending.verify_callback(&callback).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_empty_expected_state_is_refused() {
+        let listener = LoopbackListener::bind(0).unwrap();
+        let err = listener.wait("", Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(&err, Error::Config { key, .. } if key == "state"), "{err:?}");
     }
 
     #[test]
