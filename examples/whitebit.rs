@@ -58,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // 3. The browser comes back to the listener; verify the callback and exchange the code.
-    let callback = listener.wait(Duration::from_secs(300)).await?;
+    let callback = listener.wait_for(&pending, Duration::from_secs(300)).await?;
     if let Some(user) = user {
         user.await??;
     }

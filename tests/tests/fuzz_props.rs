@@ -242,12 +242,11 @@ fn oracle(params: &[(String, String)], state: &str) -> Verdict {
         }
     }
     let get = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-    let error = get("error").filter(|e| !e.is_empty());
-    match get("state") {
-        Some(s) if s == state => {}
-        None if error.is_some() => {}
-        _ => return Verdict::StateMismatch,
+    // The state is checked first, for `error=` callbacks too.
+    if get("state") != Some(state) {
+        return Verdict::StateMismatch;
     }
+    let error = get("error").filter(|e| !e.is_empty());
     let code = get("code").filter(|c| !c.is_empty());
     match (error, code) {
         (Some(e), _) => Verdict::Denied(OAuthErrorCode::parse(e)),

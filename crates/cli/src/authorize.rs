@@ -98,7 +98,7 @@ pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
     if !args.no_browser {
         open_browser(&url);
     }
-    let query = listener.wait(Duration::from_secs(args.timeout)).await?;
+    let query = listener.wait_for(&pending, Duration::from_secs(args.timeout)).await?;
     let token = provider.complete(&pending, &query).await?;
     eprintln!(
         "Authorized: tokens saved in {store} (access token valid for {} s{}). Run `tokensmith token --provider whitebit` with the same --store to use them.",

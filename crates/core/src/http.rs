@@ -88,9 +88,10 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError>;
 }
 
-/// Checks that `url` may carry credentials: `https://`, or `http://` to a loopback host (`localhost`,
-/// `127.0.0.0/8`, `[::1]`), or `http://` anywhere when `allow_insecure_http` is set. URLs with
-/// credentials in them or without a host are refused.
+/// Checks that `url` may carry credentials: `https://`, or `http://` to a loopback host (the name
+/// `localhost` itself, or a literal `127.0.0.0/8` or `[::1]` address: see [`is_loopback_host`]; not
+/// `*.localhost`, which may be resolved by DNS), or `http://` anywhere when `allow_insecure_http` is
+/// set. URLs with credentials in them or without a host are refused.
 pub fn check_url(url: &Url, allow_insecure_http: bool) -> Result<(), TransportError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(TransportError::new(TransportErrorKind::InvalidUrl, "the URL has credentials in it"));
@@ -100,7 +101,7 @@ pub fn check_url(url: &Url, allow_insecure_http: bool) -> Result<(), TransportEr
     };
     match url.scheme() {
         "https" => Ok(()),
-        "http" if allow_insecure_http || is_loopback(&host) => Ok(()),
+        "http" if allow_insecure_http || is_loopback_host(&host) => Ok(()),
         "http" => Err(TransportError::new(
             TransportErrorKind::InsecureUrl,
             format!("plain http:// to `{host}` would expose credentials on the network"),
@@ -144,9 +145,26 @@ fn excerpt_url(text: &str) -> String {
     crate::error::excerpt(text, 120)
 }
 
-fn is_loopback(host: &url::Host<&str>) -> bool {
+/// Whether `host` surely means this machine: a literal loopback address (`127.0.0.0/8`, `[::1]`) or
+/// the name `localhost` itself (any case). This is the one loopback check of the workspace: plain
+/// `http://` is allowed to these hosts without `allow_insecure_http`.
+///
+/// Other names are not loopback, `*.localhost` included: RFC 6761 §6.3 lets resolvers answer them
+/// with the loopback address, but many send them to DNS like any other name (a search domain, a
+/// corporate resolver, `/etc/hosts` entries), where they may name another machine. Neither are
+/// IPv4-mapped addresses (`[::ffff:127.0.0.1]`) nor `localhost.` with a trailing dot.
+///
+/// ```
+/// use tokensmith_core::http::is_loopback_host;
+/// use url::Host;
+///
+/// assert!(is_loopback_host(&Host::parse("127.0.0.1").unwrap()));
+/// assert!(is_loopback_host(&Host::parse("LocalHost").unwrap()));
+/// assert!(!is_loopback_host(&Host::parse("evil.localhost").unwrap()));
+/// ```
+pub fn is_loopback_host<S: AsRef<str>>(host: &url::Host<S>) -> bool {
     match host {
-        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+        url::Host::Domain(d) => d.as_ref().eq_ignore_ascii_case("localhost"),
         url::Host::Ipv4(ip) => ip.is_loopback(),
         url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
     }
@@ -377,9 +395,33 @@ mod tests {
         assert_eq!(check("http://[::1]:9/token", false), Ok(()));
         assert_eq!(check("http://example.com/token", false), Err(TransportErrorKind::InsecureUrl));
         assert_eq!(check("http://10.0.0.1/token", false), Err(TransportErrorKind::InsecureUrl));
+        assert_eq!(check("http://LOCALHOST:8/token", false), Ok(()));
+        assert_eq!(check("http://127.255.255.254/token", false), Ok(()));
         assert_eq!(check("http://example.com/token", true), Ok(()));
         assert_eq!(check("https://user:pw@example.com/token", false), Err(TransportErrorKind::InvalidUrl));
         assert_eq!(check("ftp://example.com/token", true), Err(TransportErrorKind::InvalidUrl));
+    }
+
+    /// `*.localhost` names go to DNS on many systems: only `localhost` itself and literal loopback
+    /// addresses may take plain `http://`.
+    #[test]
+    fn only_literal_loopback_and_localhost_are_loopback() {
+        for url in [
+            "http://evil.localhost/token",
+            "http://a.b.LOCALHOST:8080/token",
+            "http://localhost./token",
+            "http://localhost.example.com/token",
+            "http://[::ffff:127.0.0.1]/token",
+            "http://[::2]/token",
+            "http://128.0.0.1/token",
+            "http://0.0.0.0/token",
+        ] {
+            assert_eq!(check(url, false), Err(TransportErrorKind::InsecureUrl), "{url}");
+            assert_eq!(check(url, true), Ok(()), "{url}");
+        }
+        assert!(parse_url("token_url", "http://evil.localhost:9/token", false).is_err());
+        assert!(is_loopback_host(&url::Host::parse("localhost").unwrap()));
+        assert!(!is_loopback_host(&url::Host::parse("x.localhost").unwrap()));
     }
 
     #[test]

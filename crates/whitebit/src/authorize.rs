@@ -174,27 +174,26 @@ impl PendingAuthorization {
     /// Verifies the callback the provider redirected the user to and returns its code.
     ///
     /// `callback` is the full callback URL, or its query string (with or without the `?`), e.g. what
-    /// [`LoopbackListener::wait`](crate::LoopbackListener::wait) returns.
+    /// [`LoopbackListener::wait_for`](crate::LoopbackListener::wait_for) returns.
     ///
     /// # Errors
     ///
     /// [`Error::Callback`] with:
     /// - [`CallbackError::StateMismatch`] when `state` is missing or differs (compared in constant
-    ///   time); this does not use up the authorization, so the genuine callback can still arrive;
+    ///   time), for `error=` callbacks too: anyone can send one, so it proves nothing without the
+    ///   state. This does not use up the authorization, so the genuine callback can still arrive;
     /// - [`CallbackError::AlreadyUsed`] when a callback was already accepted;
-    /// - [`CallbackError::Denied`] for an `error=` callback (e.g. `access_denied` when the user
-    ///   clicked Deny). An error callback without `state` is reported as such: it exchanges nothing;
+    /// - [`CallbackError::Denied`] for an `error=` callback with the right `state` (e.g.
+    ///   `access_denied` when the user clicked Deny);
     /// - [`CallbackError::Malformed`] when there is no query, a parameter is repeated, or neither
     ///   `code` nor `error` is present.
     pub fn verify_callback(&self, callback: &str) -> Result<AuthorizationCode> {
         let params = callback_params(callback)?;
+        if !state_matches(&params, &self.state) {
+            return Err(CallbackError::StateMismatch.into());
+        }
         let get = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         let error = get("error").filter(|e| !e.is_empty());
-        match get("state") {
-            Some(state) if constant_time_eq(state.as_bytes(), self.state.as_bytes()) => {}
-            None if error.is_some() => {}
-            _ => return Err(CallbackError::StateMismatch.into()),
-        }
         let code = get("code").filter(|c| !c.is_empty());
         if error.is_none() && code.is_none() {
             return Err(CallbackError::Malformed("the callback has neither `code` nor `error`".to_owned()).into());
@@ -214,6 +213,21 @@ impl PendingAuthorization {
             }
         }
     }
+}
+
+/// Whether `params` (from [`callback_params`], so with at most one `state`) carry a `state` equal
+/// to `expected`, compared in constant time. An empty `expected` matches nothing.
+fn state_matches(params: &[(String, String)], expected: &str) -> bool {
+    let state = params.iter().find(|(n, _)| n == "state").map(|(_, v)| v.as_str());
+    !expected.is_empty() && state.is_some_and(|s| constant_time_eq(s.as_bytes(), expected.as_bytes()))
+}
+
+/// Whether `callback` (a URL or query string) is well formed and carries the `expected` state: the
+/// check [`PendingAuthorization::verify_callback`] starts with, for the loopback listener, which
+/// must ignore callbacks that do not belong to the authorization it waits for.
+#[cfg(feature = "loopback")]
+pub(crate) fn callback_state_matches(callback: &str, expected: &str) -> bool {
+    callback_params(callback).is_ok_and(|params| state_matches(&params, expected))
 }
 
 /// The parameters of a callback URL or query string; refuses repeated parameters (RFC 6749 §3.1).
@@ -412,15 +426,19 @@ mod tests {
             CallbackError::Denied { code: OAuthErrorCode::AccessDenied, description: Some("User said no".into()) }
         );
         assert!(e.to_string().contains("access_denied"), "{e}");
-        // Without state it is still reported as a denial; with a wrong state it is a mismatch.
-        assert!(matches!(
-            callback_error(pending().verify_callback("error=access_denied")),
-            CallbackError::Denied { .. }
-        ));
-        assert_eq!(
-            callback_error(pending().verify_callback("error=access_denied&state=x")),
-            CallbackError::StateMismatch
-        );
+        assert!(p.is_used());
+    }
+
+    /// Anyone (any web page the user visits) can send an `error=` callback: without the right
+    /// `state` it is a mismatch and leaves the authorization usable for the genuine callback.
+    #[test]
+    fn error_callback_without_the_right_state_does_not_use_up_the_authorization() {
+        let p = pending();
+        for forged in ["error=access_denied", "error=access_denied&state=x", "error=server_error&state="] {
+            assert_eq!(callback_error(p.verify_callback(forged)), CallbackError::StateMismatch, "{forged}");
+            assert!(!p.is_used(), "{forged}");
+        }
+        assert!(p.verify_callback("code=c&state=the-state").is_ok());
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //!
 //! let pending = provider.authorize();
 //! println!("open {} in your browser", pending.url());
-//! let callback = listener.wait(Duration::from_secs(300)).await?;
+//! let callback = listener.wait_for(&pending, Duration::from_secs(300)).await?;
 //! provider.complete(&pending, &callback).await?;
 //!
 //! // Later, or in the next run of the program (the store keeps the refresh token):

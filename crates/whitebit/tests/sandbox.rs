@@ -256,7 +256,7 @@ async fn pkce_flow_through_the_loopback_listener() {
     let url = pending.url().as_str().to_owned();
     assert!(url.contains("code_challenge_method=S256") && url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"));
 
-    let waiting = tokio::spawn(listener.wait(Duration::from_secs(10)));
+    let waiting = tokio::spawn(listener.wait_for(&pending, Duration::from_secs(10)));
     let location = Browser::new(&sandbox).consent(pending.url(), "allow").await;
     assert!(location.starts_with(&provider.redirect_uri().unwrap().to_string()), "{location}");
     // The browser follows the redirect to the listener and gets the "close this tab" page.
