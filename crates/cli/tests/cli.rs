@@ -143,13 +143,12 @@ async fn an_encrypted_store_file_keeps_the_token_out_of_the_file() {
     // The next run reads the token back from the encrypted file.
     let second = run_with_env(&args, &client.client_secret, &env).await;
     assert_eq!((second.code, second.stdout.trim_end()), (0, token), "{}", second.stderr);
-    // Without the key the file is refused and left untouched, and nothing of it is printed. The file
-    // store coordinates refreshes, so the cache's policy for a store it cannot use applies: client
-    // credentials (not a rotating grant) get a token for this run alone, with the reason on stderr.
+    // Without the key the file is refused and left untouched, and nothing of it is printed: a file
+    // that cannot be read will not fix itself, so the run fails (exit 1) instead of fetching alone.
     let before = std::fs::read(&store).unwrap();
     let plain = run(&args, &client.client_secret).await;
-    assert_eq!(plain.code, 0, "{}", plain.stderr);
-    assert!(plain.stderr.contains("WARN") && plain.stderr.contains("encrypted token sets"), "{}", plain.stderr);
+    assert_eq!(plain.code, 1, "{}", plain.stderr);
+    assert!(plain.stderr.contains("encrypted token sets"), "{}", plain.stderr);
     assert!(plain.stderr.contains(&store), "{}", plain.stderr);
     assert!(!plain.stderr.contains(token) && !plain.stdout.contains(token));
     assert_eq!(std::fs::read(&store).unwrap(), before);

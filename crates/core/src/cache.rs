@@ -930,7 +930,7 @@ impl<S: TokenSource> Shared<S> {
                     return Ok(token);
                 }
             }
-            Err(e) if coordinated => return self.fetch_unlocked(e).await,
+            Err(e) if coordinated => return self.store_failed(e).await,
             Err(e) => {
                 tracing::warn!(key = %self.key, error = %e, "token store could not be read");
                 return Err(e);
@@ -1137,7 +1137,7 @@ impl<S: TokenSource> Shared<S> {
                 }
                 Ok(RefreshLock::HeldElsewhere) => {}
                 Ok(RefreshLock::NotCoordinated) => return self.fetch_and_save().await,
-                Err(e) => return self.fetch_unlocked(e).await,
+                Err(e) => return self.store_failed(e).await,
             }
             if self.clock.monotonic().saturating_sub(started) >= self.policy.lock_wait {
                 let cause = Error::store(
@@ -1159,7 +1159,7 @@ impl<S: TokenSource> Shared<S> {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => return self.fetch_unlocked(e).await,
+                Err(e) => return self.store_failed(e).await,
             }
         }
     }
@@ -1177,7 +1177,7 @@ impl<S: TokenSource> Shared<S> {
                 }
             }
             Ok(None) => {}
-            Err(e) => return (self.fetch_unlocked(e).await, true),
+            Err(e) => return (self.store_failed(e).await, true),
         }
         // Never send with a lease that may have lapsed (this process may have stalled since it took
         // the lock): renew it right before sending, and do not send if that fails.
@@ -1191,7 +1191,7 @@ impl<S: TokenSource> Shared<S> {
                 tracing::warn!(key = %self.key, fence = guard.fence(), "{error}");
                 return (Err(error), true);
             }
-            Err(e) => return (self.fetch_unlocked(e).await, true),
+            Err(e) => return (self.store_failed(e).await, true),
         }
         let current = self.current.load_full();
         let fetched = {
@@ -1255,6 +1255,18 @@ impl<S: TokenSource> Shared<S> {
         }
     }
 
+    /// A coordinating store failed: the failure policy of [`fetch_unlocked`](Self::fetch_unlocked) for
+    /// a store that may be briefly unreachable (Redis), the error itself for one whose failure will
+    /// not pass by waiting (a file that cannot be read, a lock file that cannot be created).
+    async fn store_failed(&self, error: Error) -> Result<AccessToken> {
+        if self.store.may_be_unreachable() {
+            self.fetch_unlocked(error).await
+        } else {
+            tracing::warn!(key = %self.key, error = %error, "token store failed");
+            Err(error)
+        }
+    }
+
     /// The failure policy when the coordinating store fails (or the lock is never freed): a source that
     /// does not rotate its grant fetches for this process alone, with a warning, and the token is not
     /// saved; a rotating grant is never refreshed without the lock.
@@ -1267,7 +1279,7 @@ impl<S: TokenSource> Shared<S> {
             );
             return Err(Error::store(
                 format!(
-                    "the refresh was refused because the fleet-wide refresh lock could not be taken ({cause}); a rotating refresh token is never refreshed without it, since two processes refreshing it would invalidate each other: make the shared store reachable again (the cache retries after a back-off and serves the current token while it is valid)"
+                    "the refresh was refused because the fleet-wide refresh lock could not be taken ({cause}); a rotating refresh token is never refreshed without it, since two processes refreshing it would invalidate each other: make the token store usable again (the cache retries after a back-off and serves the current token while it is valid)"
                 ),
                 Some(Arc::new(cause) as BoxError),
             ));

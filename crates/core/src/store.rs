@@ -92,6 +92,14 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// Whether a failure of this store may be an outage that passes (a server briefly unreachable),
+    /// so that a source that does not rotate its grant (client credentials) may fetch for its
+    /// process alone meanwhile (default `false`; Redis: `true`). A store that says `false` fails the
+    /// fetch with its error instead: a file that cannot be read or decrypted will not fix itself.
+    fn may_be_unreachable(&self) -> bool {
+        false
+    }
+
     /// Whether this store coordinates refreshes across processes (default `false`).
     fn coordinates(&self) -> bool {
         false

@@ -103,6 +103,10 @@ impl TokenStore for FleetStore {
         true
     }
 
+    fn may_be_unreachable(&self) -> bool {
+        true
+    }
+
     async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {
         self.0.check()?;
         let mut shared = self.0.shared.lock().unwrap();
@@ -365,6 +369,9 @@ async fn lock_wait_is_bounded_by_elapsed_time_not_by_the_sum_of_sleeps() {
             self.0.remove(key).await
         }
         fn coordinates(&self) -> bool {
+            true
+        }
+        fn may_be_unreachable(&self) -> bool {
             true
         }
         async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {

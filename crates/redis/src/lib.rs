@@ -1146,6 +1146,12 @@ impl TokenStore for RedisStore {
         true
     }
 
+    /// `true`: Redis may be unreachable for a while; client credentials are fetched per process
+    /// meanwhile.
+    fn may_be_unreachable(&self) -> bool {
+        true
+    }
+
     async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {
         let mut conn = self.ready().await?;
         let owner = random_value();
