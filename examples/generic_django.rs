@@ -12,7 +12,7 @@
 use std::time::SystemTime;
 
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, AuthorizedClient, Scopes, TokenProvider};
+use tokensmith_core::{AccessToken, AuthorizedClient, Scopes};
 use tokensmith_generic_django::{DjangoBuilder, ENV_BASE_URL};
 use tokensmith_sandbox::{Dialect, Sandbox};
 

@@ -11,7 +11,7 @@
 use std::time::SystemTime;
 
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, AuthorizedClient, TokenProvider};
+use tokensmith_core::{AccessToken, AuthorizedClient};
 use tokensmith_probit::{ENV_CLIENT_ID, ProbitBuilder};
 use tokensmith_sandbox::{Dialect, Sandbox};
 

@@ -13,7 +13,7 @@
 use std::time::SystemTime;
 
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, AuthorizedClient, TokenProvider};
+use tokensmith_core::{AccessToken, AuthorizedClient};
 use tokensmith_ruby_style::{ENV_BASE_URL, RubyStyleBuilder};
 use tokensmith_sandbox::{Dialect, Sandbox};
 

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::ManualClock;
 use tokensmith_core::{
-    AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, Scopes, TokenProvider, TokenRequest,
-    Transport, TransportError, TransportErrorKind,
+    AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, Scopes, TokenRequest, Transport,
+    TransportError, TransportErrorKind,
 };
 use tokensmith_generic_django::{DjangoBuilder, DjangoCredentials, DjangoProvider};
 use tokensmith_sandbox::{Dialect, Sandbox, SandboxConfig};

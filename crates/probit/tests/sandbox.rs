@@ -10,8 +10,7 @@ use async_trait::async_trait;
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::ManualClock;
 use tokensmith_core::{
-    AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, TokenProvider, TokenRequest, Transport,
-    TransportError,
+    AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, TokenRequest, Transport, TransportError,
 };
 use tokensmith_probit::{ProbitBuilder, ProbitProvider};
 use tokensmith_sandbox::{Dialect, Fault, Sandbox, SandboxConfig};

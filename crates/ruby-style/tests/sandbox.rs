@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::ManualClock;
-use tokensmith_core::{AuthorizedClient, Error, OAuthErrorCode, Scopes, TokenProvider};
+use tokensmith_core::{AuthorizedClient, Error, OAuthErrorCode, Scopes};
 use tokensmith_ruby_style::{RubyStyleBuilder, RubyStyleProvider};
 use tokensmith_sandbox::{Dialect, Sandbox, SandboxConfig};
 
