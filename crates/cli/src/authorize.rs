@@ -1,9 +1,7 @@
 //! `tokensmith authorize`: the WhiteBIT authorization code flow, on a loopback listener.
 
-use std::time::Duration;
-
 use clap::Args;
-use tokensmith::config::StoreConfig;
+use tokensmith::options::parse_seconds_setting;
 use tokensmith::whitebit::LoopbackListener;
 use tokensmith::{Error, Result};
 
@@ -23,10 +21,13 @@ pub(crate) struct AuthorizeArgs {
     /// Do not try to open a browser (the URL is always printed).
     #[arg(long)]
     no_browser: bool,
-    /// How long to wait for the browser to come back, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    timeout: u64,
+    /// How long to wait for the browser to come back, in seconds (1 to 86400).
+    #[arg(long, value_name = "SECS", default_value = "300")]
+    timeout: String,
 }
+
+/// The seconds `--timeout` may be: up to a day.
+const TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=86_400;
 
 /// The port of a loopback redirect URI (`0` when it names none).
 fn loopback_port(uri: &str) -> Result<u16> {
@@ -59,6 +60,7 @@ fn open_browser(url: &str) {
 }
 
 pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
+    let timeout = parse_seconds_setting("--timeout", &args.timeout, TIMEOUT_SECS)?;
     let mut config = args.provider.config()?;
     if config.provider.is_none() {
         config.provider = Some("whitebit".to_owned());
@@ -74,15 +76,11 @@ pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
     }
     // The tokens must outlive this process: in a file or in Redis, where `tokensmith token` (or a
     // service with the same store) finds them.
-    let store = match &config.store {
-        Some(store @ (StoreConfig::File { .. } | StoreConfig::Redis { .. })) => store.clone(),
-        _ => {
-            return Err(Error::config(
-                "store",
-                "authorize needs a store to save the tokens in; pass --store FILE or --store redis://HOST:PORT/DB (and the same to `tokensmith token`)",
-            ));
-        }
-    };
+    tokensmith::require_lasting_store(
+        &config,
+        "authorize saves the tokens for later runs of `tokensmith token` (give it the same store)",
+    )?;
+    let store = config.store.clone().unwrap_or_default();
     let requested = args.redirect_uri.clone().or_else(|| config.redirect_uri.clone());
     let port = match &requested {
         Some(uri) => loopback_port(uri)?,
@@ -98,7 +96,7 @@ pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
     if !args.no_browser {
         open_browser(&url);
     }
-    let query = listener.wait_for(&pending, Duration::from_secs(args.timeout)).await?;
+    let query = listener.wait_for(&pending, timeout).await?;
     let token = provider.complete(&pending, &query).await?;
     eprintln!(
         "Authorized: tokens saved in {store} (access token valid for {} s{}). Run `tokensmith token --provider whitebit` with the same --store to use them.",

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use tokensmith::config::{CONFIG_FILE_VAR, Config, Secret, StoreConfig};
+use tokensmith::options::check_env_var_name;
 use tokensmith::secrecy::ExposeSecret as _;
 use tokensmith::{Error, Registry};
 
@@ -90,9 +91,18 @@ pub(crate) struct ProviderArgs {
     #[arg(long, value_name = "POINTER")]
     envelope: Option<String>,
     /// Where tokens are kept: a JSON file that keeps them between runs (needed by whitebit), or
-    /// `redis://host:port/db` to share them (and their refreshes) with a fleet of processes.
-    #[arg(long, value_name = "FILE|redis://...")]
+    /// `redis://host:port/db` to share them (and their refreshes) with a fleet of processes. A Redis
+    /// URL with a password belongs in --store-env or --store-file, not on the command line.
+    #[arg(long, value_name = "FILE|redis://...", conflicts_with_all = ["store_env", "store_file"])]
     store: Option<String>,
+    /// The name of an environment variable holding what --store takes (e.g. a Redis URL with its
+    /// password), so that the password stays off the command line.
+    #[arg(long, value_name = "VAR", conflicts_with = "store_file")]
+    store_env: Option<String>,
+    /// A file holding a Redis URL for the store (e.g. with its password), so that the password stays
+    /// off the command line. For a file store, pass --store FILE.
+    #[arg(long, value_name = "PATH")]
+    store_file: Option<PathBuf>,
     /// Allow plain http:// to hosts that are not loopback.
     #[arg(long)]
     allow_insecure_http: bool,
@@ -140,22 +150,59 @@ impl ProviderArgs {
         set(&mut config.body_format, &self.body_format);
         set(&mut config.envelope, &self.envelope);
         if let Some(var) = &self.client_secret_env {
+            check_env_var_name("--client-secret-env", var)?;
             config.client_secret = Some(Secret::Env(var.clone()));
         }
         if let Some(path) = &self.client_secret_file {
             config.client_secret = Some(Secret::File(path.clone()));
         }
-        if let Some(store) = &self.store {
-            config.store = Some(if store.starts_with("redis://") || store.starts_with("rediss://") {
-                StoreConfig::Redis { url: store.clone(), prefix: None }
-            } else {
-                StoreConfig::File { path: PathBuf::from(store) }
-            });
+        if let Some(store) = self.store_spec()? {
+            config.store = Some(StoreConfig::parse(&store));
         }
         if self.allow_insecure_http {
             config.allow_insecure_http = Some(true);
         }
         Ok(config)
+    }
+}
+
+impl ProviderArgs {
+    /// What --store, --store-env or --store-file gives, if one of them is set.
+    fn store_spec(&self) -> tokensmith::Result<Option<String>> {
+        if let Some(var) = &self.store_env {
+            check_env_var_name("--store-env", var)?;
+            return match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+                Some(spec) => Ok(Some(spec.trim().to_owned())),
+                None => Err(Error::config(
+                    "--store-env",
+                    format!(
+                        "the environment variable `{var}` that should hold the store (a Redis URL or a file path) is not set or empty; export it"
+                    ),
+                )),
+            };
+        }
+        if let Some(path) = &self.store_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::config(
+                    "--store-file",
+                    format!("cannot read `{}` ({e}); check the path and its permissions", path.display()),
+                )
+            })?;
+            let spec = text.trim();
+            // Never echo the content: it holds a password, or (the file store's own file given by
+            // mistake) tokens.
+            if !StoreConfig::is_redis_url(spec) || spec.contains('\n') {
+                return Err(Error::config(
+                    "--store-file",
+                    format!(
+                        "`{}` does not hold a Redis URL on one line (redis://, rediss:// or redis+unix://); --store-file is for a Redis URL kept off the command line, for a file store pass --store PATH",
+                        path.display()
+                    ),
+                ));
+            }
+            return Ok(Some(spec.to_owned()));
+        }
+        Ok(self.store.clone())
     }
 }
 

@@ -736,3 +736,148 @@ async fn two_token_runs_sharing_a_store_file_refresh_a_rotating_token_once() {
     assert_eq!(distinct.len(), sent.len(), "a refresh token was sent twice: {sent:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 15 item 2: a duration too large for a clock is a configuration error (exit 2) naming the
+/// flag or variable and the allowed range, never a panic.
+#[tokio::test]
+async fn huge_durations_exit_2_naming_the_flag_or_variable() {
+    const HUGE: &str = "18446744073709551615";
+    let dir = temp_dir("huge-durations");
+    let store = dir.join("tokens.json").display().to_string();
+    let args = [
+        "authorize",
+        "--provider",
+        "whitebit",
+        "--client-id",
+        "x",
+        "--client-secret-env",
+        SECRET_VAR,
+        "--store",
+        &store,
+        "--no-browser",
+        "--timeout",
+        HUGE,
+    ];
+    let out = run(&args, "s3cr3t-value").await;
+    assert_failure(&out, 2, &["`--timeout`", "from 1 to 86400"]);
+    let mut args = args.to_vec();
+    *args.last_mut().unwrap() = "soon";
+    assert_failure(&run(&args, "s3cr3t-value").await, 2, &["`--timeout`", "soon", "from 1 to 86400"]);
+
+    let mut token = ruby_args("https://ruby.example.com", "ruby-demo-client");
+    token.extend(["--store", &store]);
+    for (var, range) in
+        [("TOKENSMITH_TIMEOUT", "from 1 to 3600"), ("TOKENSMITH_FALLBACK_LIFETIME", "from 1 to 2592000")]
+    {
+        let out = run_with_env(&token, "s3cr3t-value", &[(var, HUGE)]).await;
+        assert_failure(&out, 2, &[var, range]);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 15 item 6: the secret itself given where a variable *name* is expected is never printed.
+#[tokio::test]
+async fn a_secret_given_as_a_variable_name_is_never_printed() {
+    // `run` fails the test if the secret appears on stdout or stderr.
+    let secret = "Sup3rS3cretValue!";
+    let mut args = vec![
+        "token",
+        "--provider",
+        "custom",
+        "--token-url",
+        "https://a.example.com/t",
+        "--client-id",
+        "x",
+        "--client-secret-env",
+        SECRET_VAR,
+    ];
+    let flag = args.iter().position(|a| *a == "--client-secret-env").unwrap();
+    args[flag + 1] = secret;
+    assert_failure(&run(&args, secret).await, 2, &["`--client-secret-env`", "not an environment variable name"]);
+    args[flag + 1] = SECRET_VAR;
+    for var in ["TOKENSMITH_STORE_ENCRYPTION_KEY_ENV", "TOKENSMITH_REFRESH_TOKEN_ENV"] {
+        let out = run_with_env(&args, secret, &[(var, secret)]).await;
+        assert_failure(&out, 2, &[var, "not an environment variable name"]);
+    }
+    let mut store_args = args.clone();
+    store_args.extend(["--store-env", secret]);
+    assert_failure(&run(&store_args, secret).await, 2, &["`--store-env`", "not an environment variable name"]);
+    // A real name that is unset is named.
+    args[flag + 1] = "TS_TEST_UNSET_VARIABLE";
+    assert_failure(&run(&args, secret).await, 2, &["`client_secret`", "TS_TEST_UNSET_VARIABLE"]);
+}
+
+/// Issue 15 item 7: the store URL (with the Redis password) from a variable (`--store-env VAR`,
+/// `TOKENSMITH_STORE`) or a file (`--store-file PATH`), never on the command line; the password is
+/// printed nowhere.
+#[tokio::test]
+async fn the_store_url_comes_from_a_variable_or_a_file() {
+    const PASSWORD: &str = "redis-pw-store-env-91c2";
+    let redis = RedisServer::start(Some(PASSWORD)).await;
+    let sandbox = Sandbox::start().await.unwrap();
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let client = sandbox.credentials(Dialect::RubyStyle);
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let dir = temp_dir("store-env");
+    let url_file = dir.join("store-url");
+    std::fs::write(&url_file, format!("{url}\n")).unwrap();
+    let url_file = url_file.display().to_string();
+    let plain = ruby_args(&base, &client.client_id);
+    let with = |extra: &[&'static str]| {
+        let mut args = plain.clone();
+        args.extend_from_slice(extra);
+        args
+    };
+    let env_flag = with(&["--store-env", "TS_TEST_STORE_URL"]);
+    let mut file_flag = plain.clone();
+    file_flag.extend(["--store-file", url_file.as_str()]);
+    let runs = [
+        run_with_env(&env_flag, &client.client_secret, &[("TS_TEST_STORE_URL", &url)]).await,
+        run_with_env(&plain, &client.client_secret, &[("TOKENSMITH_STORE", &url)]).await,
+        run(&file_flag, &client.client_secret).await,
+    ];
+    for out in &runs {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(!out.stderr.contains(PASSWORD) && !out.stdout.contains(PASSWORD), "{}", out.stderr);
+        assert_eq!(out.stdout, runs[0].stdout, "every run reads the token from the same Redis");
+    }
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, Dialect::RubyStyle.token_path()), 1);
+
+    // Misuse is a configuration error that echoes neither the password nor the file's content.
+    let unset = run(&with(&["--store-env", "TS_TEST_UNSET_STORE"]), &client.client_secret).await;
+    assert_failure(&unset, 2, &["`--store-env`", "TS_TEST_UNSET_STORE"]);
+    let tokens = dir.join("tokens.json");
+    std::fs::write(&tokens, "{\"k\": {\"access_token\": \"stored-token-value\"}}").unwrap();
+    let tokens = tokens.display().to_string();
+    let mut wrong = plain.clone();
+    wrong.extend(["--store-file", tokens.as_str()]);
+    let out = run(&wrong, &client.client_secret).await;
+    assert_failure(&out, 2, &["`--store-file`", "--store PATH"]);
+    assert!(!out.stderr.contains("stored-token-value"), "{}", out.stderr);
+    // Only one way to give the store.
+    let both = with(&["--store", "/tmp/x.json", "--store-env", "TS_TEST_STORE_URL"]);
+    assert_eq!(run(&both, &client.client_secret).await.code, 2);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 15 item 8: a custom refresh-token grant with the in-memory store would lose the rotated
+/// refresh token at exit and replay a spent one on the next run: refused, exit 2, naming `store`.
+#[tokio::test]
+async fn a_custom_refresh_grant_without_a_lasting_store_exits_2() {
+    let args = vec![
+        "token",
+        "--provider",
+        "custom",
+        "--token-url",
+        "https://a.example.com/t",
+        "--client-id",
+        "x",
+        "--client-secret-env",
+        SECRET_VAR,
+    ];
+    let env = [("TOKENSMITH_GRANT", "refresh_token"), ("TOKENSMITH_REFRESH_TOKEN_ENV", SECRET_VAR)];
+    let out = run_with_env(&args, "rt-s3cr3t-value", &env).await;
+    assert_failure(&out, 2, &["`store`", "file store", "--store"]);
+    let out = run_with_env(&args, "rt-s3cr3t-value", &[env[0], env[1], ("TOKENSMITH_STORE", "memory")]).await;
+    assert_failure(&out, 2, &["`store`"]);
+}

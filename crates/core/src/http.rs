@@ -97,7 +97,10 @@ pub fn check_url(url: &Url, allow_insecure_http: bool) -> Result<(), TransportEr
         return Err(TransportError::new(TransportErrorKind::InvalidUrl, "the URL has credentials in it"));
     }
     let Some(host) = url.host() else {
-        return Err(TransportError::new(TransportErrorKind::InvalidUrl, format!("the URL `{url}` has no host")));
+        return Err(TransportError::new(
+            TransportErrorKind::InvalidUrl,
+            format!("the URL `{}` has no host", redact_url_password(url.as_str())),
+        ));
     };
     match url.scheme() {
         "https" => Ok(()),
@@ -119,30 +122,99 @@ pub fn parse_url(key: &str, text: &str, allow_insecure_http: bool) -> Result<Url
     Ok(url)
 }
 
-/// `url` with its password, if it has one, replaced by `redacted`, for messages and `Debug` output (e.g.
-/// a `redis://user:password@host` store URL). Text that is not a URL gives `(unparseable URL)`, since it
-/// could be anything, a secret included.
+/// `url` with every password in it replaced by `redacted`, for messages, `Debug` output and logs: the
+/// one function that shows a URL which may carry a password (a Redis store URL, say).
+///
+/// It hides the userinfo password (`redis://user:password@host`) and the value of every `pass` or
+/// `password` query parameter, any case (`redis+unix:///run/redis.sock?pass=...`, which the `redis`
+/// crate reads). Text with `://` that does not parse is redacted the same way by pattern (everything
+/// between the first `:` of the userinfo and its last `@`, and those query values) and cut to 200
+/// characters; other text gives `(unparseable URL)`, since it could be anything, a secret included.
 ///
 /// ```
 /// use tokensmith_core::http::redact_url_password;
 ///
 /// assert_eq!(redact_url_password("redis://:hunter2@10.0.0.5:6379/0"), "redis://:redacted@10.0.0.5:6379/0");
 /// assert_eq!(redact_url_password("redis://10.0.0.5/0"), "redis://10.0.0.5/0");
+/// assert_eq!(
+///     redact_url_password("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
+///     "redis+unix:///run/redis.sock?db=1&pass=redacted"
+/// );
+/// assert_eq!(redact_url_password("redis://:hunter2@host:99999/0"), "redis://:redacted@host:99999/0");
 /// assert_eq!(redact_url_password("hunter2"), "(unparseable URL)");
 /// ```
 pub fn redact_url_password(url: &str) -> String {
     match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some(REDACTED));
+            }
+            if let Some(query) = parsed.query() {
+                let redacted = redact_query(query);
+                if redacted != query {
+                    parsed.set_query(Some(&redacted));
+                }
+            }
             parsed.to_string()
         }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "(unparseable URL)".to_owned(),
+        Err(_) => match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let rest = match rest.rfind('@') {
+                    Some(at) => match rest[..at].split_once(':') {
+                        Some((user, _)) => format!("{user}:{REDACTED}{}", &rest[at..]),
+                        None => rest.to_owned(),
+                    },
+                    None => rest.to_owned(),
+                };
+                let rest = match rest.split_once('?') {
+                    Some((before, query)) => {
+                        let (query, fragment) = match query.split_once('#') {
+                            Some((q, f)) => (q, Some(f)),
+                            None => (query, None),
+                        };
+                        let mut out = format!("{before}?{}", redact_query(query));
+                        if let Some(fragment) = fragment {
+                            out.push('#');
+                            out.push_str(fragment);
+                        }
+                        out
+                    }
+                    None => rest,
+                };
+                let shown = format!("{scheme}://{rest}");
+                if shown.chars().count() > 200 {
+                    format!("{}...", shown.chars().take(200).collect::<String>())
+                } else {
+                    shown
+                }
+            }
+            None => "(unparseable URL)".to_owned(),
+        },
     }
 }
 
+/// What a password is replaced with.
+const REDACTED: &str = "redacted";
+
+/// A query string with the value of each `pass` / `password` parameter (its name percent-decoded, any
+/// case) replaced by [`REDACTED`]; every other parameter is kept as it was written.
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| {
+            let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            let name = url::form_urlencoded::parse(raw_name.as_bytes()).next().map(|(name, _)| name);
+            let secret = name.is_some_and(|n| n.eq_ignore_ascii_case("pass") || n.eq_ignore_ascii_case("password"));
+            if secret { format!("{raw_name}={REDACTED}") } else { pair.to_owned() }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// An excerpt of a URL from configuration for an error message, with any password redacted.
 fn excerpt_url(text: &str) -> String {
-    crate::error::excerpt(text, 120)
+    let shown = if text.contains("://") { redact_url_password(text) } else { text.to_owned() };
+    crate::error::excerpt(&shown, 120)
 }
 
 /// Whether `host` surely means this machine: a literal loopback address (`127.0.0.0/8`, `[::1]`) or
@@ -440,6 +512,36 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn redact_url_password_hides_userinfo_and_query_passwords() {
+        let cases = [
+            ("redis://user:hunter2@h:6379/0", "redis://user:redacted@h:6379/0"),
+            ("redis+unix:///run/redis.sock?pass=hunter2", "redis+unix:///run/redis.sock?pass=redacted"),
+            (
+                "redis+unix:///run/redis.sock?db=2&password=hunter2&user=u",
+                "redis+unix:///run/redis.sock?db=2&password=redacted&user=u",
+            ),
+            ("rediss://h/0?PASS=hunter2#insecure", "rediss://h/0?PASS=redacted#insecure"),
+            ("redis+unix:///s?p%61ss=hunter2", "redis+unix:///s?p%61ss=redacted"),
+            ("redis://:hunter2@h/0?pass=hunter2", "redis://:redacted@h/0?pass=redacted"),
+            // Unparseable (bad port, space in the host): redacted by pattern.
+            ("redis://u:hunter2@h:99999/0?pass=hunter2#x", "redis://u:redacted@h:99999/0?pass=redacted#x"),
+            ("redis+unix://bad host/s?password=hunter2", "redis+unix://bad host/s?password=redacted"),
+            ("redis://:hun@ter2@bad host", "redis://:redacted@bad host"),
+            ("hunter2", "(unparseable URL)"),
+        ];
+        for (url, want) in cases {
+            let got = redact_url_password(url);
+            assert_eq!(got, want, "{url}");
+            assert!(!got.contains("hunter2") && !got.contains("ter2"), "{got}");
+        }
+        let long = format!("redis://h:1:2/{}", "x".repeat(500));
+        assert!(redact_url_password(&long).chars().count() <= 203);
+        // parse_url's message redacts too.
+        let err = parse_url("token_url", "https://u:hunter2@bad host/t", false).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -16,12 +16,14 @@
 //! ```
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cache::{CachedProvider, ClientCredentialsSource, RefreshPolicy};
 use crate::clock::Clock;
 use crate::endpoint::TokenClientBuilder;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, excerpt};
 use crate::http::Transport;
 use crate::retry::RetryPolicy;
 use crate::store::TokenStore;
@@ -116,4 +118,102 @@ pub fn parse_bool_setting(name: &str, value: &str) -> Result<bool> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(Error::config(name, format!("`{}` is not a boolean; use `true` or `false`", value.trim()))),
     }
+}
+
+/// Checks a number of seconds from configuration against its allowed `range`: the one check every
+/// duration setting goes through (a file key, an environment variable, a command-line flag), so that
+/// no setting can ask for a duration that overflows a clock (`Instant + Duration`) or is absurd.
+///
+/// ```
+/// use tokensmith_core::options::seconds_setting;
+///
+/// assert_eq!(seconds_setting("timeout", 30, 1..=3600).unwrap().as_secs(), 30);
+/// let err = seconds_setting("timeout", u64::MAX, 1..=3600).unwrap_err().to_string();
+/// assert!(err.contains("`timeout`") && err.contains("from 1 to 3600"), "{err}");
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Config`] naming `name` (the key, variable or flag the user set) and the allowed range.
+pub fn seconds_setting(name: &str, secs: u64, range: RangeInclusive<u64>) -> Result<Duration> {
+    if range.contains(&secs) {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(Error::config(
+            name,
+            format!("{secs} seconds is out of range; give a whole number of seconds {}", describe_range(&range)),
+        ))
+    }
+}
+
+/// [`seconds_setting`] for text (an environment variable or a flag): surrounding spaces are ignored;
+/// anything but a whole number in `range` is an error.
+///
+/// ```
+/// use tokensmith_core::options::parse_seconds_setting;
+///
+/// assert_eq!(parse_seconds_setting("TOKENSMITH_TIMEOUT", " 15 ", 1..=3600).unwrap().as_secs(), 15);
+/// for bad in ["18446744073709551615", "99999999999999999999999", "-1", "1.5", "ten", "0"] {
+///     let err = parse_seconds_setting("TOKENSMITH_TIMEOUT", bad, 1..=3600).unwrap_err().to_string();
+///     assert!(err.contains("TOKENSMITH_TIMEOUT") && err.contains("from 1 to 3600"), "{err}");
+/// }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Config`] naming `name` and the allowed range.
+pub fn parse_seconds_setting(name: &str, text: &str, range: RangeInclusive<u64>) -> Result<Duration> {
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: a number too large for u64 is out of range, not "not a number".
+        let secs = trimmed.parse::<u64>().unwrap_or(u64::MAX);
+        return seconds_setting(name, secs, range);
+    }
+    Err(Error::config(
+        name,
+        format!("`{}` is not a whole number of seconds; give one {}", excerpt(trimmed, 40), describe_range(&range)),
+    ))
+}
+
+fn describe_range(range: &RangeInclusive<u64>) -> String {
+    format!("from {} to {}", range.start(), range.end())
+}
+
+/// The longest environment variable name [`check_env_var_name`] accepts.
+pub const MAX_ENV_VAR_NAME_LEN: usize = 128;
+
+/// Whether `name` looks like an environment variable name: `[A-Za-z_][A-Za-z0-9_]*`, at most
+/// [`MAX_ENV_VAR_NAME_LEN`] characters.
+pub fn is_env_var_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    first_ok && name.len() <= MAX_ENV_VAR_NAME_LEN && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Checks that `name`, given where the *name* of an environment variable is expected (a `*_ENV`
+/// variable, `{ env = "..." }`, `--client-secret-env`), looks like one. Setting one of those to the
+/// secret itself is an easy mistake; the error then says so **without echoing the value**, which is
+/// likely the secret.
+///
+/// ```
+/// use tokensmith_core::options::check_env_var_name;
+///
+/// assert!(check_env_var_name("client_secret", "DJANGO_SECRET").is_ok());
+/// let err = check_env_var_name("client_secret", "Sup3rS3cretValue!").unwrap_err().to_string();
+/// assert!(err.contains("`client_secret`") && !err.contains("Sup3rS3cretValue"), "{err}");
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Config`] naming `setting` (never `name`).
+pub fn check_env_var_name(setting: &str, name: &str) -> Result<()> {
+    if is_env_var_name(name) {
+        return Ok(());
+    }
+    Err(Error::config(
+        setting,
+        format!(
+            "the value given is not an environment variable name (letters, digits and `_`, not starting with a digit, at most {MAX_ENV_VAR_NAME_LEN} characters), so it is not shown: give the name of the variable that holds the value, not the value itself"
+        ),
+    ))
 }

@@ -103,13 +103,16 @@ impl StoreEncryption {
     /// [module docs](self)).
     ///
     /// An unset or empty variable, bad base64 or a key that is not 32 bytes long gives
-    /// [`Error::Config`] naming `var` (never its value).
+    /// [`Error::Config`] naming `var` (never its value); a `var` that is not a variable name (the key
+    /// itself, given by mistake) gives one naming `encryption_key`, without `var`.
     pub fn from_env(var: &str) -> Result<Self> {
         Self::from_env_with(var, |name| std::env::var(name).ok())
     }
 
     /// [`from_env`](Self::from_env), looking the variable up with `env`.
     pub fn from_env_with(var: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        // A "variable name" that is not one is likely the key itself: never echo it.
+        crate::options::check_env_var_name("encryption_key", var)?;
         let value = Zeroizing::new(env(var).unwrap_or_default());
         if value.trim().is_empty() {
             return Err(Error::config(
@@ -427,6 +430,16 @@ mod tests {
             StoreEncryption::from_env_with("MY_TOKEN_KEY", env_of(&[("MY_TOKEN_KEY", STANDARD.encode([1u8; 16]))]))
                 .unwrap_err();
         assert!(err.to_string().contains("16 bytes, not 32"), "{err}");
+    }
+
+    #[test]
+    fn a_key_given_as_the_variable_name_is_never_echoed() {
+        let key = STANDARD.encode([7u8; 32]);
+        let err = StoreEncryption::from_env_with(&key, |_| None).unwrap_err();
+        let Error::Config { key: setting, message } = &err else { panic!("{err:?}") };
+        assert_eq!(setting, "encryption_key");
+        assert!(message.contains("not an environment variable name"), "{message}");
+        assert!(!format!("{err} {err:?}").contains(key.trim_end_matches('=')), "{err:?}");
     }
 
     #[test]

@@ -1319,6 +1319,24 @@ mod tests {
         assert!(matches!(err, Error::Config { ref key, .. } if key == "store.prefix"), "{err:?}");
     }
 
+    /// Issue 15 item 5: a password in a `pass` / `password` query parameter (which the redis crate
+    /// reads for `redis+unix://`) is hidden too, in `Debug` and in every error.
+    #[test]
+    fn debug_and_errors_hide_a_query_password() {
+        let store = RedisStore::new("redis+unix:///run/redis.sock?db=1&pass=hunter2").unwrap();
+        let debug = format!("{store:?}");
+        assert!(!debug.contains("hunter2") && debug.contains("pass=redacted"), "{debug}");
+        let builder = format!("{:?}", RedisStore::builder("redis+unix:///run/redis.sock?password=hunter2"));
+        assert!(!builder.contains("hunter2"), "{builder}");
+        for url in ["redis+unix:///run/redis.sock?db=x&pass=hunter2", "redis://:hunter2@h:99999/0?pass=hunter2"] {
+            let err = RedisStore::new(url).unwrap_err();
+            assert!(matches!(err, Error::Config { ref key, .. } if key == "store.url"), "{err:?}");
+            assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+        }
+        let err = store.inner.error("ping", redis::RedisError::from((redis::ErrorKind::Io, "refused")));
+        assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    }
+
     #[test]
     fn keys_share_a_cluster_slot_per_token_set() {
         let store = RedisStore::builder("redis://127.0.0.1").prefix("p").build().unwrap();

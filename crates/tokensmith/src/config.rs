@@ -22,20 +22,23 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tokensmith_core::http::redact_url_password;
-use tokensmith_core::options::parse_bool_setting;
+use tokensmith_core::options::{
+    check_env_var_name, is_env_var_name, parse_bool_setting, parse_seconds_setting, seconds_setting,
+};
 use tokensmith_core::{Error, Result, RetryPolicy};
 
 /// A client secret (or refresh token): given by value, by the name of an environment variable that
 /// holds it, or by the path of a file that holds it.
 ///
 /// In TOML: `client_secret = "value"`, `client_secret = { env = "VAR" }` or
-/// `client_secret = { file = "/path" }`. `Debug` never shows a value.
+/// `client_secret = { file = "/path" }`. `Debug` never shows a value, nor an `Env` "name" that is not
+/// a variable name (most likely the secret itself, given there by mistake).
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum Secret {
@@ -60,10 +63,13 @@ impl Secret {
     }
 
     /// Reads the secret, looking environment variables up with `env`.
+    ///
+    /// An `Env` name that is not a variable name (`[A-Za-z_][A-Za-z0-9_]*`) is refused without being
+    /// shown: it is most likely the secret itself.
     pub fn resolve_with(&self, key: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<SecretString> {
         let secret = match self {
             Secret::Value(secret) => secret.clone(),
-            Secret::Env(name) => match env(name) {
+            Secret::Env(name) => match check_env_var_name(key, name).map(|()| env(name))? {
                 Some(value) => SecretString::from(value),
                 None => {
                     return Err(Error::config(
@@ -91,11 +97,13 @@ impl Secret {
         Ok(secret)
     }
 
-    /// Where the secret comes from, without the secret: `inline`, `env VAR` or `file PATH`.
+    /// Where the secret comes from, without the secret: `inline`, `env VAR` or `file PATH` (`env`
+    /// alone when the name is not a variable name).
     pub fn describe(&self) -> String {
         match self {
             Secret::Value(_) => "inline".to_owned(),
-            Secret::Env(name) => format!("env {name}"),
+            Secret::Env(name) if is_env_var_name(name) => format!("env {name}"),
+            Secret::Env(_) => "env (not a variable name, not shown)".to_owned(),
             Secret::File(path) => format!("file {}", path.display()),
         }
     }
@@ -105,7 +113,8 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Secret::Value(_) => f.write_str("Value(** redacted **)"),
-            Secret::Env(name) => f.debug_tuple("Env").field(name).finish(),
+            Secret::Env(name) if is_env_var_name(name) => f.debug_tuple("Env").field(name).finish(),
+            Secret::Env(_) => f.write_str("Env(** not a variable name, not shown **)"),
             Secret::File(path) => f.debug_tuple("File").field(path).finish(),
         }
     }
@@ -134,7 +143,13 @@ impl<'de> Deserialize<'de> for Secret {
         match raw {
             Raw::Plain(value) => Ok(Secret::value(value)),
             Raw::Table(Table { value: Some(value), env: None, file: None }) => Ok(Secret::value(value)),
-            Raw::Table(Table { value: None, env: Some(env), file: None }) => Ok(Secret::Env(env)),
+            Raw::Table(Table { value: None, env: Some(env), file: None }) => {
+                check_env_var_name("env", &env).map_err(|e| match e {
+                    Error::Config { message, .. } => serde::de::Error::custom(format!("`env`: {message}")),
+                    other => serde::de::Error::custom(other),
+                })?;
+                Ok(Secret::Env(env))
+            }
             Raw::Table(Table { value: None, env: None, file: Some(file) }) => Ok(Secret::File(file)),
             Raw::Table(_) => Err(serde::de::Error::custom("give exactly one of `value`, `env` or `file`")),
         }
@@ -167,6 +182,34 @@ pub enum StoreConfig {
         #[serde(default)]
         prefix: Option<String>,
     },
+}
+
+impl StoreConfig {
+    /// The store a one-line description names: `memory`, a `redis://`, `rediss://` or
+    /// `redis+unix://` URL, or else the path of a file. What `TOKENSMITH_STORE` and the CLI's
+    /// `--store`, `--store-env` and `--store-file` take.
+    ///
+    /// ```
+    /// use tokensmith::config::StoreConfig;
+    ///
+    /// assert_eq!(StoreConfig::parse("memory"), StoreConfig::Memory);
+    /// assert!(matches!(StoreConfig::parse("redis+unix:///run/redis.sock"), StoreConfig::Redis { .. }));
+    /// assert!(matches!(StoreConfig::parse("/var/lib/app/tokens.json"), StoreConfig::File { .. }));
+    /// ```
+    pub fn parse(spec: &str) -> StoreConfig {
+        if spec == "memory" {
+            StoreConfig::Memory
+        } else if Self::is_redis_url(spec) {
+            StoreConfig::Redis { url: spec.to_owned(), prefix: None }
+        } else {
+            StoreConfig::File { path: spec.into() }
+        }
+    }
+
+    /// Whether `spec` starts like a Redis URL (`redis://`, `rediss://` or `redis+unix://`).
+    pub fn is_redis_url(spec: &str) -> bool {
+        ["redis://", "rediss://", "redis+unix://"].iter().any(|scheme| spec.starts_with(scheme))
+    }
 }
 
 impl fmt::Debug for StoreConfig {
@@ -315,6 +358,21 @@ impl fmt::Debug for Config {
     }
 }
 
+/// The seconds `timeout` may be: at least 1, at most an hour per attempt.
+pub const TIMEOUT_SECS: RangeInclusive<u64> = 1..=3600;
+
+/// The seconds `fallback_lifetime` may be: at least 1, at most 30 days (the longest lifetime a token
+/// response is believed).
+pub const FALLBACK_LIFETIME_SECS: RangeInclusive<u64> = 1..=30 * 24 * 3600;
+
+/// The keys that hold a number of seconds, with their allowed ranges: each is checked by
+/// [`seconds_setting`](tokensmith_core::options::seconds_setting) wherever it is read (the file, the
+/// environment, a `Config` built in code).
+pub const SECONDS_KEYS: &[(&str, &str, RangeInclusive<u64>)] = &[
+    ("timeout", "TOKENSMITH_TIMEOUT", TIMEOUT_SECS),
+    ("fallback_lifetime", "TOKENSMITH_FALLBACK_LIFETIME", FALLBACK_LIFETIME_SECS),
+];
+
 /// Every environment variable [`Config::from_env`] reads, with the key it sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("TOKENSMITH_PROVIDER", "provider"),
@@ -425,6 +483,15 @@ impl Config {
                 }
                 _ => {}
             }
+            if let Some((_, _, range)) = SECONDS_KEYS.iter().find(|(k, _, _)| k == key) {
+                match value {
+                    toml::Value::Integer(n) => match u64::try_from(*n) {
+                        Ok(secs) => seconds_setting(key, secs, range.clone()).map(drop)?,
+                        Err(_) => parse_seconds_setting(key, &n.to_string(), range.clone()).map(drop)?,
+                    },
+                    other => parse_seconds_setting(key, &other.to_string(), range.clone()).map(drop)?,
+                }
+            }
             let mut single = toml::Table::new();
             single.insert(key.clone(), value.clone());
             if let Err(e) = Config::deserialize(toml::Value::Table(single)) {
@@ -513,18 +580,14 @@ impl Config {
         if let Some(secret) = secret_from_env(&get, "TOKENSMITH_STORE_ENCRYPTION_KEY")? {
             self.store_encryption_key = Some(secret);
         }
-        if let Some(v) = get("TOKENSMITH_FALLBACK_LIFETIME") {
-            let secs = v.trim().parse::<u64>().map_err(|_| {
-                Error::config("TOKENSMITH_FALLBACK_LIFETIME", format!("`{v}` is not a whole number of seconds"))
-            })?;
-            self.fallback_lifetime = Some(secs);
-        }
-        if let Some(v) = get("TOKENSMITH_TIMEOUT") {
-            let secs = v
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| Error::config("TOKENSMITH_TIMEOUT", format!("`{v}` is not a whole number of seconds")))?;
-            self.timeout = Some(secs);
+        for (key, var, range) in SECONDS_KEYS {
+            if let Some(v) = get(var) {
+                let secs = parse_seconds_setting(var, &v, range.clone())?.as_secs();
+                match *key {
+                    "timeout" => self.timeout = Some(secs),
+                    _ => self.fallback_lifetime = Some(secs),
+                }
+            }
         }
         if let Some(v) = get("TOKENSMITH_EXTRA_PARAMS") {
             let params: BTreeMap<String, String> = url::form_urlencoded::parse(v.as_bytes()).into_owned().collect();
@@ -543,13 +606,7 @@ impl Config {
             self.allow_insecure_http = Some(parse_bool_setting("TOKENSMITH_ALLOW_INSECURE_HTTP", &v)?);
         }
         if let Some(v) = get("TOKENSMITH_STORE") {
-            self.store = Some(if v == "memory" {
-                StoreConfig::Memory
-            } else if v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("redis+unix://") {
-                StoreConfig::Redis { url: v, prefix: None }
-            } else {
-                StoreConfig::File { path: v.into() }
-            });
+            self.store = Some(StoreConfig::parse(&v));
         }
         Ok(())
     }
@@ -606,18 +663,26 @@ impl Config {
         }
     }
 
-    /// The retry policy for token requests: the defaults, with `timeout` as the time per attempt.
+    /// The retry policy for token requests: the defaults, with `timeout` as the time per attempt
+    /// (checked against [`TIMEOUT_SECS`]).
     pub fn retry_policy(&self) -> Result<RetryPolicy> {
         let policy = RetryPolicy::default();
         match self.timeout {
             None => Ok(policy),
-            Some(0) => Err(Error::config("timeout", "the timeout is 0 seconds; give at least 1 (the default is 10)")),
             Some(secs) => {
-                let timeout = Duration::from_secs(secs);
+                let timeout = seconds_setting("timeout", secs, TIMEOUT_SECS)?;
                 let deadline = timeout.max(policy.overall_deadline());
                 Ok(policy.attempt_timeout(timeout).deadline(deadline))
             }
         }
+    }
+
+    /// The lifetime assumed when a token response has no `expires_in`, if set (checked against
+    /// [`FALLBACK_LIFETIME_SECS`]).
+    pub fn fallback_lifetime(&self) -> Result<Option<std::time::Duration>> {
+        self.fallback_lifetime
+            .map(|secs| seconds_setting("fallback_lifetime", secs, FALLBACK_LIFETIME_SECS))
+            .transpose()
     }
 
     /// Whether insecure HTTP is allowed (default false).
@@ -671,7 +736,14 @@ impl Config {
 
 fn secret_from_env(get: &dyn Fn(&str) -> Option<String>, prefix: &str) -> Result<Option<Secret>> {
     let value = get(prefix).map(Secret::value);
-    let env = get(&format!("{prefix}_ENV")).map(Secret::Env);
+    let env_var = format!("{prefix}_ENV");
+    let env = match get(&env_var) {
+        Some(name) => {
+            check_env_var_name(&env_var, &name)?;
+            Some(Secret::Env(name))
+        }
+        None => None,
+    };
     let file = get(&format!("{prefix}_FILE")).map(|p| Secret::File(p.into()));
     match (value, env, file) {
         (v, None, None) => Ok(v),

@@ -11,11 +11,9 @@
 //! | `extra_params` | parameters added to every request | none |
 //! | `envelope` | JSON pointer to the token fields, e.g. `/data` | none |
 //! | `fallback_lifetime` | seconds assumed when `expires_in` is missing | 3600 |
-//! | `grant` | `client_credentials`, or `refresh_token` to keep a refresh token going | `client_credentials` |
+//! | `grant` | `client_credentials`, or `refresh_token` to keep a refresh token going (needs a file or Redis `store`) | `client_credentials` |
 //! | `refresh_token`, `refresh_url`, `refresh_token_param`, `send_grant_type` | the refresh grant's shape | |
 //! | `name` | the provider's name in logs and store keys | `custom` |
-
-use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
@@ -27,24 +25,32 @@ use tokensmith_core::{
 };
 
 use crate::config::Config;
-use crate::store::build_store;
+use crate::store::{build_store, require_lasting_store};
 
 /// Builds the declarative provider described by `config` (see the [module docs](self)).
 pub fn build(config: &Config) -> Result<SharedTokenProvider> {
     let (client, scopes) = client(config)?;
-    let store = build_store(config)?;
     let grant = config.grant.as_deref().unwrap_or("client_credentials");
     match grant {
         "client_credentials" => {
             config.reject_keys("custom", &["refresh_token"])?;
+            let store = build_store(config)?;
             let source = ClientCredentialsSource::new(client, scopes);
             Ok(SharedTokenProvider::new(CachedProvider::builder(source).store(store).build()))
         }
         "refresh_token" => {
+            // The server may rotate the refresh token on every use: a store that forgets the new one
+            // at exit makes the next run replay a spent token (`invalid_grant`, or the whole grant
+            // revoked by reuse detection).
+            require_lasting_store(
+                config,
+                "`grant = \"refresh_token\"` must keep the refresh token the server rotates, or the next run replays a spent one",
+            )?;
             let seed = match &config.refresh_token {
                 Some(secret) => Some(RefreshToken::new(secret.resolve("refresh_token")?.expose_secret())),
                 None => None,
             };
+            let store = build_store(config)?;
             let source = SeededRefreshSource { inner: RefreshTokenSource::new(client, scopes), seed };
             Ok(SharedTokenProvider::new(CachedProvider::builder(source).store(store).build()))
         }
@@ -80,8 +86,8 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
     if let Some(envelope) = &config.envelope {
         response = response.envelope(envelope.clone());
     }
-    if let Some(secs) = config.fallback_lifetime {
-        response = response.fallback_lifetime(Duration::from_secs(secs));
+    if let Some(lifetime) = config.fallback_lifetime()? {
+        response = response.fallback_lifetime(lifetime);
     }
     response.validate("envelope")?;
     let mut endpoint = TokenEndpoint::new(token_url)

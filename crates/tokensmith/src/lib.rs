@@ -77,10 +77,10 @@ pub use tokensmith_core::*;
 
 pub use config::{Config, Secret, StoreConfig};
 pub use registry::{BUILT_IN, BuildFn, Registry};
-pub use store::build_store;
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub use store::build_store_encryption;
+pub use store::{build_store, require_lasting_store};
 
 #[cfg(feature = "whitebit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "whitebit")))]

@@ -56,6 +56,32 @@ pub fn build_store(config: &Config) -> Result<Arc<dyn TokenStore>> {
     }
 }
 
+/// Fails with [`Error::Config`] for `store` unless `config` keeps tokens somewhere that outlives the
+/// process (a file or Redis): for what must not lose a token set at exit, such as a rotating refresh
+/// token (`provider = "custom"` with `grant = "refresh_token"`) or the tokens `tokensmith authorize`
+/// saves. `why` says what needs it, e.g. "a refresh-token grant keeps the rotated refresh token".
+///
+/// ```
+/// use tokensmith::config::{Config, StoreConfig};
+///
+/// let mut config = Config::default();
+/// let err = tokensmith::require_lasting_store(&config, "the refresh token rotates").unwrap_err();
+/// assert!(err.to_string().contains("`store`"), "{err}");
+/// config.store = Some(StoreConfig::File { path: "/var/lib/app/tokens.json".into() });
+/// assert!(tokensmith::require_lasting_store(&config, "the refresh token rotates").is_ok());
+/// ```
+pub fn require_lasting_store(config: &Config, why: &str) -> Result<()> {
+    match config.store {
+        Some(StoreConfig::File { .. } | StoreConfig::Redis { .. }) => Ok(()),
+        _ => Err(Error::config(
+            "store",
+            format!(
+                "{why}, but the in-memory store (the default) loses what it holds when the process exits: configure a file store (`[store] kind = \"file\"` and `path`, TOKENSMITH_STORE=/path/tokens.json, or the CLI's --store FILE) or a Redis store (`kind = \"redis\"` and `url`, TOKENSMITH_STORE=redis://..., or the CLI's --store-env VAR)"
+            ),
+        )),
+    }
+}
+
 /// The [`StoreEncryption`](tokensmith_core::StoreEncryption) that `[store] encryption_key` (or
 /// `TOKENSMITH_STORE_ENCRYPTION_KEY`, `_ENV`, `_FILE`) describes, or `None` when no key is set.
 ///

@@ -444,6 +444,170 @@ fn the_timeout_becomes_the_retry_policy_of_every_provider() {
         let provider_debug = format!("{:?}", tokensmith::from_config(&Config::from_toml_str(&text).unwrap()).unwrap());
         assert!(provider_debug.contains("attempt_timeout: 42s"), "{provider}: {provider_debug}");
         let zero = text.replace("timeout = 42", "timeout = 0");
-        assert_key(tokensmith::from_config(&Config::from_toml_str(&zero).unwrap()), "timeout");
+        assert_key(Config::from_toml_str(&zero), "timeout");
+        let mut config = Config::from_toml_str(&text).unwrap();
+        config.timeout = Some(0);
+        assert_key(tokensmith::from_config(&config), "timeout");
     }
+}
+
+/// Issue 15 item 2: `TOKENSMITH_TIMEOUT=18446744073709551615` (and any other duration out of range,
+/// wherever it is set) is a configuration error naming what was set and the allowed range, never a
+/// panic on a clock overflow.
+#[test]
+fn every_duration_is_range_checked_in_the_file_the_environment_and_code() {
+    const HUGE: &str = "18446744073709551615";
+    for (var, value, range) in [
+        ("TOKENSMITH_TIMEOUT", HUGE, "from 1 to 3600"),
+        ("TOKENSMITH_TIMEOUT", "99999999999999999999999", "from 1 to 3600"),
+        ("TOKENSMITH_TIMEOUT", "3601", "from 1 to 3600"),
+        ("TOKENSMITH_TIMEOUT", "0", "from 1 to 3600"),
+        ("TOKENSMITH_TIMEOUT", "-3", "from 1 to 3600"),
+        ("TOKENSMITH_FALLBACK_LIFETIME", HUGE, "from 1 to 2592000"),
+        ("TOKENSMITH_FALLBACK_LIFETIME", "0", "from 1 to 2592000"),
+    ] {
+        let message = assert_key(Config::from_env_with(env_of(&[(var, value)])), var);
+        assert!(message.contains(range), "{var}={value}: {message}");
+        let env = env_of(&[
+            ("TOKENSMITH_PROVIDER", "custom"),
+            ("TOKENSMITH_CLIENT_ID", "id"),
+            ("TOKENSMITH_CLIENT_SECRET", "s"),
+            ("TOKENSMITH_TOKEN_URL", "https://auth.example.com/token"),
+            (var, value),
+        ]);
+        assert_key(tokensmith::from_env_with(env), var);
+    }
+    for (text, key, range) in [
+        ("timeout = 9223372036854775807", "timeout", "from 1 to 3600"),
+        ("timeout = 3601", "timeout", "from 1 to 3600"),
+        ("timeout = 1.5", "timeout", "from 1 to 3600"),
+        ("fallback_lifetime = 9223372036854775807", "fallback_lifetime", "from 1 to 2592000"),
+        ("fallback_lifetime = -5", "fallback_lifetime", "from 1 to 2592000"),
+    ] {
+        let message = assert_key(Config::from_toml_str(text), key);
+        assert!(message.contains(range), "{text}: {message}");
+    }
+    // A `Config` built in code goes through the same check when the provider is built.
+    let mut config =
+        Config::from_toml_str(&format!("{CUSTOM}token_url = \"https://auth.example.com/token\"\n")).unwrap();
+    config.timeout = Some(u64::MAX);
+    assert!(assert_key(tokensmith::from_config(&config), "timeout").contains("from 1 to 3600"));
+    config.timeout = None;
+    config.fallback_lifetime = Some(u64::MAX);
+    assert!(assert_key(tokensmith::from_config(&config), "fallback_lifetime").contains("from 1 to 2592000"));
+    config.fallback_lifetime = Some(2_592_000);
+    config.timeout = Some(3600);
+    assert!(tokensmith::from_config(&config).is_ok());
+}
+
+/// Issue 15 item 6: a secret given where the *name* of a variable is expected is never echoed.
+#[test]
+fn a_value_given_where_a_variable_name_is_expected_is_never_echoed() {
+    const SECRET: &str = "Sup3rS3cretValue!";
+    const KEY: &str = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
+    let url = "TOKENSMITH_TOKEN_URL";
+    let base = [
+        ("TOKENSMITH_PROVIDER", "custom"),
+        ("TOKENSMITH_CLIENT_ID", "id"),
+        (url, "https://auth.example.com/token"),
+        ("TOKENSMITH_STORE", "/tmp/tokensmith-never-written.json"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = base.to_vec();
+        pairs.extend_from_slice(extra);
+        env_of(&pairs)
+    };
+    let never_shown = |err: &Error, value: &str| {
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(value.trim_end_matches(['!', '='])), "{text}");
+        assert!(text.contains("not an environment variable name"), "{text}");
+    };
+    for (var, value) in [
+        ("TOKENSMITH_CLIENT_SECRET_ENV", SECRET),
+        ("TOKENSMITH_REFRESH_TOKEN_ENV", SECRET),
+        ("TOKENSMITH_STORE_ENCRYPTION_KEY_ENV", KEY),
+        ("TOKENSMITH_CLIENT_SECRET_ENV", "9f86d081884c7d659a2feaa0c55ad015"),
+    ] {
+        let err = tokensmith::from_env_with(with(&[(var, value)])).unwrap_err();
+        assert!(matches!(&err, Error::Config { key, .. } if key == var), "{err:?}");
+        never_shown(&err, value);
+    }
+    for (text, key, value) in [
+        (format!("client_secret = {{ env = {SECRET:?} }}"), "client_secret", SECRET),
+        (format!("refresh_token = {{ env = {SECRET:?} }}"), "refresh_token", SECRET),
+        (
+            format!("[store]\nkind = \"file\"\npath = \"/x\"\nencryption_key = {{ env = {KEY:?} }}"),
+            "store.encryption_key",
+            KEY,
+        ),
+    ] {
+        let err = Config::from_toml_str(&text).unwrap_err();
+        assert!(matches!(&err, Error::Config { key: got, .. } if got == key), "{err:?}");
+        never_shown(&err, value);
+    }
+    // Built in code: resolving, `Debug` and `describe` never show it either.
+    let mut config =
+        Config::from_toml_str(&format!("{CUSTOM}token_url = \"https://auth.example.com/token\"\n")).unwrap();
+    config.client_secret = Some(Secret::Env(SECRET.into()));
+    let err = tokensmith::from_config(&config).unwrap_err();
+    assert!(matches!(&err, Error::Config { key, .. } if key == "client_secret"), "{err:?}");
+    never_shown(&err, SECRET);
+    let err = config.resolve_secrets_with(&|_| None).unwrap_err();
+    never_shown(&err, SECRET);
+    assert!(!format!("{config:?}").contains("Sup3r"), "{config:?}");
+    assert!(!Secret::Env(SECRET.into()).describe().contains("Sup3r"));
+    config.store_encryption_key = Some(Secret::Env(KEY.into()));
+    config.store = Some(StoreConfig::File { path: "/tmp/tokensmith-never-written.json".into() });
+    config.client_secret = Some(Secret::value("s"));
+    let err = tokensmith::build_store_encryption(&config).unwrap_err();
+    never_shown(&err, KEY);
+    // A real variable name that is unset is still named: it is a name, not a value.
+    let err = tokensmith::from_env_with(with(&[("TOKENSMITH_CLIENT_SECRET_ENV", "MY_UNSET_SECRET_VAR")])).unwrap_err();
+    assert!(err.to_string().contains("`MY_UNSET_SECRET_VAR`"), "{err}");
+}
+
+/// Issue 15 item 5: a Redis password given as a `pass` / `password` query parameter is hidden like
+/// one in the userinfo, in `StoreConfig`'s `Display` and `Debug` and the `Config`'s `Debug`.
+#[test]
+fn store_display_and_debug_hide_query_passwords() {
+    for url in [
+        "redis+unix:///run/redis.sock?pass=hunter2-query",
+        "redis+unix:///run/redis.sock?db=1&password=hunter2-query",
+        "redis://:hunter2-query@10.0.0.5:6379/0",
+        "redis://:hunter2-query@10.0.0.5:99999/0",
+    ] {
+        let config = Config::from_env_with(env_of(&[("TOKENSMITH_STORE", url)])).unwrap();
+        let store = config.store.clone().unwrap();
+        assert!(matches!(store, StoreConfig::Redis { .. }), "{store:?}");
+        for shown in [store.to_string(), format!("{store:?}"), format!("{config:?}")] {
+            assert!(!shown.contains("hunter2") && shown.contains("redacted"), "{shown}");
+        }
+    }
+}
+
+/// Issue 15 item 8: a refresh-token grant (which the server may rotate) with the in-memory store
+/// would replay a spent refresh token on the next run: refused, naming `store`.
+#[test]
+fn a_refresh_token_grant_needs_a_file_or_redis_store() {
+    let refresh = format!(
+        "{CUSTOM}token_url = \"https://auth.example.com/token\"\ngrant = \"refresh_token\"\nrefresh_token = \"rt-secret\"\n"
+    );
+    for extra in ["", "[store]\nkind = \"memory\"\n"] {
+        let message = assert_key(build(&format!("{refresh}{extra}")), "store");
+        assert!(message.contains("file store") && message.contains("Redis store"), "{message}");
+        assert!(!message.contains("rt-secret"), "{message}");
+    }
+    let dir = temp_dir("refresh-grant-store");
+    let path = dir.join("tokens.json");
+    assert!(build(&format!("{refresh}[store]\nkind = \"file\"\npath = {:?}\n", path.display().to_string())).is_ok());
+    let env = env_of(&[
+        ("TOKENSMITH_PROVIDER", "custom"),
+        ("TOKENSMITH_CLIENT_ID", "id"),
+        ("TOKENSMITH_CLIENT_SECRET", "s"),
+        ("TOKENSMITH_TOKEN_URL", "https://auth.example.com/token"),
+        ("TOKENSMITH_GRANT", "refresh_token"),
+        ("TOKENSMITH_REFRESH_TOKEN", "rt"),
+    ]);
+    assert_key(tokensmith::from_env_with(env), "store");
+    std::fs::remove_dir_all(&dir).ok();
 }
