@@ -89,6 +89,9 @@ pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
     let listener = LoopbackListener::bind(port)?;
     let redirect_uri = listener.redirect_uri();
     let provider = tokensmith::whitebit_builder(&config)?.redirect_uri(&redirect_uri).build()?;
+    // The code the consent yields is spent by the exchange: the store must be able to save the
+    // tokens before the user is sent to consent.
+    provider.cache().check_store().await?;
     let pending = if args.pkce { provider.authorize_pkce() } else { provider.authorize() };
     let url = pending.url().to_string();
     eprintln!("Open this URL in a browser and allow access (waiting on {redirect_uri}):");
@@ -97,7 +100,14 @@ pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
         open_browser(&url);
     }
     let query = listener.wait_for(&pending, timeout).await?;
-    let token = provider.complete(&pending, &query).await?;
+    let token = match provider.complete(&pending, &query).await {
+        Ok(token) => token,
+        Err(e @ Error::Store { .. }) => match provider.cache().unsaved() {
+            Some(unsaved) => return Err(crate::rescue::rescue(&store, provider.cache().key(), &unsaved, Some(e)).await),
+            None => return Err(e),
+        },
+        Err(e) => return Err(e),
+    };
     eprintln!(
         "Authorized: tokens saved in {store} (access token valid for {} s{}). Run `tokensmith token --provider whitebit` with the same --store to use them.",
         token.lifetime().as_secs(),

@@ -10,6 +10,7 @@
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod authorize;
+mod rescue;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -231,6 +232,11 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
     let config = args.provider.config()?;
     let provider = Registry::default().build(&config)?;
     let token = provider.token().await?;
+    // The set is saved before the token is printed; a set the store refused (with a rotating refresh
+    // token, the only one the provider still accepts) goes to a rescue file, and the run fails.
+    if let Some((key, unsaved)) = provider.as_dyn().unsaved() {
+        return Err(rescue::rescue(&config.store.clone().unwrap_or_default(), &key, &unsaved, None).await);
+    }
     let secret = token.secret().expose_secret();
     if args.json {
         let expires_in = token.expires_in(SystemTime::now()).as_secs();

@@ -881,3 +881,91 @@ async fn a_custom_refresh_grant_without_a_lasting_store_exits_2() {
     let out = run_with_env(&args, "rt-s3cr3t-value", &[env[0], env[1], ("TOKENSMITH_STORE", "memory")]).await;
     assert_failure(&out, 2, &["`store`"]);
 }
+
+/// Issue 15, item 9 and issue 21, item 1: a rotated refresh token the store cannot save is never lost
+/// (it goes to a rescue file whose path the one-line error gives) and the run fails instead of
+/// printing the token. The store's directory is made immutable (`chattr +i`, which binds root too)
+/// after the authorization, so that the lock works but the refreshed set cannot be written.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_refreshed_set_the_store_cannot_save_goes_to_a_rescue_file_and_the_run_fails() {
+    struct Immutable(PathBuf);
+    impl Drop for Immutable {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+        }
+    }
+    let sandbox = Sandbox::start_with(SandboxConfig::default().whitebit_auto_approve(true)).await.unwrap();
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let base = sandbox.base_url(Dialect::Whitebit);
+    let dir = temp_dir("rescue");
+    let store = dir.join("tokens.json").display().to_string();
+    authorize(&sandbox, &store, &[]).await;
+    let args = whitebit_token_args(&base, &client.client_id, &store);
+    let first = run(&args, &client.client_secret).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // Expire the stored set (nothing sleeps) and let the sandbox accept the next refresh.
+    let mut stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    for entry in stored.as_object_mut().unwrap().values_mut() {
+        entry["expires_at"] = serde_json::json!(now - 10);
+    }
+    std::fs::write(&store, stored.to_string()).unwrap();
+    sandbox.advance_clock(Duration::from_secs(2));
+    let status = std::process::Command::new("chattr").arg("+i").arg(&dir).status().expect("chattr (e2fsprogs) runs");
+    assert!(status.success(), "chattr +i failed: this test needs an ext4-like file system");
+    let guard = Immutable(dir.clone());
+
+    let failed = run(&args, &client.client_secret).await;
+    drop(guard);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(failed.stdout.is_empty(), "no token is printed when its set is not saved: {}", failed.stdout);
+    let last = failed.stderr.lines().last().unwrap();
+    assert!(last.starts_with("tokensmith: error:") && last.contains("rescue"), "{last}");
+    let rescue = last.split("written to ").nth(1).unwrap().split(" (readable").next().unwrap().to_owned();
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/refresh_token"), 1);
+
+    // The rescued set is the refreshed one: served from the rescue file without a new refresh.
+    let rescued = whitebit_token_args(&base, &client.client_id, &rescue);
+    let from_rescue = run(&rescued, &client.client_secret).await;
+    assert_eq!(from_rescue.code, 0, "{}", from_rescue.stderr);
+    assert_eq!(protected_status(&sandbox, Dialect::Whitebit, from_rescue.stdout.trim_end()).await, 200);
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/refresh_token"), 1);
+    let _ = std::fs::remove_file(&rescue);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 15, item 9: `authorize` checks that the store can save before the user is sent to consent
+/// (a store path under a regular file), so no code is spent for nothing.
+#[tokio::test]
+async fn authorize_checks_the_store_before_printing_the_consent_url() {
+    let sandbox = Sandbox::start_with(SandboxConfig::default().whitebit_auto_approve(true)).await.unwrap();
+    let client = sandbox.credentials(Dialect::Whitebit);
+    let base = sandbox.base_url(Dialect::Whitebit);
+    let dir = temp_dir("authorize-probe");
+    std::fs::write(dir.join("regular"), b"not a directory").unwrap();
+    let store = dir.join("regular").join("tokens.json").display().to_string();
+    let out = run(
+        &[
+            "authorize",
+            "--provider",
+            "whitebit",
+            "--base-url",
+            &base,
+            "--client-id",
+            &client.client_id,
+            "--client-secret-env",
+            SECRET_VAR,
+            "--no-browser",
+            "--store",
+            &store,
+        ],
+        &client.client_secret,
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "no consent URL is printed: {}", out.stdout);
+    assert!(out.stderr.contains("regular"), "{}", out.stderr);
+    assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/token"), 0);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -402,7 +402,9 @@ struct Entry {
     /// The store's version of this set; for a set not (yet) saved, the version of the set it was
     /// fetched from, so that a set saved later by another process is recognised as newer.
     version: Option<u64>,
-    /// Whether the store holds this set.
+    /// Whether the store holds this set, or need not: a set fetched for this process alone while a
+    /// shared store is unreachable (client credentials) is nobody's to save. `false` only while a
+    /// failed save is retried in the background.
     saved: bool,
 }
 
@@ -1222,7 +1224,8 @@ impl<S: TokenSource> Shared<S> {
                         return (Ok(token), true);
                     }
                 }
-                self.publish(token.clone(), None, false);
+                // The store holds a newer set; this one is served but not to be saved.
+                self.publish(token.clone(), None, true);
             }
             Err(e) => {
                 // The token is valid and may hold the only refresh token the provider still accepts:
@@ -1291,7 +1294,8 @@ impl<S: TokenSource> Shared<S> {
         );
         let current = self.current.load_full();
         let token = self.source.fetch(current.as_ref().map(|e| &e.token)).await?;
-        self.publish(token.clone(), None, false);
+        // Not saved, and not to be: it is this process's alone (see `Entry::saved`).
+        self.publish(token.clone(), None, true);
         self.usable_or_error(token)
     }
 
@@ -1372,5 +1376,9 @@ impl<S: TokenSource> TokenProvider for CachedProvider<S> {
 
     fn invalidate(&self, token: &AccessToken) {
         CachedProvider::invalidate(self, token)
+    }
+
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        CachedProvider::unsaved(self).map(|token| (self.shared.key.clone(), token))
     }
 }

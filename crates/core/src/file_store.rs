@@ -334,6 +334,27 @@ impl TokenStore for FileStore {
         .await
     }
 
+    /// The file can be read (and decrypted, with encryption) and its directory written: a temporary
+    /// file is created there and removed, and the write lock taken, so that an authorization fails
+    /// before its code is spent rather than after.
+    async fn probe(&self) -> Result<()> {
+        let encrypted = self.encrypted();
+        self.with_file(move |path| {
+            read_map(path, encrypted)?;
+            let (dir, file_name) = dir_and_name(path);
+            create_dir(&dir)
+                .map_err(|e| io_error(path, "create the directory of", "check the path and its permissions", e))?;
+            let suffix: u64 = rand::rng().random();
+            let probe = dir.join(format!(".{file_name}.{suffix:016x}.probe"));
+            write_new_file(&probe, b"").map_err(|e| {
+                io_error(path, "write beside", "make its directory writable by this user, or choose another path", e)
+            })?;
+            let _ = std::fs::remove_file(&probe);
+            lock_for_write(path).map(drop)
+        })
+        .await
+    }
+
     /// `true`: refreshes are coordinated across processes with OS file locks (see [`FileStore`]).
     fn coordinates(&self) -> bool {
         true
@@ -882,6 +903,23 @@ mod tests {
         }
         let map = read_map(&path, false).unwrap();
         assert_eq!(map.len(), 40, "{:?}", map.keys().collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn probe_finds_an_unwritable_path_and_a_corrupt_file_before_anything_is_spent() {
+        // Issue 15, item 9: `--store` under a regular file lost a spent code's tokens.
+        let dir = TempDir::new();
+        let good = FileStore::new(dir.0.join("sub").join("tokens.json"));
+        good.probe().await.unwrap();
+        let leftovers: Vec<_> =
+            std::fs::read_dir(dir.0.join("sub")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(leftovers.iter().all(|n| !n.to_string_lossy().ends_with(".probe")), "{leftovers:?}");
+        std::fs::write(dir.0.join("regular"), b"x").unwrap();
+        let under_a_file = FileStore::new(dir.0.join("regular").join("tokens.json"));
+        let err = under_a_file.probe().await.unwrap_err();
+        assert!(matches!(err, Error::Store { .. }) && err.to_string().contains("regular"), "{err}");
+        std::fs::write(dir.0.join("corrupt.json"), b"{ nope").unwrap();
+        assert!(FileStore::new(dir.0.join("corrupt.json")).probe().await.is_err());
     }
 
     #[tokio::test]

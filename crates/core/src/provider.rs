@@ -64,6 +64,13 @@ pub trait TokenProvider: Send + Sync + fmt::Debug + 'static {
     fn invalidate(&self, token: &AccessToken) {
         let _ = token;
     }
+
+    /// The current token set and its store key if the provider's token store does not hold it yet
+    /// (a save failed and is being retried in the background), so that a program about to exit can
+    /// write it somewhere safe instead of losing a rotated refresh token. Default: `None`.
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        None
+    }
 }
 
 #[async_trait]
@@ -79,6 +86,10 @@ impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
     fn invalidate(&self, token: &AccessToken) {
         (**self).invalidate(token)
     }
+
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        (**self).unsaved()
+    }
 }
 
 #[async_trait]
@@ -93,6 +104,10 @@ impl<T: TokenProvider + ?Sized> TokenProvider for Box<T> {
 
     fn invalidate(&self, token: &AccessToken) {
         (**self).invalidate(token)
+    }
+
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        (**self).unsaved()
     }
 }
 
@@ -152,6 +167,10 @@ impl TokenProvider for SharedTokenProvider {
 
     fn invalidate(&self, token: &AccessToken) {
         self.0.invalidate(token)
+    }
+
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        self.0.unsaved()
     }
 }
 

@@ -272,6 +272,10 @@ impl TokenProvider for DjangoProvider {
     fn invalidate(&self, token: &AccessToken) {
         self.inner.invalidate(token)
     }
+
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        TokenProvider::unsaved(&self.inner)
+    }
 }
 
 /// Configures a [`DjangoProvider`]; [`build`](DjangoBuilder::build) validates everything.

@@ -213,6 +213,10 @@ impl TokenProvider for ProbitProvider {
     fn invalidate(&self, token: &AccessToken) {
         self.inner.invalidate(token)
     }
+
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        TokenProvider::unsaved(&self.inner)
+    }
 }
 
 /// Configures a [`ProbitProvider`]; [`build`](ProbitBuilder::build) validates everything.

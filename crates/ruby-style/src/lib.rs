@@ -207,6 +207,10 @@ impl TokenProvider for RubyStyleProvider {
     fn invalidate(&self, token: &AccessToken) {
         self.inner.invalidate(token)
     }
+
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        TokenProvider::unsaved(&self.inner)
+    }
 }
 
 /// Configures a [`RubyStyleProvider`]; [`build`](RubyStyleBuilder::build) validates everything.

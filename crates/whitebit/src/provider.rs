@@ -506,6 +506,10 @@ impl TokenProvider for WhitebitProvider {
     fn invalidate(&self, token: &AccessToken) {
         self.inner.cache.invalidate(token);
     }
+
+    fn unsaved(&self) -> Option<(String, AccessToken)> {
+        TokenProvider::unsaved(&self.inner.cache)
+    }
 }
 
 #[cfg(test)]
