@@ -352,7 +352,7 @@ impl RefreshPolicy {
     /// The margin before expiry for a token of `lifetime`, without jitter.
     pub fn margin(&self, lifetime: Duration) -> Duration {
         let proportional = lifetime.mul_f64(self.fraction);
-        proportional.clamp(self.min_margin, self.max_margin.max(self.min_margin)).min(lifetime / 2)
+        proportional.clamp(self.min_margin, self.max_margin.max(self.min_margin)).min(half(lifetime))
     }
 
     /// The margin with a random jitter added, never more than half the lifetime.
@@ -364,12 +364,12 @@ impl RefreshPolicy {
         } else {
             Duration::from_nanos(rand::rng().random_range(0..=max_extra.as_nanos().min(u64::MAX as u128) as u64))
         };
-        (margin + extra).min(lifetime / 2)
+        margin.saturating_add(extra).min(half(lifetime))
     }
 
     /// How long before expiry a token stops being handed out.
     pub fn expiry_skew(&self, lifetime: Duration) -> Duration {
-        (lifetime / 10).min(self.max_expiry_skew)
+        lifetime.checked_div(10).unwrap_or_default().min(self.max_expiry_skew)
     }
 
     /// The back-off after `failures` consecutive failed fetches.
@@ -377,11 +377,13 @@ impl RefreshPolicy {
         let exp = self.initial_backoff.saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(31)));
         let capped = exp.min(self.max_backoff);
         // Up to 25 % jitter downwards.
-        let jitter = capped / 4;
+        let jitter = capped.checked_div(4).unwrap_or_default();
         if jitter.is_zero() {
             capped
         } else {
-            capped - Duration::from_nanos(rand::rng().random_range(0..=jitter.as_nanos().min(u64::MAX as u128) as u64))
+            capped.saturating_sub(Duration::from_nanos(
+                rand::rng().random_range(0..=u64::try_from(jitter.as_nanos()).unwrap_or(u64::MAX)),
+            ))
         }
     }
 }
@@ -436,6 +438,11 @@ impl Entry {
     }
 }
 
+/// Half of `d` (no arithmetic that could panic, for the lints that check it).
+fn half(d: Duration) -> Duration {
+    d.checked_div(2).unwrap_or_default()
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -468,8 +475,10 @@ fn replica(entry: &Entry) -> AccessToken {
         }
         let copy = entry.token.to_builder().build();
         let slot = replicas.next;
-        replicas.next = (slot + 1) % REPLICA_SLOTS;
-        replicas.slots[slot] = (entry.id, Some(copy.clone()));
+        replicas.next = slot.saturating_add(1) % REPLICA_SLOTS;
+        if let Some(place) = replicas.slots.get_mut(slot) {
+            *place = (entry.id, Some(copy.clone()));
+        }
         Some(copy)
     });
     // Only while the thread is being torn down (or re-entered): fall back to the shared `Arc`.
@@ -705,7 +714,7 @@ impl<S: TokenSource> CachedProvider<S> {
                         return self.shared.usable().ok_or_else(|| match &state.last_error {
                             Some(last) if !last.is_retryable() => last.clone(),
                             last => Error::BackingOff {
-                                retry_in: until - now,
+                                retry_in: until.saturating_sub(now),
                                 last: last.as_ref().map(ToString::to_string).unwrap_or_default(),
                             },
                         });
@@ -1037,7 +1046,7 @@ impl<S: TokenSource> Shared<S> {
             let mut delay = FIRST;
             for attempt in 2u32.. {
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX);
+                delay = delay.saturating_mul(2).min(MAX);
                 let Some(shared) = shared.upgrade() else { return };
                 let done = match &guard {
                     Some(guard) => shared.save_fenced_again(&token, guard, attempt).await,
@@ -1152,7 +1161,7 @@ impl<S: TokenSource> Shared<S> {
                 return self.fetch_unlocked(cause).await;
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_POLL);
+            delay = delay.saturating_mul(2).min(MAX_POLL);
             match self.store.load_versioned(&self.key).await {
                 Ok(Some(stored)) => {
                     if let Some(token) = self.adopt(stored) {
@@ -1244,7 +1253,7 @@ impl<S: TokenSource> Shared<S> {
     async fn renew_lock(&self, guard: &LockGuard) -> std::convert::Infallible {
         let lease = self.policy.lock_lease;
         loop {
-            tokio::time::sleep(lease / 3).await;
+            tokio::time::sleep(lease.checked_div(3).unwrap_or_default()).await;
             match self.store.extend_lock(&self.key, guard, lease).await {
                 Ok(true) => {}
                 Ok(false) => {

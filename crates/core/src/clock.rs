@@ -128,7 +128,7 @@ impl Clock for TokioClock {
     }
 
     fn system_time(&self) -> SystemTime {
-        self.system_origin + self.monotonic()
+        self.system_origin.checked_add(self.monotonic()).unwrap_or(self.system_origin)
     }
 }
 

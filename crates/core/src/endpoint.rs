@@ -425,9 +425,9 @@ impl TokenClient {
             Grant::RefreshToken(rt) => Some(rt),
             _ => None,
         };
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let attempt_started = Instant::now();
             // One timer bounds the attempt: its own timeout, or what is left of the deadline.
             let attempt_deadline = instant_after(tokio::time::Instant::now(), self.retry.timeout_per_attempt());

@@ -579,7 +579,7 @@ pub enum CallbackError {
 /// characters (letters, digits, `-._~+/=`) replaced by `[masked]` so that a token or secret echoed by
 /// a server never reaches a message.
 pub fn excerpt(text: &str, max: usize) -> String {
-    let mut plain = String::with_capacity(text.len().min(max * 2));
+    let mut plain = String::with_capacity(text.len().min(max.saturating_mul(2)));
     let mut in_tag = false;
     let mut last_space = true;
     for c in text.chars() {
@@ -604,7 +604,7 @@ pub fn excerpt(text: &str, max: usize) -> String {
                 last_space = false;
             }
         }
-        if plain.len() > max * 4 {
+        if plain.len() > max.saturating_mul(4) {
             break;
         }
     }

@@ -432,7 +432,8 @@ impl Transport for ReqwestTransport {
         while let Some(chunk) =
             response.chunk().await.map_err(|e| transport_error(e, "reading the token response failed"))?
         {
-            let received = first.as_ref().map_or(0, Bytes::len) + joined.len() + chunk.len();
+            let received =
+                first.as_ref().map_or(0, Bytes::len).saturating_add(joined.len()).saturating_add(chunk.len());
             if received > self.max_body_bytes {
                 return Err(too_large(self.max_body_bytes));
             }

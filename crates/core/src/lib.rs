@@ -40,6 +40,12 @@
 //!   e.g. `FileStore::with_encryption`.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+// Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
+// indexing in product code go through checked, saturating or `get` forms (issue 15).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unchecked_time_subtraction)
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorized;

@@ -284,7 +284,11 @@ impl TokenRequest {
         let value = value.into();
         // Kept sorted by name: the wire, `Debug` and snapshots all show headers in that order.
         match self.headers.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
-            Ok(at) => self.headers[at].1 = value,
+            Ok(at) => {
+                if let Some(header) = self.headers.get_mut(at) {
+                    header.1 = value;
+                }
+            }
             Err(at) => self.headers.insert(at, (name, value)),
         }
     }

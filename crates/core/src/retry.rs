@@ -108,8 +108,10 @@ impl RetryPolicy {
         let exp =
             self.initial_backoff.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(self.max_backoff);
         let delay = if self.jitter && !exp.is_zero() {
-            let half = exp / 2;
-            half + Duration::from_nanos(rand::rng().random_range(0..=half.as_nanos().min(u64::MAX as u128) as u64))
+            let half = exp.checked_div(2).unwrap_or_default();
+            half.saturating_add(Duration::from_nanos(
+                rand::rng().random_range(0..=u64::try_from(half.as_nanos()).unwrap_or(u64::MAX)),
+            ))
         } else {
             exp
         };

@@ -197,10 +197,11 @@ impl StoreEncryption {
             .cipher
             .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
             .map_err(|_| Error::store("the token set could not be encrypted", None))?;
-        let mut raw = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        let mut raw = Vec::with_capacity(NONCE_LEN.saturating_add(ciphertext.len()));
         raw.extend_from_slice(nonce.as_slice());
         raw.extend_from_slice(&ciphertext);
-        let mut out = String::with_capacity(SEALED_PREFIX.len() + raw.len().div_ceil(3) * 4);
+        let mut out =
+            String::with_capacity(SEALED_PREFIX.len().saturating_add(raw.len().div_ceil(3).saturating_mul(4)));
         out.push_str(SEALED_PREFIX);
         URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
         Ok(out)
@@ -273,7 +274,7 @@ impl StoreEncryption {
 
 /// `ts1:` then the store key: binds a sealed value to its key and its format.
 fn associated_data(store_key: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(SEALED_PREFIX.len() + store_key.len());
+    let mut aad = Vec::with_capacity(SEALED_PREFIX.len().saturating_add(store_key.len()));
     aad.extend_from_slice(SEALED_PREFIX.as_bytes());
     aad.extend_from_slice(store_key.as_bytes());
     aad
@@ -303,7 +304,10 @@ fn decode_key(text: &[u8]) -> std::result::Result<SecretBox<[u8; KEY_LEN]>, Stri
     let mut buf = Zeroizing::new([0u8; 2 * KEY_LEN]);
     let decoded = KEY_STANDARD.decode_slice(text, &mut *buf).or_else(|_| KEY_URL_SAFE.decode_slice(text, &mut *buf));
     match decoded {
-        Ok(KEY_LEN) => Ok(SecretBox::init_with_mut(|key: &mut [u8; KEY_LEN]| key.copy_from_slice(&buf[..KEY_LEN]))),
+        // `buf` is twice the key's length, so its first KEY_LEN bytes always exist.
+        Ok(KEY_LEN) => Ok(SecretBox::init_with_mut(|key: &mut [u8; KEY_LEN]| {
+            key.iter_mut().zip(buf.iter()).for_each(|(k, b)| *k = *b)
+        })),
         Ok(n) => Err(format!("decodes to {n} bytes, not {KEY_LEN}")),
         Err(base64::DecodeSliceError::OutputSliceTooSmall) => Err(format!("is longer than {KEY_LEN} bytes")),
         Err(base64::DecodeSliceError::DecodeError(_)) => Err("is not valid base64".to_owned()),

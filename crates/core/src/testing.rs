@@ -25,6 +25,8 @@
 
 // This module exists to fail tests loudly: panicking on a broken expectation is its job.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+// Test support: a panic here is a failing test, not a failure in production code.
+#![allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
 
 use std::collections::VecDeque;
 use std::fmt;

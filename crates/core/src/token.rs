@@ -318,7 +318,7 @@ impl fmt::Debug for AccessToken {
 
 /// The latest expiry a token can have: 9999-12-31T23:59:59Z, the last instant an HTTP date can show.
 fn latest_expiry() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+    UNIX_EPOCH.checked_add(Duration::from_secs(253_402_300_799)).unwrap_or(UNIX_EPOCH)
 }
 
 /// Builds an [`AccessToken`]; see [`AccessToken::builder`].
@@ -380,7 +380,8 @@ impl AccessTokenBuilder {
     /// no later arithmetic or formatting of them can overflow.
     pub fn build(self) -> AccessToken {
         let now = SystemTime::now();
-        let expires_at = self.expires_at.unwrap_or(now + Duration::from_secs(3600)).clamp(UNIX_EPOCH, latest_expiry());
+        let an_hour = now.checked_add(Duration::from_secs(3600)).unwrap_or(now);
+        let expires_at = self.expires_at.unwrap_or(an_hour).clamp(UNIX_EPOCH, latest_expiry());
         let lifetime = self
             .lifetime
             .unwrap_or_else(|| expires_at.duration_since(now).unwrap_or(Duration::ZERO))

@@ -68,6 +68,12 @@
 //! this crate logs or formats with `Debug` holds a token, and the URL's password is redacted.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+// Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
+// indexing in product code go through checked, saturating or `get` forms (issue 15).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unchecked_time_subtraction)
+)]
 
 use std::collections::HashMap;
 use std::fmt;
@@ -966,7 +972,7 @@ impl Inner {
                     Some(k) => (k.version, k.json.expose_secret().to_owned()),
                     None => (0, String::new()),
                 };
-                s.held.retain(|h| h.until + self.pending_timeout > now);
+                s.held.retain(|h| h.until.checked_add(self.pending_timeout).is_none_or(|end| end > now));
                 let held = s
                     .held
                     .iter()
@@ -1210,7 +1216,7 @@ impl TokenStore for RedisStore {
             self.inner.with_key(key, |s| {
                 s.epoch = Some(epoch_now);
                 s.seen = s.seen.max(fence);
-                s.held.push(Held { owner: owner.clone(), fence, until: sent + lease });
+                s.held.push(Held { owner: owner.clone(), fence, until: sent.checked_add(lease).unwrap_or(sent) });
             });
             return Ok(RefreshLock::Acquired(LockGuard::new(owner, fence)));
         }
@@ -1240,7 +1246,7 @@ impl TokenStore for RedisStore {
                 }
                 self.inner.with_key(key, |s| {
                     if let Some(h) = s.held.iter_mut().find(|h| h.owner == guard.owner()) {
-                        h.until = sent + lease;
+                        h.until = sent.checked_add(lease).unwrap_or(sent);
                     }
                 });
                 return Ok(true);

@@ -160,7 +160,10 @@ impl LoopbackListener {
                 "the expected state is empty; pass the state of the authorization in progress (PendingAuthorization::state)",
             ));
         }
-        let deadline = tokio::time::Instant::now() + timeout;
+        // A timeout from a caller can be anything: one past what an instant can hold waits "forever".
+        let now = tokio::time::Instant::now();
+        let deadline =
+            now.checked_add(timeout).or_else(|| now.checked_add(Duration::from_secs(86_400 * 365 * 30))).unwrap_or(now);
         let listener = tokio::net::TcpListener::from_std(self.listener).map_err(|e| {
             Error::config("port", format!("cannot listen on 127.0.0.1:{} ({e}); choose another port", self.port))
         })?;
