@@ -366,7 +366,7 @@ pub const TIMEOUT_SECS: RangeInclusive<u64> = 1..=3600;
 pub const FALLBACK_LIFETIME_SECS: RangeInclusive<u64> = 1..=30 * 24 * 3600;
 
 /// The keys that hold a number of seconds, with their allowed ranges: each is checked by
-/// [`seconds_setting`](tokensmith_core::options::seconds_setting) wherever it is read (the file, the
+/// [`seconds_setting`] wherever it is read (the file, the
 /// environment, a `Config` built in code).
 pub const SECONDS_KEYS: &[(&str, &str, RangeInclusive<u64>)] = &[
     ("timeout", "TOKENSMITH_TIMEOUT", TIMEOUT_SECS),
