@@ -461,6 +461,9 @@ async fn custom_refresh_token_grant_rotates() {
     let mut config = custom_config(server, CODE_CLIENT_ID, CODE_CLIENT_SECRET, "basic", None);
     config.grant = Some("refresh_token".to_owned());
     config.refresh_token = Some(tokensmith::Secret::value(first_refresh.secret().expose_secret()));
+    // A rotating grant needs a lasting store (the in-memory one would replay a spent token next run).
+    let dir = std::env::temp_dir().join(format!("tokensmith-dot-refresh-{}", std::process::id()));
+    config.store = Some(tokensmith::config::StoreConfig::File { path: dir.join("tokens.json") });
     let provider = tokensmith::from_config(&config).unwrap();
     let refreshed = provider.token().await.expect("the custom provider refreshes from the configured token");
     assert!(!refreshed.same_token(&token));
@@ -478,4 +481,5 @@ async fn custom_refresh_token_grant_rotates() {
     provider.invalidate(&refreshed);
     let again = provider.token().await.expect("the next refresh uses the rotated refresh token");
     assert!(!again.same_token(&refreshed));
+    std::fs::remove_dir_all(&dir).ok();
 }
