@@ -730,3 +730,20 @@ fn built_in_providers_refuse_the_renaming_keys() {
         assert!(matches!(err, Error::Config { .. }), "{key}: {err}");
     }
 }
+
+/// The worked example of `docs/writing-a-provider.md` parses and builds the request it describes.
+#[test]
+fn the_documented_renamed_dialect_works() {
+    let doc = include_str!("../../../docs/writing-a-provider.md");
+    let section = doc.split("### A dialect that renames everything").nth(1).unwrap();
+    let toml = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    assert!(toml.lines().count() <= 15, "the example stays short");
+    let mut config = Config::from_toml_str(toml).unwrap();
+    config.resolve_secrets_with(&env_of(&[("MY_SECRET", "s3cr3t-doc-1"), ("MY_API_KEY", "k3y-doc-2")])).unwrap();
+    let (client, scopes) = tokensmith::custom::client(&config).unwrap();
+    let request = client.build_request(&tokensmith::Grant::ClientCredentials, &scopes).unwrap();
+    assert_eq!(
+        request.redacted_body(),
+        r#"{"grantKind":"client_credentials","permissions":"read write","api_key":"[redacted]","tenant":"eu-1","consumerKey":"my-client","consumerSecret":"[redacted]"}"#
+    );
+}
