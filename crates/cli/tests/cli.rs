@@ -11,6 +11,9 @@ use tokensmith_sandbox::{Dialect, Fault, Sandbox, SandboxConfig};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::Command;
 
+#[path = "../../tokensmith/tests/common/renamed_server.rs"]
+mod renamed_server;
+
 const BIN: &str = env!("CARGO_BIN_EXE_tokensmith");
 const SECRET_VAR: &str = "TS_TEST_CLIENT_SECRET";
 
@@ -968,4 +971,43 @@ async fn authorize_checks_the_store_before_printing_the_consent_url() {
     assert!(out.stderr.contains("regular"), "{}", out.stderr);
     assert_eq!(sandbox.request_count(Dialect::Whitebit, "/oauth2/token"), 0);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 16: a server that renames every field, from a configuration file alone, against a server
+/// that accepts only that exact shape. Neither secret is printed, logged (at trace level) or in the
+/// error when the server echoes them back.
+#[tokio::test]
+async fn a_dialect_that_renames_every_field_from_a_config_file() {
+    use renamed_server::{API_KEY, CLIENT_SECRET, Expiry, RenamedServer, SCOPE, TOKEN};
+    const KEY_VAR: &str = "TS_TEST_API_KEY";
+    let server = RenamedServer::start(Expiry::Lifetime).await;
+    let dir = temp_dir("renamed");
+    let file = dir.join("renamed.toml");
+    let text = server.config(
+        &format!("{{ env = \"{SECRET_VAR}\" }}"),
+        &format!("{{ env = \"{KEY_VAR}\" }}"),
+        Expiry::Lifetime,
+    );
+    std::fs::write(&file, text).unwrap();
+    let path = file.display().to_string();
+
+    let out = run_with_env(&["-vvv", "token", "--config", &path, "--json"], CLIENT_SECRET, &[(KEY_VAR, API_KEY)]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["access_token"], TOKEN);
+    let expires_in = json["expires_in"].as_u64().unwrap();
+    assert!((899..=900).contains(&expires_in), "{expires_in}");
+    assert_eq!(json["scope"], SCOPE);
+    assert!(out.stderr.contains("token obtained"), "trace logs on stderr: {}", out.stderr);
+    assert!(!out.stdout.contains(API_KEY) && !out.stderr.contains(API_KEY), "{}", out.stderr);
+
+    // A near miss (another API key): the server's 400 is the OAuth error, exit 3, with its detail and
+    // without what it echoed.
+    let wrong = "k3y-wrong-for-cli-Zt";
+    let out = run_with_env(&["-vvv", "token", "--config", &path], CLIENT_SECRET, &[(KEY_VAR, wrong)]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap();
+    assert!(last.contains("invalid_request") && last.contains("unexpected request"), "{last}");
+    assert!(!out.stderr.contains(wrong) && !out.stderr.contains(CLIENT_SECRET), "{}", out.stderr);
+    let _ = std::fs::remove_dir_all(dir);
 }

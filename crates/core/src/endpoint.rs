@@ -1,8 +1,9 @@
 //! A provider's dialect ([`TokenEndpoint`]) and the client that speaks it ([`TokenClient`]).
 //!
 //! A provider crate describes only what differs: the URLs, the body format, the credential style,
-//! whether `grant_type` is sent, the refresh-token parameter's name, extra parameters, the scope
-//! separator and the response format. [`TokenClient`] does everything common once: builds the
+//! whether `grant_type` is sent and under which name and value, the scope and refresh-token
+//! parameters' names, extra parameters (public or secret), the scope separator and the response
+//! format. [`TokenClient`] does everything common once: builds the
 //! [`TokenRequest`], sends it through the [`Transport`] with retries, and parses the response.
 //!
 //! ```
@@ -15,6 +16,28 @@
 //! let client = TokenClient::builder("probit", endpoint, ClientCredentials::new("id", "secret")).build().unwrap();
 //! let request = client.build_request(&Grant::ClientCredentials, &Scopes::empty()).unwrap();
 //! assert_eq!(request.wire_body(), br#"{"grant_type":"client_credentials"}"#);
+//! ```
+//!
+//! A server that renames every field is described the same way, as data:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tokensmith_core::secrecy::SecretString;
+//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes, TokenEndpoint, style::BodyCredentials};
+//!
+//! let endpoint = TokenEndpoint::new("https://auth.example.test/v3/token".parse().unwrap())
+//!     .body_format(BodyFormat::Json)
+//!     .credential_style(Arc::new(BodyCredentials::named("consumerKey", "consumerSecret")))
+//!     .grant_type_param("grantKind")
+//!     .scope_param("permissions")
+//!     .extra_param("tenant", "eu-1")
+//!     .secret_param("api_key", SecretString::from("k-123"));
+//! let credentials = ClientCredentials::new("my-client", "s3cret");
+//! let request = endpoint.build_request(&Grant::ClientCredentials, &credentials, &Scopes::parse("read")).unwrap();
+//! assert_eq!(
+//!     request.redacted_body(),
+//!     r#"{"grantKind":"client_credentials","permissions":"read","tenant":"eu-1","api_key":"[redacted]","consumerKey":"my-client","consumerSecret":"[redacted]"}"#
+//! );
 //! ```
 
 use std::borrow::Cow;
@@ -30,7 +53,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
 use crate::http::{ReqwestTransport, Transport, check_url};
 use crate::parse::{ResponseFormat, parse_response};
-use crate::request::{BodyFormat, Grant, TokenRequest};
+use crate::request::{BodyFormat, Grant, REDACTED_MARKER, TokenRequest, Value};
 use crate::retry::RetryPolicy;
 use crate::style::{BasicAuth, CredentialStyle};
 use crate::token::{AccessToken, ClientCredentials, Scopes};
@@ -47,8 +70,16 @@ pub struct TokenEndpoint {
     body_format: BodyFormat,
     credential_style: Arc<dyn CredentialStyle>,
     send_grant_type: bool,
+    grant_type_param: Cow<'static, str>,
+    /// Wire values replacing RFC 6749 `grant_type` values: (RFC value, value sent).
+    grant_type_values: Vec<(Cow<'static, str>, String)>,
+    scope_param: Cow<'static, str>,
     refresh_token_param: Cow<'static, str>,
-    extra_params: Vec<(String, String)>,
+    /// Sent with every request, in order; secret values are redacted wherever a request is shown.
+    extra_params: Vec<(String, Value)>,
+    /// What the store key digests of the extra parameters: plain ones as they are, secret ones by
+    /// name only (a digest of a secret in a key another process can read would invite guessing).
+    key_params: Vec<(String, String)>,
     scope_separator: Cow<'static, str>,
     response: ResponseFormat,
 }
@@ -63,8 +94,12 @@ impl TokenEndpoint {
             body_format: BodyFormat::Form,
             credential_style: Arc::new(BasicAuth),
             send_grant_type: true,
+            grant_type_param: Cow::Borrowed("grant_type"),
+            grant_type_values: Vec::new(),
+            scope_param: Cow::Borrowed("scope"),
             refresh_token_param: Cow::Borrowed("refresh_token"),
             extra_params: Vec::new(),
+            key_params: Vec::new(),
             scope_separator: Cow::Borrowed(" "),
             response: ResponseFormat::default(),
         }
@@ -88,9 +123,51 @@ impl TokenEndpoint {
         self
     }
 
-    /// Whether `grant_type` is sent (WhiteBIT sends none).
+    /// Whether `grant_type` is sent (WhiteBIT sends none). When false, neither a renamed
+    /// [`grant_type_param`](Self::grant_type_param) nor a [`grant_type_value`](Self::grant_type_value)
+    /// is sent either.
     pub fn send_grant_type(mut self, send: bool) -> Self {
         self.send_grant_type = send;
+        self
+    }
+
+    /// The name the grant type is sent under (`grant_type` per RFC 6749; say `grantKind`).
+    ///
+    /// ```
+    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap()).grant_type_param("grantKind");
+    /// let request = endpoint.build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "s"), &Scopes::empty()).unwrap();
+    /// assert_eq!(request.wire_body(), b"grantKind=client_credentials");
+    /// ```
+    pub fn grant_type_param(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.grant_type_param = name.into();
+        self
+    }
+
+    /// Sends `value` in place of the RFC 6749 grant type `grant` (`client_credentials`,
+    /// `authorization_code` or `refresh_token`), e.g. `("client_credentials", "clientCredentials")`.
+    /// Other grants keep their RFC values; an unknown `grant` is refused when the client is built.
+    ///
+    /// ```
+    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap())
+    ///     .grant_type_value("client_credentials", "server");
+    /// let request = endpoint.build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "s"), &Scopes::empty()).unwrap();
+    /// assert_eq!(request.wire_body(), b"grant_type=server");
+    /// ```
+    pub fn grant_type_value(mut self, grant: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        let grant = grant.into();
+        let value = value.into();
+        match self.grant_type_values.iter_mut().find(|(g, _)| *g == grant) {
+            Some(slot) => slot.1 = value,
+            None => self.grant_type_values.push((grant, value)),
+        }
+        self
+    }
+
+    /// The name requested scopes are sent under (`scope` per RFC 6749; say `permissions`).
+    pub fn scope_param(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.scope_param = name.into();
         self
     }
 
@@ -100,9 +177,50 @@ impl TokenEndpoint {
         self
     }
 
-    /// A parameter added to every request (e.g. `audience`).
-    pub fn extra_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.extra_params.push((name.into(), value.into()));
+    /// A parameter added to every request (e.g. `audience`). A second parameter of the same name
+    /// replaces the first.
+    pub fn extra_param(self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.put_extra(name.into(), Value::Plain(value.into()))
+    }
+
+    /// A parameter added to every request whose value is a secret (an API key, say): sent on the wire
+    /// like any other, shown as `[redacted]` in the request's `Debug` and `Serialize` renderings
+    /// (snapshots), and removed from errors like the client secret, should a server echo it. A second
+    /// parameter of the same name replaces the first.
+    ///
+    /// ```
+    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// use tokensmith_core::secrecy::SecretString;
+    ///
+    /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap())
+    ///     .secret_param("api_key", SecretString::from("k-123"));
+    /// let request = endpoint.build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "s"), &Scopes::empty()).unwrap();
+    /// assert_eq!(request.wire_body(), b"grant_type=client_credentials&api_key=k-123");
+    /// assert!(!format!("{request:?}").contains("k-123"));
+    /// ```
+    pub fn secret_param(self, name: impl Into<String>, value: secrecy::SecretString) -> Self {
+        self.put_extra(name.into(), Value::Secret(value))
+    }
+
+    fn put_extra(mut self, name: String, value: Value) -> Self {
+        let key_value = match &value {
+            Value::Plain(v) => v.clone(),
+            _ => REDACTED_MARKER.to_owned(),
+        };
+        match self.extra_params.iter().position(|(n, _)| *n == name) {
+            Some(at) => {
+                if let Some(slot) = self.extra_params.get_mut(at) {
+                    slot.1 = value;
+                }
+                if let Some(slot) = self.key_params.get_mut(at) {
+                    slot.1 = key_value;
+                }
+            }
+            None => {
+                self.extra_params.push((name.clone(), value));
+                self.key_params.push((name, key_value));
+            }
+        }
         self
     }
 
@@ -118,9 +236,77 @@ impl TokenEndpoint {
         self
     }
 
-    /// The extra parameters sent with every request (audience, resource, ...), in order.
+    /// The extra parameters sent with every request (audience, resource, ...), in order, as the store
+    /// key digests them: a secret one's value is [`REDACTED_MARKER`].
     pub(crate) fn extra_params(&self) -> &[(String, String)] {
-        &self.extra_params
+        &self.key_params
+    }
+
+    /// The values of the secret extra parameters, for scrubbing errors.
+    fn secret_values(&self) -> impl Iterator<Item = &secrecy::SecretString> {
+        self.extra_params.iter().filter_map(|(_, v)| match v {
+            Value::Secret(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Checks what can be checked before a request is sent: the credentials fit the credential style,
+    /// grant-type overrides name known grants, names are not empty, nothing secret goes in the URL,
+    /// and no request would carry one name twice (say an extra parameter named like the renamed scope
+    /// parameter, which would silently replace it). [`TokenClientBuilder::build`] runs it; it shapes
+    /// one request with the credential style.
+    pub fn validate(&self, credentials: &ClientCredentials) -> Result<()> {
+        const GRANTS: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+        for (grant, value) in &self.grant_type_values {
+            if !GRANTS.contains(&grant.as_ref()) {
+                return Err(Error::config(
+                    "grant_type_value",
+                    format!(
+                        "`{grant}` is not a grant type; override client_credentials, authorization_code or refresh_token"
+                    ),
+                ));
+            }
+            if value.trim().is_empty() {
+                return Err(Error::config("grant_type_value", "the grant type value is empty"));
+            }
+        }
+        let mut common: Vec<(&str, &str)> = Vec::new();
+        if self.send_grant_type {
+            common.push((&self.grant_type_param, "grant_type_param"));
+        }
+        common.push((&self.scope_param, "scope_param"));
+        for (name, _) in &self.extra_params {
+            common.push((name, "extra_params"));
+        }
+        for (name, key) in &common {
+            if name.trim().is_empty() {
+                return Err(Error::config(*key, "a parameter name is empty; give the field name the server expects"));
+            }
+        }
+        // What the style adds, on a request of its own (so that a name it shares with another field
+        // shows rather than replacing it), checked by the rules every request obeys.
+        let shaped =
+            TokenRequest::new(self.token_url.clone(), self.body_format).with_credentials(credentials, self.style())?;
+        self.unshaped_request(&Grant::ClientCredentials, &Scopes::empty()).validate()?;
+        let style_names = shaped.param_names();
+        common.extend(style_names.iter().map(|n| (n.as_str(), "credential_style")));
+        let refresh = [(self.refresh_token_param.as_ref(), "refresh_token_param")];
+        let code = [("code", "the authorization code"), ("redirect_uri", "redirect_uri"), ("code_verifier", "PKCE")];
+        for per_grant in [&refresh[..], &code[..]] {
+            let names: Vec<(&str, &str)> = common.iter().chain(per_grant).copied().collect();
+            for (at, (name, key)) in names.iter().enumerate() {
+                let earlier = names.get(..at).unwrap_or_default();
+                if let Some((_, other)) = earlier.iter().find(|(n, _)| n == name) {
+                    return Err(Error::config(
+                        *key,
+                        format!(
+                            "`{name}` would be sent twice in one request (also for {other}); give each field its own name"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The token URL.
@@ -155,6 +341,11 @@ impl TokenEndpoint {
         credentials: &ClientCredentials,
         scopes: &Scopes,
     ) -> Result<TokenRequest> {
+        self.unshaped_request(grant, scopes).with_credentials(credentials, self.credential_style.as_ref())
+    }
+
+    /// The request for `grant` and `scopes` before the credential style shapes it.
+    fn unshaped_request(&self, grant: &Grant, scopes: &Scopes) -> TokenRequest {
         let url = match grant {
             Grant::RefreshToken(_) => self.refresh_target().clone(),
             _ => self.token_url.clone(),
@@ -162,6 +353,16 @@ impl TokenEndpoint {
         let mut request = TokenRequest::for_grant(url, self.body_format, grant).scopes(scopes, &self.scope_separator);
         if !self.send_grant_type {
             request = request.without_param("grant_type");
+        } else {
+            if let Some((_, value)) = self.grant_type_values.iter().find(|(g, _)| *g == grant.grant_type()) {
+                request = request.param("grant_type", value.as_str());
+            }
+            if self.grant_type_param != "grant_type" {
+                request = request.rename_param("grant_type", &self.grant_type_param);
+            }
+        }
+        if self.scope_param != "scope" {
+            request = request.rename_param("scope", &self.scope_param);
         }
         if self.refresh_token_param != "refresh_token" {
             request = request.rename_param("refresh_token", &self.refresh_token_param);
@@ -169,7 +370,7 @@ impl TokenEndpoint {
         for (name, value) in &self.extra_params {
             request = request.param(name.clone(), value.clone());
         }
-        request.with_credentials(credentials, self.credential_style.as_ref())
+        request
     }
 }
 
@@ -272,8 +473,8 @@ impl TokenClientBuilder {
             check_url(url, self.allow_insecure_http).map_err(|e| Error::config("refresh_url", e.to_string()))?;
         }
         self.endpoint.response.validate("envelope")?;
-        // Building a request once proves the dialect and credentials fit together.
-        self.endpoint.build_request(&Grant::ClientCredentials, &self.credentials, &Scopes::empty())?;
+        // Shaping a request once proves the dialect and credentials fit together.
+        self.endpoint.validate(&self.credentials)?;
         let transport = match self.transport {
             Some(t) => t,
             None => Arc::new(ReqwestTransport::builder().allow_insecure_http(self.allow_insecure_http).build()?),
@@ -405,6 +606,7 @@ impl TokenClient {
             secrets.push(secret);
         }
         secrets.extend(basic.iter().map(String::as_str));
+        secrets.extend(self.endpoint.secret_values().map(|s| s.expose_secret()));
         match grant {
             Grant::ClientCredentials => {}
             Grant::AuthorizationCode { code, code_verifier, .. } => {
@@ -510,5 +712,147 @@ fn surely_not_processed(error: &Error) -> bool {
     match error {
         Error::Transport(e) => e.kind() == TransportErrorKind::Connect,
         other => matches!(other.status(), Some(429 | 503)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::http::HttpResponse;
+    use crate::style::{BasicAuth, BodyCredentials};
+    use crate::token::RefreshToken;
+
+    const API_KEY: &str = "api-key-4f9c2e";
+    const SECRET: &str = "client-secret-77ab";
+
+    fn renamed() -> TokenEndpoint {
+        TokenEndpoint::new("https://auth.example.test/v3/token".parse().unwrap())
+            .body_format(BodyFormat::Json)
+            .credential_style(Arc::new(BodyCredentials::named("consumerKey", "consumerSecret")))
+            .grant_type_param("grantKind")
+            .scope_param("permissions")
+            .extra_param("tenant", "eu-1")
+            .secret_param("api_key", SecretString::from(API_KEY))
+    }
+
+    fn credentials() -> ClientCredentials {
+        ClientCredentials::new("my-client", SECRET)
+    }
+
+    #[test]
+    fn every_field_renamed_on_the_wire() {
+        let request =
+            renamed().build_request(&Grant::ClientCredentials, &credentials(), &Scopes::parse("read")).unwrap();
+        assert_eq!(
+            String::from_utf8(request.wire_body()).unwrap(),
+            format!(
+                r#"{{"grantKind":"client_credentials","permissions":"read","tenant":"eu-1","api_key":"{API_KEY}","consumerKey":"my-client","consumerSecret":"{SECRET}"}}"#
+            )
+        );
+        assert!(!request.has_header("authorization"));
+        for shown in [format!("{request:?}"), serde_json::to_string(&request).unwrap(), format!("{:?}", renamed())] {
+            assert!(!shown.contains(API_KEY) && !shown.contains(SECRET), "{shown}");
+        }
+    }
+
+    #[test]
+    fn grant_type_overrides() {
+        let endpoint = renamed().grant_type_value("client_credentials", "server");
+        let cc = endpoint.build_request(&Grant::ClientCredentials, &credentials(), &Scopes::empty()).unwrap();
+        assert_eq!(cc.param_redacted("grantKind").as_deref(), Some("server"));
+        assert!(!cc.has_param("grant_type") && !cc.has_param("permissions"));
+        // Another grant keeps its RFC value, under the renamed parameter.
+        let refresh = Grant::RefreshToken(RefreshToken::new("rt-1"));
+        let rt = endpoint.build_request(&refresh, &credentials(), &Scopes::empty()).unwrap();
+        assert_eq!(rt.param_redacted("grantKind").as_deref(), Some("refresh_token"));
+        // `send_grant_type(false)` sends none, whatever its name or value.
+        let none = endpoint.send_grant_type(false);
+        let r = none.build_request(&Grant::ClientCredentials, &credentials(), &Scopes::empty()).unwrap();
+        assert!(!r.has_param("grantKind") && !r.has_param("grant_type"));
+        assert!(none.validate(&credentials()).is_ok());
+        // An override of a grant that does not exist is refused.
+        let err = renamed().grant_type_value("password", "pw").validate(&credentials()).unwrap_err();
+        assert!(matches!(err, Error::Config { ref key, .. } if key == "grant_type_value"), "{err}");
+    }
+
+    #[test]
+    fn a_later_extra_param_of_the_same_name_replaces_the_first() {
+        let endpoint = renamed().extra_param("api_key", "public-now").secret_param("tenant", SecretString::from("t"));
+        let r = endpoint.build_request(&Grant::ClientCredentials, &credentials(), &Scopes::empty()).unwrap();
+        assert_eq!(r.param_redacted("api_key").as_deref(), Some("public-now"));
+        assert_eq!(r.param_redacted("tenant").as_deref(), Some(REDACTED_MARKER));
+        assert_eq!(
+            endpoint.extra_params(),
+            [("tenant".to_owned(), REDACTED_MARKER.to_owned()), ("api_key".to_owned(), "public-now".to_owned())]
+        );
+    }
+
+    #[test]
+    fn one_name_for_two_fields_is_refused() {
+        let cases: Vec<(TokenEndpoint, &str)> = vec![
+            (renamed().scope_param("grantKind"), "scope_param"),
+            (renamed().extra_param("permissions", "x"), "extra_params"),
+            (renamed().extra_param("consumerKey", "x"), "credential_style"),
+            (renamed().refresh_token_param("tenant"), "refresh_token_param"),
+            (renamed().extra_param("code", "x"), "the authorization code"),
+            (renamed().scope_param(" "), "scope_param"),
+        ];
+        for (endpoint, key) in cases {
+            let err = endpoint.validate(&credentials()).unwrap_err();
+            assert!(matches!(err, Error::Config { key: ref k, .. } if k == key || k == "extra_params"), "{key}: {err}");
+        }
+        assert!(renamed().validate(&credentials()).is_ok());
+        // The RFC 6749 defaults never clash.
+        let plain =
+            TokenEndpoint::new("https://a.example/token".parse().unwrap()).credential_style(Arc::new(BasicAuth));
+        assert!(plain.validate(&credentials()).is_ok());
+        // And the client builder runs the check.
+        let built = TokenClient::builder("t", renamed().scope_param("tenant"), credentials()).build();
+        assert!(matches!(built, Err(Error::Config { .. })));
+    }
+
+    #[test]
+    fn a_secret_param_in_the_url_query_is_refused() {
+        let endpoint = TokenEndpoint::new("https://a.example/token?api_key=x".parse().unwrap())
+            .secret_param("api_key", SecretString::from(API_KEY));
+        let err = endpoint.build_request(&Grant::ClientCredentials, &credentials(), &Scopes::empty()).unwrap_err();
+        assert!(matches!(err, Error::Config { ref key, .. } if key == "token_url"), "{err}");
+    }
+
+    /// Answers every request with an error that echoes what it was sent.
+    #[derive(Debug)]
+    struct Echo;
+
+    #[async_trait::async_trait]
+    impl Transport for Echo {
+        async fn send(&self, request: &TokenRequest) -> std::result::Result<HttpResponse, TransportError> {
+            let body = String::from_utf8_lossy(&request.wire_body()).into_owned();
+            let answer =
+                serde_json::json!({"problem": {"type": "invalid_request", "detail": format!("bad request: {body}")}});
+            Ok(HttpResponse::json(400, answer.to_string()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_secret_param_echoed_by_the_server_is_scrubbed_from_the_error() {
+        use crate::parse::ResponseField;
+        let endpoint = renamed().response_format(
+            ResponseFormat::default()
+                .field(ResponseField::Error, "/problem/type")
+                .field(ResponseField::ErrorDescription, "/problem/detail"),
+        );
+        let client = TokenClient::builder("renamed", endpoint, credentials())
+            .transport(Arc::new(Echo))
+            .retry(RetryPolicy::none())
+            .build()
+            .unwrap();
+        let err = client.request_token(&Grant::ClientCredentials, &Scopes::empty()).await.unwrap_err();
+        let Error::OAuth(oauth) = &err else { panic!("{err:?}") };
+        assert_eq!(oauth.code, crate::error::OAuthErrorCode::InvalidRequest);
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("bad request") && shown.contains("tenant"), "{shown}");
+        assert!(!shown.contains(API_KEY) && !shown.contains(SECRET), "{shown}");
     }
 }

@@ -8,6 +8,9 @@
 //!   as bearer);
 //! - scopes split on spaces or commas (WhiteBIT uses commas), or given as a JSON array;
 //! - an optional envelope given as a JSON pointer (`/data` for WhiteBIT);
+//! - or, for a server that renames every field, a JSON pointer per field ([`ResponseField`]),
+//!   including an absolute [`ExpiresAt`](ResponseField::ExpiresAt) (epoch seconds or RFC 3339) and the
+//!   error code and description of its error answers;
 //! - `application/x-www-form-urlencoded` bodies accepted;
 //! - fields not interpreted are kept in [`AccessToken::extra`];
 //! - an `error` member in a 200 response is an error; a missing `access_token` is an error;
@@ -32,10 +35,97 @@ use crate::error::{Error, HttpError, OAuthError, OAuthErrorCode, Result, excerpt
 use crate::http::HttpResponse;
 use crate::token::{AccessToken, RefreshToken, Scopes};
 
+/// A member of a token response (or of an error answer) that a [`ResponseFormat`] can find at a JSON
+/// pointer of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResponseField {
+    /// The access token (`access_token`).
+    AccessToken,
+    /// The lifetime in seconds, a number or a numeric string (`expires_in`).
+    ExpiresIn,
+    /// The absolute expiry, instead of [`ExpiresIn`](Self::ExpiresIn): epoch seconds (a number or a
+    /// numeric string) or an RFC 3339 timestamp. Read only when given a pointer.
+    ExpiresAt,
+    /// The token type (`token_type`); only bearer tokens are accepted.
+    TokenType,
+    /// The refresh token (`refresh_token`).
+    RefreshToken,
+    /// The granted scopes (`scope`).
+    Scope,
+    /// The error code of an error answer (`error`).
+    Error,
+    /// The error description of an error answer (`error_description`).
+    ErrorDescription,
+}
+
+impl ResponseField {
+    /// Every field, in documentation order.
+    pub const ALL: [ResponseField; 8] = [
+        ResponseField::AccessToken,
+        ResponseField::ExpiresIn,
+        ResponseField::ExpiresAt,
+        ResponseField::TokenType,
+        ResponseField::RefreshToken,
+        ResponseField::Scope,
+        ResponseField::Error,
+        ResponseField::ErrorDescription,
+    ];
+
+    /// The RFC 6749 member name, which is also the field's configuration key under `[response]`.
+    ///
+    /// ```
+    /// use tokensmith_core::parse::ResponseField;
+    ///
+    /// assert_eq!(ResponseField::from_name("expires_in"), Some(ResponseField::ExpiresIn));
+    /// assert_eq!(ResponseField::ExpiresIn.name(), "expires_in");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            ResponseField::AccessToken => "access_token",
+            ResponseField::ExpiresIn => "expires_in",
+            ResponseField::ExpiresAt => "expires_at",
+            ResponseField::TokenType => "token_type",
+            ResponseField::RefreshToken => "refresh_token",
+            ResponseField::Scope => "scope",
+            ResponseField::Error => "error",
+            ResponseField::ErrorDescription => "error_description",
+        }
+    }
+
+    /// The field named `name` (see [`name`](Self::name)).
+    pub fn from_name(name: &str) -> Option<ResponseField> {
+        ResponseField::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// The latest absolute expiry believed: 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+const MAX_EPOCH_SECS: u64 = 253_402_300_799;
+
 /// How a provider shapes its token responses.
+///
+/// By default the RFC 6749 names at the root of the body. [`envelope`](Self::envelope) moves them all
+/// under one JSON pointer; [`field`](Self::field) gives any one of them a pointer of its own (from the
+/// root of the body, not from the envelope):
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use tokensmith_core::HttpResponse;
+/// use tokensmith_core::parse::{ResponseField, ResponseFormat, parse_response};
+///
+/// let format = ResponseFormat::default()
+///     .field(ResponseField::AccessToken, "/issued/bearer")
+///     .field(ResponseField::ExpiresIn, "/issued/lifetime")
+///     .field(ResponseField::Error, "/problem/type")
+///     .field(ResponseField::ErrorDescription, "/problem/detail");
+/// let answer = HttpResponse::json(200, r#"{"issued":{"bearer":"t","lifetime":"900"}}"#);
+/// let token = parse_response(&answer, &format, SystemTime::now(), None).unwrap();
+/// assert_eq!(token.lifetime(), Duration::from_secs(900));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseFormat {
     envelope: Option<String>,
+    pointers: Vec<(ResponseField, String)>,
     fallback_lifetime: Duration,
     max_lifetime: Duration,
 }
@@ -45,6 +135,7 @@ impl Default for ResponseFormat {
     fn default() -> Self {
         ResponseFormat {
             envelope: None,
+            pointers: Vec::new(),
             fallback_lifetime: Duration::from_secs(3600),
             max_lifetime: Duration::from_secs(30 * 24 * 3600),
         }
@@ -52,6 +143,39 @@ impl Default for ResponseFormat {
 }
 
 impl ResponseFormat {
+    /// `field` is found at this JSON pointer (RFC 6901) from the root of the body, e.g.
+    /// `/issued/bearer`. Fields given no pointer keep their RFC 6749 name, under the
+    /// [`envelope`](Self::envelope) if there is one. An empty pointer takes the field's pointer back.
+    pub fn field(mut self, field: ResponseField, pointer: impl Into<String>) -> Self {
+        let pointer = pointer.into();
+        self.pointers.retain(|(f, _)| *f != field);
+        if !pointer.is_empty() {
+            self.pointers.push((field, pointer));
+        }
+        self
+    }
+
+    /// The pointer given to `field`, if any.
+    pub fn field_pointer(&self, field: ResponseField) -> Option<&str> {
+        self.pointers.iter().find(|(f, _)| *f == field).map(|(_, p)| p.as_str())
+    }
+
+    /// Where `field` is read from: its own pointer, or its RFC 6749 name under the envelope.
+    fn pointer_of(&self, field: ResponseField) -> String {
+        match self.field_pointer(field) {
+            Some(p) => p.to_owned(),
+            None => format!("{}/{}", self.envelope.as_deref().unwrap_or(""), field.name()),
+        }
+    }
+
+    /// How errors name `field`: `` `access_token` ``, with its pointer when it has one.
+    fn label(&self, field: ResponseField) -> String {
+        match self.field_pointer(field) {
+            Some(p) => format!("`{}` (at `{p}`)", field.name()),
+            None => format!("`{}`", field.name()),
+        }
+    }
+
     /// The token fields live under this JSON pointer (RFC 6901), e.g. `/data`. An empty pointer means
     /// no envelope.
     pub fn envelope(mut self, pointer: impl Into<String>) -> Self {
@@ -87,6 +211,22 @@ impl ResponseFormat {
                 ));
             }
         }
+        for (field, pointer) in &self.pointers {
+            if !pointer.starts_with('/') {
+                return Err(Error::config(
+                    format!("response.{}", field.name()),
+                    format!("`{pointer}` is not a JSON pointer; it must start with `/`, e.g. `/issued/bearer`"),
+                ));
+            }
+        }
+        if self.field_pointer(ResponseField::ExpiresAt).is_some()
+            && self.field_pointer(ResponseField::ExpiresIn).is_some()
+        {
+            return Err(Error::config(
+                "response.expires_at",
+                "give `expires_in` (a lifetime) or `expires_at` (an absolute expiry), not both",
+            ));
+        }
         if self.fallback_lifetime.is_zero() {
             return Err(Error::config("fallback_lifetime", "the fallback lifetime must be more than zero seconds"));
         }
@@ -105,12 +245,12 @@ pub fn parse_response(
     previous_refresh: Option<&RefreshToken>,
 ) -> Result<AccessToken> {
     if !(200..300).contains(&response.status) {
-        return Err(parse_error(response));
+        return Err(parse_error_with(response, format));
     }
     // The common case, a JSON object at the top: read in one pass, without building a map first.
-    // Anything else (an envelope, form data, an `error` member, a body that is not a JSON object)
-    // takes the general path below, which also words the errors.
-    if format.envelope.is_none() {
+    // Anything else (an envelope, fields at pointers of their own, form data, an `error` member, a
+    // body that is not a JSON object) takes the general path below, which also words the errors.
+    if format.envelope.is_none() && format.pointers.is_empty() {
         if let Some(fields) = TokenFields::from_json(response) {
             return token_from_parts(fields, format, now, previous_refresh);
         }
@@ -130,6 +270,9 @@ pub fn parse_response(
             ))
         }
     })?;
+    if !format.pointers.is_empty() {
+        return token_at_pointers(body, response, format, now, previous_refresh);
+    }
     let mut body = body;
     if let Some(error) = body.as_object().and_then(|b| oauth_error_in(b, response)) {
         return Err(Error::OAuth(error));
@@ -153,6 +296,77 @@ pub fn parse_response(
     token_from_fields(fields, format, now, previous_refresh)
 }
 
+/// The general path for a format whose fields have pointers of their own: each field is taken out of
+/// the body at its pointer, and what is left of the object that held the access token is kept for
+/// [`AccessToken::extra`].
+fn token_at_pointers(
+    mut body: Value,
+    response: &HttpResponse,
+    format: &ResponseFormat,
+    now: SystemTime,
+    previous_refresh: Option<&RefreshToken>,
+) -> Result<AccessToken> {
+    if let Some(error) = oauth_error_at(&body, response, format) {
+        return Err(Error::OAuth(error));
+    }
+    let access = format.pointer_of(ResponseField::AccessToken);
+    let mut fields = TokenFields {
+        access_token: take_pointer(&mut body, &access),
+        token_type: take_pointer(&mut body, &format.pointer_of(ResponseField::TokenType)),
+        scope: take_pointer(&mut body, &format.pointer_of(ResponseField::Scope)),
+        refresh_token: take_pointer(&mut body, &format.pointer_of(ResponseField::RefreshToken)),
+        ..TokenFields::default()
+    };
+    match format.field_pointer(ResponseField::ExpiresAt) {
+        Some(pointer) => fields.expires_at = take_pointer(&mut body, pointer),
+        None => fields.expires_in = take_pointer(&mut body, &format.pointer_of(ResponseField::ExpiresIn)),
+    }
+    if let Some(Value::Object(rest)) = body.pointer_mut(parent_pointer(&access)).map(Value::take) {
+        fields.extra = rest;
+    }
+    token_from_parts(fields, format, now, previous_refresh)
+}
+
+/// The pointer of the value that holds the one `pointer` points at (`""` for a member of the root).
+fn parent_pointer(pointer: &str) -> &str {
+    pointer.rsplit_once('/').map_or("", |(parent, _)| parent)
+}
+
+/// Takes the value at `pointer` out of `body`: a member is removed from its object, an array item is
+/// left as `null`.
+fn take_pointer(body: &mut Value, pointer: &str) -> Option<Value> {
+    let (parent, last) = pointer.rsplit_once('/')?;
+    match body.pointer_mut(parent)? {
+        Value::Object(map) => map.remove(&last.replace("~1", "/").replace("~0", "~")),
+        other => other.pointer_mut(&format!("/{last}")).map(Value::take),
+    }
+}
+
+/// The error a body carries where `format` says errors are: the error code at its pointer (or
+/// `error` at the root, then under the envelope), with the description at its own pointer or beside
+/// the code.
+fn oauth_error_at(body: &Value, response: &HttpResponse, format: &ResponseFormat) -> Option<OAuthError> {
+    let candidates: Vec<String> = match format.field_pointer(ResponseField::Error) {
+        Some(pointer) => vec![pointer.to_owned()],
+        None => std::iter::once("/error".to_owned())
+            .chain(format.envelope.as_deref().map(|e| format!("{e}/error")))
+            .collect(),
+    };
+    let (pointer, code) = candidates.iter().find_map(|p| Some((p, body.pointer(p)?.as_str()?)))?;
+    let beside = |name: &str| body.pointer(&format!("{}/{name}", parent_pointer(pointer)));
+    let description = match format.field_pointer(ResponseField::ErrorDescription) {
+        Some(p) => body.pointer(p),
+        None => beside("error_description"),
+    };
+    let mut error = OAuthError::new(OAuthErrorCode::parse(code), response.status);
+    if let Some(d) = description.and_then(Value::as_str) {
+        error = error.with_description(d);
+    }
+    error.uri = beside("error_uri").and_then(Value::as_str).map(|u| excerpt(u, 200));
+    error.retry_after = retry_after(response);
+    Some(error)
+}
+
 fn token_from_fields(
     fields: Map<String, Value>,
     format: &ResponseFormat,
@@ -173,6 +387,8 @@ struct TokenFields {
     access_token: Option<Value>,
     token_type: Option<Value>,
     expires_in: Option<Value>,
+    /// Only read at a pointer of its own: no RFC 6749 member holds it.
+    expires_at: Option<Value>,
     scope: Option<Value>,
     refresh_token: Option<Value>,
     /// An `error` member was seen (an error in a success response: the general path words it).
@@ -265,13 +481,26 @@ fn token_from_parts(
     now: SystemTime,
     previous_refresh: Option<&RefreshToken>,
 ) -> Result<AccessToken> {
-    let TokenFields { access_token, token_type, expires_in: expires, scope, refresh_token: refresh, error: _, extra } =
-        fields;
+    let TokenFields {
+        access_token,
+        token_type,
+        expires_in: expires,
+        expires_at,
+        scope,
+        refresh_token: refresh,
+        error: _,
+        extra,
+    } = fields;
+    let label = |field| format.label(field);
     let secret = match access_token {
         Some(Value::String(s)) if !s.is_empty() => s,
-        Some(Value::String(_)) => return Err(Error::invalid_response("`access_token` is empty")),
-        Some(_) => return Err(Error::invalid_response("`access_token` is not a string")),
-        None => return Err(Error::invalid_response("`access_token` is missing")),
+        Some(Value::String(_)) => {
+            return Err(Error::invalid_response(format!("{} is empty", label(ResponseField::AccessToken))));
+        }
+        Some(_) => {
+            return Err(Error::invalid_response(format!("{} is not a string", label(ResponseField::AccessToken))));
+        }
+        None => return Err(Error::invalid_response(format!("{} is missing", label(ResponseField::AccessToken)))),
     };
     // From here on the secret is owned by a `SecretString` only (zeroed when dropped).
     let token = AccessToken::builder(secret);
@@ -284,9 +513,15 @@ fn token_from_parts(
                 excerpt(&t, 32)
             )));
         }
-        Some(_) => return Err(Error::invalid_response("`token_type` is not a string")),
+        Some(_) => {
+            return Err(Error::invalid_response(format!("{} is not a string", label(ResponseField::TokenType))));
+        }
     }
-    let lifetime = match expires_in(expires.as_ref())? {
+    let secs = match format.field_pointer(ResponseField::ExpiresAt) {
+        Some(_) => seconds_until(expires_at.as_ref(), now, format)?,
+        None => expires_in(expires.as_ref(), format)?,
+    };
+    let lifetime = match secs {
         Some(secs) => Duration::from_secs(secs).min(format.max_lifetime),
         None => {
             tracing::debug!(
@@ -309,27 +544,76 @@ fn token_from_parts(
 }
 
 /// `expires_in` as seconds: a non-negative integer, a float, or a numeric string.
-fn expires_in(value: Option<&Value>) -> Result<Option<u64>> {
+fn expires_in(value: Option<&Value>, format: &ResponseFormat) -> Result<Option<u64>> {
+    let label = || format.label(ResponseField::ExpiresIn);
     let secs: f64 = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
         Some(Value::String(s)) => s.trim().parse::<f64>().map_err(|_| {
-            Error::invalid_response(format!("`expires_in` is `{}`, not a number of seconds", excerpt(s, 32)))
+            Error::invalid_response(format!("{} is `{}`, not a number of seconds", label(), excerpt(s, 32)))
         })?,
-        Some(_) => return Err(Error::invalid_response("`expires_in` is not a number")),
+        Some(_) => return Err(Error::invalid_response(format!("{} is not a number", label()))),
     };
     if !secs.is_finite() {
-        return Err(Error::invalid_response("`expires_in` is not a finite number"));
+        return Err(Error::invalid_response(format!("{} is not a finite number", label())));
     }
     if secs < 1.0 {
         // Expiry is counted in whole seconds: anything below one would be a token that is
         // already expired (or expires before it can be used).
         return Err(Error::invalid_response(format!(
-            "`expires_in` is {secs}: the provider issued a token that is already expired (less than one second left)"
+            "{} is {secs}: the provider issued a token that is already expired (less than one second left)",
+            label()
         )));
     }
     // Saturating float-to-int conversion: huge values become u64::MAX and are capped by the caller.
     Ok(Some(secs as u64))
+}
+
+/// The seconds from `now` until an absolute expiry: epoch seconds (a number or a numeric string) or an
+/// RFC 3339 timestamp. A time before 1970 or after 9999, or one already past, is refused.
+fn seconds_until(value: Option<&Value>, now: SystemTime, format: &ResponseFormat) -> Result<Option<u64>> {
+    let label = || format.label(ResponseField::ExpiresAt);
+    let out_of_range = || {
+        Error::invalid_response(format!(
+            "{} is not a time between 1970 and 9999 (epoch seconds or an RFC 3339 timestamp)",
+            label()
+        ))
+    };
+    let epoch = |secs: f64| -> Result<u64> {
+        // `MAX_EPOCH_SECS` converts to f64 exactly; within the range the cast only drops the fraction.
+        if secs.is_finite() && (0.0..=MAX_EPOCH_SECS as f64).contains(&secs) {
+            Ok(secs as u64)
+        } else {
+            Err(out_of_range())
+        }
+    };
+    let at: u64 = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => epoch(n.as_f64().unwrap_or(f64::NAN))?,
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(secs) => epoch(secs)?,
+            Err(_) => {
+                let at = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        Error::invalid_response(format!(
+                            "{} is `{}`, neither epoch seconds nor an RFC 3339 timestamp",
+                            label(),
+                            excerpt(s, 40)
+                        ))
+                    })?;
+                u64::try_from(at.unix_timestamp()).map_err(|_| out_of_range())?
+            }
+        },
+        Some(_) => return Err(Error::invalid_response(format!("{} is not a number or a string", label()))),
+    };
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    match at.checked_sub(now) {
+        Some(secs) if secs >= 1 => Ok(Some(secs)),
+        _ => Err(Error::invalid_response(format!(
+            "{} is {at} (epoch seconds), not after now ({now}): the provider issued a token that is already expired",
+            label()
+        ))),
+    }
 }
 
 /// Parses a response body as JSON, or as form data into a JSON object of strings.
@@ -379,6 +663,33 @@ fn oauth_error_in(obj: &Map<String, Value>, response: &HttpResponse) -> Option<O
     error.uri = obj.get("error_uri").and_then(Value::as_str).map(|u| excerpt(u, 200));
     error.retry_after = retry_after(response);
     Some(error)
+}
+
+/// [`parse_error`] for a format whose error code or description has a pointer of its own: an
+/// [`OAuthError`] when a code is found there, else what [`parse_error`] finds.
+///
+/// ```
+/// use tokensmith_core::{Error, HttpResponse};
+/// use tokensmith_core::parse::{ResponseField, ResponseFormat, parse_error_with};
+///
+/// let format = ResponseFormat::default()
+///     .field(ResponseField::Error, "/problem/type")
+///     .field(ResponseField::ErrorDescription, "/problem/detail");
+/// let answer = HttpResponse::json(400, r#"{"problem":{"type":"invalid_request","detail":"no tenant"}}"#);
+/// match parse_error_with(&answer, &format) {
+///     Error::OAuth(e) => assert_eq!(e.description.as_deref(), Some("no tenant")),
+///     other => panic!("{other}"),
+/// }
+/// ```
+pub fn parse_error_with(response: &HttpResponse, format: &ResponseFormat) -> Error {
+    if format.field_pointer(ResponseField::Error).is_some()
+        || format.field_pointer(ResponseField::ErrorDescription).is_some()
+    {
+        if let Some(error) = decode_body(response).and_then(|body| oauth_error_at(&body, response, format)) {
+            return Error::OAuth(error);
+        }
+    }
+    parse_error(response)
 }
 
 /// Turns an error response (any status outside 2xx) into an [`Error`]: an [`OAuthError`] when the
@@ -578,6 +889,159 @@ mod tests {
         assert!(matches!(missing, Err(Error::InvalidResponse { .. })));
     }
 
+    fn renamed() -> ResponseFormat {
+        ResponseFormat::default()
+            .field(ResponseField::AccessToken, "/issued/bearer")
+            .field(ResponseField::ExpiresIn, "/issued/lifetime")
+            .field(ResponseField::TokenType, "/issued/type")
+            .field(ResponseField::RefreshToken, "/issued/renewal")
+            .field(ResponseField::Scope, "/issued/permissions")
+            .field(ResponseField::Error, "/problem/type")
+            .field(ResponseField::ErrorDescription, "/problem/detail")
+    }
+
+    #[test]
+    fn fields_at_pointers_of_their_own() {
+        let body = r#"{"issued":{"bearer":"tok","lifetime":"900","type":"Bearer","renewal":"ren","permissions":"read write","region":"eu"},"meta":1}"#;
+        let t = parse_response(&HttpResponse::json(200, body), &renamed(), now(), None).unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(t.secret()), "tok");
+        assert_eq!(t.lifetime(), Duration::from_secs(900));
+        assert_eq!(t.scopes().to_string(), "read write");
+        assert_eq!(secrecy::ExposeSecret::expose_secret(t.refresh_token().unwrap().secret()), "ren");
+        // What is left of the object that held the token is kept; the fields read are not.
+        assert_eq!(t.extra().get("region"), Some(&serde_json::json!("eu")));
+        assert!(!t.extra().contains_key("bearer") && !t.extra().contains_key("lifetime"));
+        // A field at its pointer is read there only: the RFC name at the root is not a fallback.
+        let err =
+            parse_response(&HttpResponse::json(200, r#"{"access_token":"t"}"#), &renamed(), now(), None).unwrap_err();
+        assert!(err.to_string().contains("`access_token` (at `/issued/bearer`) is missing"), "{err}");
+        let err = parse_response(
+            &HttpResponse::json(200, r#"{"issued":{"bearer":"t","lifetime":"soon"}}"#),
+            &renamed(),
+            now(),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`expires_in` (at `/issued/lifetime`) is `soon`"), "{err}");
+        // Fields without a pointer keep their name under the envelope.
+        let format = ResponseFormat::default().envelope("/data").field(ResponseField::ExpiresIn, "/ttl");
+        let t =
+            parse_response(&HttpResponse::json(200, r#"{"data":{"access_token":"a"},"ttl":60}"#), &format, now(), None)
+                .unwrap();
+        assert_eq!(t.lifetime(), Duration::from_secs(60));
+        // Escaped pointer segments (RFC 6901 `~1` is `/`, `~0` is `~`).
+        let format = ResponseFormat::default().field(ResponseField::AccessToken, "/a~1b/c~0d");
+        let t = parse_response(&HttpResponse::json(200, r#"{"a/b":{"c~d":"x"}}"#), &format, now(), None).unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(t.secret()), "x");
+    }
+
+    #[test]
+    fn errors_at_pointers_of_their_own() {
+        let problem = r#"{"problem":{"type":"invalid_request","detail":"grantKind is missing"}}"#;
+        for status in [400, 200] {
+            match parse_response(&HttpResponse::json(status, problem), &renamed(), now(), None) {
+                Err(Error::OAuth(e)) => {
+                    assert_eq!(e.code, OAuthErrorCode::InvalidRequest);
+                    assert_eq!(e.status, status);
+                    assert_eq!(e.description.as_deref(), Some("grantKind is missing"));
+                }
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        // Without a code at the pointer, the usual shapes are still recognised.
+        match parse_response(&HttpResponse::json(401, r#"{"errorCode":"X","message":"m"}"#), &renamed(), now(), None) {
+            Err(Error::Http(e)) => assert_eq!(e.code.as_deref(), Some("X")),
+            other => panic!("{other:?}"),
+        }
+        // The description defaults to `error_description` beside the code.
+        let format = ResponseFormat::default().field(ResponseField::Error, "/problem/code");
+        let r = HttpResponse::json(400, r#"{"problem":{"code":"invalid_scope","error_description":"d"}}"#);
+        match parse_error_with(&r, &format) {
+            Error::OAuth(e) => {
+                assert_eq!(e.code, OAuthErrorCode::InvalidScope);
+                assert_eq!(e.description.as_deref(), Some("d"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn expires_at_as_epoch_seconds_or_rfc3339() {
+        let format = ResponseFormat::default().field(ResponseField::ExpiresAt, "/until");
+        let lifetime = |v: &str| {
+            parse_response(
+                &HttpResponse::json(200, format!(r#"{{"access_token":"a","until":{v}}}"#)),
+                &format,
+                now(),
+                None,
+            )
+            .map(|t| t.lifetime())
+        };
+        // now() is 1_700_000_000 = 2023-11-14T22:13:20Z.
+        assert_eq!(lifetime("1700000900").unwrap(), Duration::from_secs(900));
+        assert_eq!(lifetime(r#""1700000900""#).unwrap(), Duration::from_secs(900));
+        assert_eq!(lifetime("1700000900.9").unwrap(), Duration::from_secs(900));
+        assert_eq!(lifetime(r#""2023-11-14T22:28:20Z""#).unwrap(), Duration::from_secs(900));
+        assert_eq!(lifetime(r#""2023-11-15T00:28:20+02:00""#).unwrap(), Duration::from_secs(900));
+        assert_eq!(lifetime(r#""2023-11-14T22:28:20.5Z""#).unwrap(), Duration::from_secs(900));
+        // Far but valid: capped like a long `expires_in`.
+        assert_eq!(lifetime(r#""9999-12-31T23:59:59Z""#).unwrap(), Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(lifetime("253402300799").unwrap(), Duration::from_secs(30 * 24 * 3600));
+        // Missing: the fallback lifetime.
+        assert_eq!(lifetime("null").unwrap(), Duration::from_secs(3600));
+        // Past, negative, absurd or unreadable: an invalid response, never a panic.
+        for bad in [
+            "1700000000",
+            "1699999999",
+            "0",
+            "-5",
+            r#""-5""#,
+            "1e300",
+            "-1e300",
+            "253402300800",
+            "18446744073709551616",
+            r#""1e999""#,
+            r#""NaN""#,
+            r#""inf""#,
+            r#""2023-11-14T22:13:20Z""#,
+            r#""1969-12-31T23:59:59Z""#,
+            r#""2023-13-01T00:00:00Z""#,
+            r#""tomorrow""#,
+            "true",
+            "[1]",
+        ] {
+            assert!(matches!(lifetime(bad), Err(Error::InvalidResponse { .. })), "{bad}: {:?}", lifetime(bad));
+        }
+        let err = lifetime("1699999999").unwrap_err();
+        assert!(err.to_string().contains("`expires_at` (at `/until`)") && err.to_string().contains("already expired"));
+        // `expires_in` is not read when `expires_at` has a pointer.
+        let t = parse_response(
+            &HttpResponse::json(200, r#"{"access_token":"a","expires_in":5,"until":1700000900}"#),
+            &format,
+            now(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.lifetime(), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn field_pointers_are_validated() {
+        let err = ResponseFormat::default().field(ResponseField::Scope, "issued/permissions").validate("envelope");
+        assert!(matches!(err, Err(Error::Config { ref key, .. }) if key == "response.scope"), "{err:?}");
+        let both = ResponseFormat::default()
+            .field(ResponseField::ExpiresIn, "/a")
+            .field(ResponseField::ExpiresAt, "/b")
+            .validate("envelope");
+        assert!(matches!(both, Err(Error::Config { ref key, .. }) if key == "response.expires_at"), "{both:?}");
+        // An empty pointer takes a field's pointer back.
+        let format = ResponseFormat::default().field(ResponseField::Scope, "/x").field(ResponseField::Scope, "");
+        assert_eq!(format, ResponseFormat::default());
+        for field in ResponseField::ALL {
+            assert_eq!(ResponseField::from_name(field.name()), Some(field));
+        }
+    }
+
     #[test]
     fn form_encoded_body() {
         let r = HttpResponse::new(
@@ -732,6 +1196,14 @@ mod tests {
                 let _ = parse_response(&r, &ResponseFormat::default().envelope("/data"), now(), None);
                 let _ = parse_response(&r, &ResponseFormat::default(), now(), None);
                 let _ = parse_error(&r);
+                let pointers = ResponseFormat::default()
+                    .field(ResponseField::AccessToken, "/data/access_token")
+                    .field(ResponseField::ExpiresAt, "/data/expires_in")
+                    .field(ResponseField::Scope, "/data/0")
+                    .field(ResponseField::Error, "/errors/error")
+                    .field(ResponseField::ErrorDescription, "/error");
+                let _ = parse_response(&r, &pointers, now(), None);
+                let _ = parse_error_with(&r, &pointers);
             }
 
             /// The one-pass reader of a top-level object and the general path (the same object in

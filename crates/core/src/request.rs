@@ -314,7 +314,13 @@ impl TokenRequest {
     pub fn validate(&self) -> Result<()> {
         if let Some(query) = self.url.query() {
             for (name, _) in url::form_urlencoded::parse(query.as_bytes()) {
-                if matches!(name.as_ref(), "client_secret" | "client_id" | "code" | "refresh_token" | "code_verifier") {
+                let secret_param = self.params.iter().any(|(n, v)| *n == name && v.is_secret());
+                if secret_param
+                    || matches!(
+                        name.as_ref(),
+                        "client_secret" | "client_id" | "code" | "refresh_token" | "code_verifier"
+                    )
+                {
                     return Err(Error::config(
                         "token_url",
                         format!(
@@ -358,6 +364,11 @@ impl TokenRequest {
     /// A parameter's value with secrets redacted, if present.
     pub fn param_redacted(&self, name: &str) -> Option<String> {
         self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.redacted())
+    }
+
+    /// The parameters' names, in order.
+    pub fn param_names(&self) -> Vec<String> {
+        self.params.iter().map(|(n, _)| n.clone()).collect()
     }
 
     /// Whether a parameter is present.

@@ -7,6 +7,7 @@
 //! | [`BasicAuth`] | `Authorization: Basic base64(urlenc(id):urlenc(secret))` | RFC 6749 §2.3.1, Django OAuth Toolkit |
 //! | [`BasicAuthRaw`] | `Authorization: Basic base64(id:secret)` | ProBit, Doorkeeper, Cognito |
 //! | [`RequestBody`] | `client_id` and `client_secret` in the body (form or JSON) | Doorkeeper JSON, WhiteBIT, DOT |
+//! | [`BodyCredentials`] | the id and secret in the body under names of the provider's choosing | servers that rename every field |
 //! | [`PublicClient`] | only `client_id` in the body | public clients (PKCE) |
 //!
 //! Credentials are never sent two ways at once and never in the URL: [`TokenRequest::with_credentials`]
@@ -94,6 +95,57 @@ pub struct BasicAuthRaw;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestBody;
 
+/// The client id and secret as body parameters under the names a provider chose (say `consumerKey` and
+/// `consumerSecret`), in the request's body format. The `body` style with other field names:
+/// [`BodyCredentials::default`] sends `client_id` and `client_secret`, exactly as [`RequestBody`].
+///
+/// ```
+/// use tokensmith_core::{BodyFormat, ClientCredentials, Grant, TokenRequest, style::BodyCredentials};
+///
+/// let style = BodyCredentials::named("consumerKey", "consumerSecret");
+/// let url = "https://auth.example.test/token".parse().unwrap();
+/// let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials)
+///     .with_credentials(&ClientCredentials::new("id", "s3cret"), &style)
+///     .unwrap();
+/// assert_eq!(
+///     request.wire_body(),
+///     br#"{"grant_type":"client_credentials","consumerKey":"id","consumerSecret":"s3cret"}"#
+/// );
+/// assert_eq!(request.param_redacted("consumerSecret").as_deref(), Some("[redacted]"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyCredentials {
+    client_id_param: std::borrow::Cow<'static, str>,
+    client_secret_param: std::borrow::Cow<'static, str>,
+}
+
+impl Default for BodyCredentials {
+    /// `client_id` and `client_secret`, the RFC 6749 §2.3.1 names.
+    fn default() -> Self {
+        BodyCredentials::named("client_id", "client_secret")
+    }
+}
+
+impl BodyCredentials {
+    /// Sends the client id as `client_id_param` and the secret as `client_secret_param`.
+    pub fn named(
+        client_id_param: impl Into<std::borrow::Cow<'static, str>>,
+        client_secret_param: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Self {
+        BodyCredentials { client_id_param: client_id_param.into(), client_secret_param: client_secret_param.into() }
+    }
+
+    /// The name the client id is sent under.
+    pub fn client_id_param(&self) -> &str {
+        &self.client_id_param
+    }
+
+    /// The name the client secret is sent under.
+    pub fn client_secret_param(&self) -> &str {
+        &self.client_secret_param
+    }
+}
+
 /// A public client: only `client_id` in the body, no secret.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PublicClient;
@@ -158,6 +210,39 @@ impl CredentialStyle for RequestBody {
         let secret = require_secret(credentials, self.name())?;
         request.set_param("client_id", credentials.client_id());
         request.set_param("client_secret", secret.clone());
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "body"
+    }
+
+    fn reusable(&self) -> bool {
+        true
+    }
+}
+
+impl CredentialStyle for BodyCredentials {
+    fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()> {
+        let secret = require_secret(credentials, self.name())?;
+        for (key, name) in
+            [("client_id_param", &self.client_id_param), ("client_secret_param", &self.client_secret_param)]
+        {
+            if name.trim().is_empty() {
+                return Err(Error::config(key, "the parameter name is empty; give the field name the server expects"));
+            }
+        }
+        if self.client_id_param == self.client_secret_param {
+            return Err(Error::config(
+                "client_secret_param",
+                format!(
+                    "the client id and the secret would both be sent as `{}`; give them different names",
+                    self.client_id_param
+                ),
+            ));
+        }
+        request.set_param(self.client_id_param.as_ref(), credentials.client_id());
+        request.set_param(self.client_secret_param.as_ref(), secret.clone());
         Ok(())
     }
 
@@ -254,6 +339,27 @@ mod tests {
         assert!(!form.has_header("authorization"));
         let json = request(BodyFormat::Json).with_credentials(&creds, &RequestBody).unwrap();
         assert_eq!(json.wire_body(), br#"{"grant_type":"client_credentials","client_id":"id","client_secret":"p&ss"}"#);
+    }
+
+    #[test]
+    fn body_credentials_take_the_providers_names() {
+        let creds = ClientCredentials::new("id", "p&ss");
+        let style = BodyCredentials::named("consumerKey", "consumerSecret");
+        let form = request(BodyFormat::Form).with_credentials(&creds, &style).unwrap();
+        assert_eq!(form.wire_body(), b"grant_type=client_credentials&consumerKey=id&consumerSecret=p%26ss");
+        assert_eq!(form.param_redacted("consumerSecret").as_deref(), Some(crate::request::REDACTED_MARKER));
+        assert!(!format!("{form:?}").contains("p&ss") && !format!("{form:?}").contains("p%26ss"));
+        // The default names are the `body` style's.
+        let default = request(BodyFormat::Json).with_credentials(&creds, &BodyCredentials::default()).unwrap();
+        let body = request(BodyFormat::Json).with_credentials(&creds, &RequestBody).unwrap();
+        assert_eq!(default.wire_body(), body.wire_body());
+        // One name for both, or an empty one, is a configuration error naming the key.
+        let err = request(BodyFormat::Form).with_credentials(&creds, &BodyCredentials::named("k", "k")).unwrap_err();
+        assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secret_param"), "{err}");
+        let err = request(BodyFormat::Form).with_credentials(&creds, &BodyCredentials::named(" ", "k")).unwrap_err();
+        assert!(matches!(err, Error::Config { ref key, .. } if key == "client_id_param"), "{err}");
+        let err = request(BodyFormat::Form).with_credentials(&ClientCredentials::public("id"), &style).unwrap_err();
+        assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secret"), "{err}");
     }
 
     #[test]

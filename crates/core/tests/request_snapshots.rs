@@ -89,3 +89,26 @@ fn basic_header_encodings() {
     let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
     assert_eq!(String::from_utf8(raw).unwrap(), format!("client-id:{CLIENT_SECRET}"));
 }
+
+/// Issue 16's worked example: a server that renames every field, with a secret extra parameter. The
+/// snapshot shows the whole wire shape; neither the client secret nor the API key is in it.
+#[test]
+fn a_fully_renamed_dialect() {
+    use tokensmith_core::style::BodyCredentials;
+    const API_KEY: &str = "api-key-not-in-any-snapshot";
+    let endpoint = TokenEndpoint::new("https://auth.example.test/v3/token".parse().unwrap())
+        .body_format(BodyFormat::Json)
+        .credential_style(std::sync::Arc::new(BodyCredentials::named("consumerKey", "consumerSecret")))
+        .grant_type_param("grantKind")
+        .scope_param("permissions")
+        .extra_param("tenant", "eu-1")
+        .secret_param("api_key", SecretString::from(API_KEY));
+    let creds = ClientCredentials::new("my-client", CLIENT_SECRET);
+    let request = endpoint.build_request(&Grant::ClientCredentials, &creds, &Scopes::parse("read write")).unwrap();
+    let wire = String::from_utf8(request.wire_body()).unwrap();
+    assert!(wire.contains(API_KEY) && wire.contains(CLIENT_SECRET), "the wire carries both: {wire}");
+    for shown in [serde_json::to_string(&request).unwrap(), format!("{request:?}"), format!("{endpoint:?}")] {
+        assert!(!shown.contains(API_KEY) && !shown.contains(CLIENT_SECRET), "{shown}");
+    }
+    insta::assert_yaml_snapshot!("renamed__json__client_credentials", request);
+}

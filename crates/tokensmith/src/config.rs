@@ -156,6 +156,75 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// The value of an extra parameter (`[extra_params]`): shown as it is, or a [`Secret`] that is sent
+/// on the wire but redacted everywhere else, like the client secret.
+///
+/// In TOML: `tenant = "eu-1"` is plain; `api_key = { env = "MY_API_KEY" }`, `{ file = "/path" }` or
+/// `{ value = "..." }` is a secret.
+///
+/// ```
+/// use tokensmith::config::{Config, ExtraParam};
+///
+/// let config =
+///     Config::from_toml_str("[extra_params]\ntenant = \"eu-1\"\napi_key = { env = \"MY_API_KEY\" }").unwrap();
+/// let params = config.extra_params.as_ref().unwrap();
+/// assert_eq!(params["tenant"], "eu-1");
+/// assert!(matches!(params["api_key"], ExtraParam::Secret(_)));
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum ExtraParam {
+    /// A value that may be shown.
+    Plain(String),
+    /// A secret: by value, by environment variable or by file.
+    Secret(Secret),
+}
+
+impl ExtraParam {
+    /// The value, when it is not a secret.
+    pub fn as_plain(&self) -> Option<&str> {
+        match self {
+            ExtraParam::Plain(value) => Some(value),
+            ExtraParam::Secret(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for ExtraParam {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExtraParam::Plain(value) => fmt::Debug::fmt(value, f),
+            ExtraParam::Secret(secret) => f.debug_tuple("Secret").field(secret).finish(),
+        }
+    }
+}
+
+impl From<String> for ExtraParam {
+    fn from(value: String) -> Self {
+        ExtraParam::Plain(value)
+    }
+}
+
+impl From<&str> for ExtraParam {
+    fn from(value: &str) -> Self {
+        ExtraParam::Plain(value.to_owned())
+    }
+}
+
+impl PartialEq<str> for ExtraParam {
+    /// A plain value equal to `other`; a secret equals nothing.
+    fn eq(&self, other: &str) -> bool {
+        matches!(self, ExtraParam::Plain(value) if value == other)
+    }
+}
+
+impl PartialEq<&str> for ExtraParam {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
 /// Where token sets are kept between fetches (and, for `file`, between runs).
 ///
 /// In TOML: `[store]` with `kind = "memory"` (the default), `kind = "file"` and `path = "..."`, or
@@ -290,8 +359,28 @@ pub struct Config {
     pub scope_separator: Option<String>,
     /// The lifetime in seconds assumed when a response has no `expires_in` (custom; default 3600).
     pub fallback_lifetime: Option<u64>,
-    /// Parameters added to every token request (custom), e.g. `{ audience = "api" }`.
-    pub extra_params: Option<BTreeMap<String, String>>,
+    /// Parameters added to every token request (custom), e.g. `{ audience = "api" }`; a value given
+    /// as `{ env = .. }`, `{ file = .. }` or `{ value = .. }` is a secret, redacted everywhere but on
+    /// the wire.
+    pub extra_params: Option<BTreeMap<String, ExtraParam>>,
+    /// The body field the client id is sent as, with `credential_style = "body"` (custom; default
+    /// `client_id`).
+    pub client_id_param: Option<String>,
+    /// The body field the client secret is sent as, with `credential_style = "body"` (custom; default
+    /// `client_secret`).
+    pub client_secret_param: Option<String>,
+    /// The name the grant type is sent as (custom; default `grant_type`).
+    pub grant_type_param: Option<String>,
+    /// The value sent as the grant type for the configured `grant` (custom; default its RFC 6749
+    /// value, e.g. `client_credentials`).
+    pub grant_type_value: Option<String>,
+    /// The name requested scopes are sent as (custom; default `scope`).
+    pub scope_param: Option<String>,
+    /// JSON pointers to the fields of the token response (custom): `[response]` with `access_token`,
+    /// `expires_in` or `expires_at`, `token_type`, `refresh_token`, `scope`, `error`,
+    /// `error_description` (see [`ResponseField`](tokensmith_core::parse::ResponseField)). Fields
+    /// not named keep their RFC 6749 name (under `envelope`, if set).
+    pub response: Option<BTreeMap<String, String>>,
     /// The grant: `client_credentials` (default) or `refresh_token` (custom).
     pub grant: Option<String>,
     /// The refresh token to start from when `grant = "refresh_token"` (custom).
@@ -343,6 +432,12 @@ impl fmt::Debug for Config {
             .field("scope_separator", &self.scope_separator)
             .field("fallback_lifetime", &self.fallback_lifetime)
             .field("extra_params", &self.extra_params)
+            .field("client_id_param", &self.client_id_param)
+            .field("client_secret_param", &self.client_secret_param)
+            .field("grant_type_param", &self.grant_type_param)
+            .field("grant_type_value", &self.grant_type_value)
+            .field("scope_param", &self.scope_param)
+            .field("response", &self.response)
             .field("grant", &self.grant)
             .field("refresh_token", &self.refresh_token)
             .field("refresh_url", &self.refresh_url)
@@ -390,6 +485,19 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TOKENSMITH_SCOPE_SEPARATOR", "scope_separator"),
     ("TOKENSMITH_FALLBACK_LIFETIME", "fallback_lifetime"),
     ("TOKENSMITH_EXTRA_PARAMS", "extra_params"),
+    ("TOKENSMITH_CLIENT_ID_PARAM", "client_id_param"),
+    ("TOKENSMITH_CLIENT_SECRET_PARAM", "client_secret_param"),
+    ("TOKENSMITH_GRANT_TYPE_PARAM", "grant_type_param"),
+    ("TOKENSMITH_GRANT_TYPE_VALUE", "grant_type_value"),
+    ("TOKENSMITH_SCOPE_PARAM", "scope_param"),
+    ("TOKENSMITH_RESPONSE_ACCESS_TOKEN", "response.access_token"),
+    ("TOKENSMITH_RESPONSE_EXPIRES_IN", "response.expires_in"),
+    ("TOKENSMITH_RESPONSE_EXPIRES_AT", "response.expires_at"),
+    ("TOKENSMITH_RESPONSE_TOKEN_TYPE", "response.token_type"),
+    ("TOKENSMITH_RESPONSE_REFRESH_TOKEN", "response.refresh_token"),
+    ("TOKENSMITH_RESPONSE_SCOPE", "response.scope"),
+    ("TOKENSMITH_RESPONSE_ERROR", "response.error"),
+    ("TOKENSMITH_RESPONSE_ERROR_DESCRIPTION", "response.error_description"),
     ("TOKENSMITH_GRANT", "grant"),
     ("TOKENSMITH_REFRESH_TOKEN", "refresh_token"),
     ("TOKENSMITH_REFRESH_TOKEN_ENV", "refresh_token"),
@@ -425,6 +533,12 @@ pub const KEYS: &[&str] = &[
     "scope_separator",
     "fallback_lifetime",
     "extra_params",
+    "client_id_param",
+    "client_secret_param",
+    "grant_type_param",
+    "grant_type_value",
+    "scope_param",
+    "response",
     "grant",
     "refresh_token",
     "refresh_url",
@@ -474,6 +588,14 @@ impl Config {
                 ));
             }
             match (key.as_str(), value) {
+                ("response", toml::Value::Table(response)) => check_response_table(response)?,
+                ("response", _) => {
+                    return Err(Error::config(
+                        "response",
+                        "`response` is a table: `[response]` with JSON pointers, e.g. `access_token = \"/issued/bearer\"`",
+                    ));
+                }
+                ("extra_params", toml::Value::Table(params)) => check_extra_params_table(params)?,
                 ("store", toml::Value::Table(store)) => check_store_table(store)?,
                 ("store", _) => {
                     return Err(Error::config(
@@ -571,6 +693,16 @@ impl Config {
         set(&mut self.refresh_token_param, "TOKENSMITH_REFRESH_TOKEN_PARAM");
         set(&mut self.name, "TOKENSMITH_NAME");
         set(&mut self.redirect_uri, "TOKENSMITH_REDIRECT_URI");
+        set(&mut self.client_id_param, "TOKENSMITH_CLIENT_ID_PARAM");
+        set(&mut self.client_secret_param, "TOKENSMITH_CLIENT_SECRET_PARAM");
+        set(&mut self.grant_type_param, "TOKENSMITH_GRANT_TYPE_PARAM");
+        set(&mut self.grant_type_value, "TOKENSMITH_GRANT_TYPE_VALUE");
+        set(&mut self.scope_param, "TOKENSMITH_SCOPE_PARAM");
+        for (var, key) in ENV_VARS {
+            if let (Some(field), Some(pointer)) = (key.strip_prefix("response."), get(var)) {
+                self.response.get_or_insert_with(BTreeMap::new).insert(field.to_owned(), pointer);
+            }
+        }
         if let Some(secret) = secret_from_env(&get, "TOKENSMITH_CLIENT_SECRET")? {
             self.client_secret = Some(secret);
         }
@@ -590,7 +722,9 @@ impl Config {
             }
         }
         if let Some(v) = get("TOKENSMITH_EXTRA_PARAMS") {
-            let params: BTreeMap<String, String> = url::form_urlencoded::parse(v.as_bytes()).into_owned().collect();
+            let params: BTreeMap<String, ExtraParam> = url::form_urlencoded::parse(v.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned().into()))
+                .collect();
             if params.keys().any(String::is_empty) {
                 return Err(Error::config(
                     "TOKENSMITH_EXTRA_PARAMS",
@@ -623,6 +757,11 @@ impl Config {
         }
         if let Some(secret) = &self.refresh_token {
             self.refresh_token = Some(Secret::Value(secret.resolve_with("refresh_token", env)?));
+        }
+        for (name, value) in self.extra_params.iter_mut().flatten() {
+            if let ExtraParam::Secret(secret) = value {
+                *secret = Secret::Value(secret.resolve_with(&format!("extra_params.{name}"), env)?);
+            }
         }
         if let Some(secret @ Secret::Env(_var)) = &self.store_encryption_key {
             #[cfg(feature = "encryption")]
@@ -719,6 +858,12 @@ impl Config {
             "scope_separator" => self.scope_separator.is_some(),
             "fallback_lifetime" => self.fallback_lifetime.is_some(),
             "extra_params" => self.extra_params.as_ref().is_some_and(|p| !p.is_empty()),
+            "client_id_param" => self.client_id_param.is_some(),
+            "client_secret_param" => self.client_secret_param.is_some(),
+            "grant_type_param" => self.grant_type_param.is_some(),
+            "grant_type_value" => self.grant_type_value.is_some(),
+            "scope_param" => self.scope_param.is_some(),
+            "response" => self.response.as_ref().is_some_and(|r| !r.is_empty()),
             "grant" => self.grant.is_some(),
             "refresh_token" => self.refresh_token.is_some(),
             "refresh_url" => self.refresh_url.is_some(),
@@ -751,6 +896,54 @@ fn secret_from_env(get: &dyn Fn(&str) -> Option<String>, prefix: &str) -> Result
         (None, None, f @ Some(_)) => Ok(f),
         _ => Err(Error::config(prefix, format!("set only one of {prefix}, {prefix}_ENV and {prefix}_FILE"))),
     }
+}
+
+/// Checks `[response]`: known field names only (the error lists them), each a string.
+fn check_response_table(table: &toml::Table) -> Result<()> {
+    for (key, value) in table {
+        check_response_key(key)?;
+        if !value.is_str() {
+            return Err(Error::config(
+                format!("response.{key}"),
+                "expected a JSON pointer as a string, e.g. \"/issued/bearer\"",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `[response]` key that names no field, listing those that do.
+pub(crate) fn check_response_key(key: &str) -> Result<()> {
+    use tokensmith_core::parse::ResponseField;
+    if ResponseField::from_name(key).is_none() {
+        let known: Vec<&str> = ResponseField::ALL.iter().map(|f| f.name()).collect();
+        return Err(Error::config(
+            format!("response.{key}"),
+            format!("unknown key; `[response]` takes {}", known.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `[extra_params]`: each value a string, or a secret given as a table.
+fn check_extra_params_table(table: &toml::Table) -> Result<()> {
+    for (name, value) in table {
+        let key = format!("extra_params.{name}");
+        match value {
+            toml::Value::String(_) => {}
+            toml::Value::Table(_) => {
+                Secret::deserialize(value.clone())
+                    .map_err(|e| Error::config(key.as_str(), one_line(&e.to_string())))?;
+            }
+            _ => {
+                return Err(Error::config(
+                    key,
+                    "expected a string, or a secret as `{ env = \"VAR\" }`, `{ file = \"/path\" }` or `{ value = \"...\" }`",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What serde's internally tagged enums do not check: unknown keys in `[store]`, and a `path` on a

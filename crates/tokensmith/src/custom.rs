@@ -8,8 +8,12 @@
 //! | `credential_style` | `basic` (RFC 6749 §2.3.1), `basic-raw`, `body`, `none` | `basic` |
 //! | `body_format` | `form` or `json` | `form` |
 //! | `scope`, `scope_separator` | requested scopes and how they are joined | none, a space |
-//! | `extra_params` | parameters added to every request | none |
+//! | `extra_params` | parameters added to every request; `{ env = .. }` / `{ file = .. }` values are secrets | none |
+//! | `client_id_param`, `client_secret_param` | the body style's field names | `client_id`, `client_secret` |
+//! | `grant_type_param`, `grant_type_value` | the grant type's name and value | `grant_type`, the grant's RFC 6749 value |
+//! | `scope_param` | the requested scopes' name | `scope` |
 //! | `envelope` | JSON pointer to the token fields, e.g. `/data` | none |
+//! | `[response]` | a JSON pointer per response field: `access_token`, `expires_in` or `expires_at`, `token_type`, `refresh_token`, `scope`, `error`, `error_description` | RFC 6749 names (under `envelope`) |
 //! | `fallback_lifetime` | seconds assumed when `expires_in` is missing | 3600 |
 //! | `grant` | `client_credentials`, or `refresh_token` to keep a refresh token going (needs a file or Redis `store`) | `client_credentials` |
 //! | `refresh_token`, `refresh_url`, `refresh_token_param`, `send_grant_type` | the refresh grant's shape | |
@@ -18,13 +22,13 @@
 use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
 use tokensmith_core::http::parse_url;
-use tokensmith_core::parse::ResponseFormat;
+use tokensmith_core::parse::{ResponseField, ResponseFormat};
 use tokensmith_core::{
     AccessToken, BodyFormat, CachedProvider, ClientCredentials, ClientCredentialsSource, Error, RefreshToken,
     RefreshTokenSource, Result, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenSource, style,
 };
 
-use crate::config::Config;
+use crate::config::{Config, ExtraParam, check_response_key};
 use crate::store::{build_store, require_lasting_store};
 
 /// Builds the declarative provider described by `config` (see the [module docs](self)).
@@ -71,12 +75,27 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
     })?;
     let token_url = parse_url("token_url", token_url, insecure)?;
     let style_name = config.credential_style.as_deref().unwrap_or("basic");
-    let style = style::by_name(style_name).ok_or_else(|| {
+    let mut style = style::by_name(style_name).ok_or_else(|| {
         Error::config(
             "credential_style",
             format!("unknown credential style `{style_name}`; use basic, basic-raw, body or none"),
         )
     })?;
+    if config.client_id_param.is_some() || config.client_secret_param.is_some() {
+        if style_name != "body" {
+            let key = if config.client_id_param.is_some() { "client_id_param" } else { "client_secret_param" };
+            return Err(Error::config(
+                key,
+                format!(
+                    "only `credential_style = \"body\"` sends the credentials as named body fields, not `{style_name}`; set it, or remove this key"
+                ),
+            ));
+        }
+        style = std::sync::Arc::new(style::BodyCredentials::named(
+            config.client_id_param.clone().unwrap_or_else(|| "client_id".to_owned()),
+            config.client_secret_param.clone().unwrap_or_else(|| "client_secret".to_owned()),
+        ));
+    }
     let body_format = match config.body_format.as_deref().unwrap_or("form") {
         "form" => BodyFormat::Form,
         "json" => BodyFormat::Json,
@@ -88,6 +107,17 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
     }
     if let Some(lifetime) = config.fallback_lifetime()? {
         response = response.fallback_lifetime(lifetime);
+    }
+    for (key, pointer) in config.response.iter().flatten() {
+        check_response_key(key)?;
+        let field = ResponseField::from_name(key).ok_or_else(|| Error::config("response", "unknown field"))?;
+        if pointer.is_empty() {
+            return Err(Error::config(
+                format!("response.{key}"),
+                "the pointer is empty; remove the key or give one, e.g. \"/issued/bearer\"",
+            ));
+        }
+        response = response.field(field, pointer.clone());
     }
     response.validate("envelope")?;
     let mut endpoint = TokenEndpoint::new(token_url)
@@ -110,6 +140,16 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
         }
         endpoint = endpoint.refresh_token_param(param.clone());
     }
+    if let Some(param) = &config.grant_type_param {
+        endpoint = endpoint.grant_type_param(param.clone());
+    }
+    if let Some(param) = &config.scope_param {
+        endpoint = endpoint.scope_param(param.clone());
+    }
+    if let Some(value) = &config.grant_type_value {
+        let grant = config.grant.clone().unwrap_or_else(|| "client_credentials".to_owned());
+        endpoint = endpoint.grant_type_value(grant, value.clone());
+    }
     for (name, value) in config.extra_params.iter().flatten() {
         if name.trim().is_empty() {
             return Err(Error::config("extra_params", "a parameter name is empty"));
@@ -120,7 +160,12 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
                 format!("`{name}` cannot be an extra parameter; it is set by the credential style or the grant"),
             ));
         }
-        endpoint = endpoint.extra_param(name.clone(), value.clone());
+        endpoint = match value {
+            ExtraParam::Plain(value) => endpoint.extra_param(name.clone(), value.clone()),
+            ExtraParam::Secret(secret) => {
+                endpoint.secret_param(name.clone(), secret.resolve(&format!("extra_params.{name}"))?)
+            }
+        };
     }
     let client_id = config.require_client_id()?;
     let public = style_name == "none";

@@ -81,7 +81,7 @@ mod store;
 
 pub use tokensmith_core::*;
 
-pub use config::{Config, Secret, StoreConfig};
+pub use config::{Config, ExtraParam, Secret, StoreConfig};
 pub use registry::{BUILT_IN, BuildFn, Registry};
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]

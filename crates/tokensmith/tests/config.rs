@@ -149,7 +149,7 @@ fn every_environment_variable_is_read() {
     assert_eq!(c.scope_separator.as_deref(), Some(","));
     assert_eq!(c.fallback_lifetime, Some(120));
     let params = c.extra_params.as_ref().unwrap();
-    assert_eq!((params["audience"].as_str(), params["resource"].as_str()), ("api", "r&d"));
+    assert_eq!((params["audience"].as_plain(), params["resource"].as_plain()), (Some("api"), Some("r&d")));
     assert_eq!(c.grant.as_deref(), Some("refresh_token"));
     assert!(matches!(c.refresh_token, Some(Secret::Env(ref v)) if v == "RT"));
     assert_eq!(c.refresh_url.as_deref(), Some("https://auth.example.com/refresh"));
@@ -286,6 +286,28 @@ fn each_bad_provider_setting_names_its_key() {
         (format!("{CUSTOM}{url}grant = \"password\""), "grant"),
         (format!("{CUSTOM}{url}refresh_url = \"nope\""), "refresh_url"),
         (format!("{CUSTOM}{url}extra_params = {{ client_secret = \"x\" }}"), "extra_params"),
+        (format!("{CUSTOM}{url}extra_params = {{ tenant = 1 }}"), "extra_params.tenant"),
+        (format!("{CUSTOM}{url}extra_params = {{ api_key = {{ env = \"not a name\" }} }}"), "extra_params.api_key"),
+        (
+            format!("{CUSTOM}{url}extra_params = {{ api_key = {{ env = \"TOKENSMITH_TEST_UNSET_VAR\" }} }}"),
+            "extra_params.api_key",
+        ),
+        (format!("{CUSTOM}{url}response = \"/issued\""), "response"),
+        (format!("{CUSTOM}{url}[response]\nbearer = \"/issued/bearer\""), "response.bearer"),
+        (format!("{CUSTOM}{url}[response]\naccess_token = 1"), "response.access_token"),
+        (format!("{CUSTOM}{url}[response]\naccess_token = \"issued/bearer\""), "response.access_token"),
+        (format!("{CUSTOM}{url}[response]\nexpires_in = \"/a\"\nexpires_at = \"/b\""), "response.expires_at"),
+        (format!("{CUSTOM}{url}client_id_param = \"consumerKey\""), "client_id_param"),
+        (
+            format!("{CUSTOM}{url}credential_style = \"body\"\nclient_id_param = \"k\"\nclient_secret_param = \"k\""),
+            "client_secret_param",
+        ),
+        (format!("{CUSTOM}{url}scope_param = \"grant_type\""), "scope_param"),
+        (
+            format!("{CUSTOM}{url}extra_params = {{ permissions = \"x\" }}\nscope_param = \"permissions\""),
+            "extra_params",
+        ),
+        (format!("{CUSTOM}{url}grant_type_value = \" \""), "grant_type_value"),
         (format!("{CUSTOM}{url}base_url = \"https://x.example.com\""), "base_url"),
         (format!("{CUSTOM}{url}refresh_token = \"rt\""), "refresh_token"),
         (format!("{CUSTOM}{url}[store]\nkind = \"file\"\npath = \"\""), "store.path"),
@@ -610,4 +632,118 @@ fn a_refresh_token_grant_needs_a_file_or_redis_store() {
     ]);
     assert_key(tokensmith::from_env_with(env), "store");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 16's dialect, every key of it, as one file.
+const RENAMED: &str = r#"provider = "custom"
+token_url = "https://auth.example.test/v3/token"
+client_id = "my-client"
+client_secret = { env = "MY_SECRET" }
+body_format = "json"
+credential_style = "body"
+client_id_param = "consumerKey"
+client_secret_param = "consumerSecret"
+grant_type_param = "grantKind"
+grant_type_value = "client_credentials"
+scope_param = "permissions"
+scope = "read write"
+[response]
+access_token = "/issued/bearer"
+expires_in = "/issued/lifetime"
+token_type = "/issued/type"
+refresh_token = "/issued/renewal"
+scope = "/issued/permissions"
+error = "/problem/type"
+error_description = "/problem/detail"
+[extra_params]
+tenant = "eu-1"
+api_key = { env = "MY_API_KEY" }
+"#;
+
+#[test]
+fn a_dialect_that_renames_every_field_is_configuration() {
+    let mut config = Config::from_toml_str(RENAMED).unwrap();
+    let env = env_of(&[("MY_SECRET", "client-secret-0f3a"), ("MY_API_KEY", "api-key-9c1d")]);
+    config.resolve_secrets_with(&env).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("client-secret-0f3a") && !debug.contains("api-key-9c1d"), "{debug}");
+    let (client, scopes) = tokensmith::custom::client(&config).unwrap();
+    let request = client.build_request(&tokensmith::Grant::ClientCredentials, &scopes).unwrap();
+    assert_eq!(
+        String::from_utf8(request.wire_body()).unwrap(),
+        r#"{"grantKind":"client_credentials","permissions":"read write","api_key":"api-key-9c1d","tenant":"eu-1","consumerKey":"my-client","consumerSecret":"client-secret-0f3a"}"#
+    );
+    assert!(!request.has_header("authorization"));
+    for shown in [format!("{request:?}"), format!("{client:?}")] {
+        assert!(!shown.contains("client-secret-0f3a") && !shown.contains("api-key-9c1d"), "{shown}");
+    }
+    let pointers = client.endpoint().response();
+    use tokensmith::parse::ResponseField;
+    assert_eq!(pointers.field_pointer(ResponseField::AccessToken), Some("/issued/bearer"));
+    assert_eq!(pointers.field_pointer(ResponseField::ErrorDescription), Some("/problem/detail"));
+    assert_eq!(pointers.field_pointer(ResponseField::ExpiresAt), None);
+}
+
+#[test]
+fn unknown_response_keys_are_refused_with_the_known_ones() {
+    let err = Config::from_toml_str("[response]\nbearer = \"/issued/bearer\"").unwrap_err();
+    let Error::Config { key, message } = err else { panic!() };
+    assert_eq!(key, "response.bearer");
+    assert!(
+        message.contains(
+            "access_token, expires_in, expires_at, token_type, refresh_token, scope, error, error_description"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_renaming_keys_come_from_the_environment_too() {
+    let config = Config::from_env_with(env_of(&[
+        ("TOKENSMITH_CLIENT_ID_PARAM", "consumerKey"),
+        ("TOKENSMITH_CLIENT_SECRET_PARAM", "consumerSecret"),
+        ("TOKENSMITH_GRANT_TYPE_PARAM", "grantKind"),
+        ("TOKENSMITH_GRANT_TYPE_VALUE", "cc"),
+        ("TOKENSMITH_SCOPE_PARAM", "permissions"),
+        ("TOKENSMITH_RESPONSE_ACCESS_TOKEN", "/issued/bearer"),
+        ("TOKENSMITH_RESPONSE_EXPIRES_AT", "/issued/until"),
+        ("TOKENSMITH_RESPONSE_ERROR_DESCRIPTION", "/problem/detail"),
+    ]))
+    .unwrap();
+    assert_eq!(config.client_id_param.as_deref(), Some("consumerKey"));
+    assert_eq!(config.client_secret_param.as_deref(), Some("consumerSecret"));
+    assert_eq!(config.grant_type_param.as_deref(), Some("grantKind"));
+    assert_eq!(config.grant_type_value.as_deref(), Some("cc"));
+    assert_eq!(config.scope_param.as_deref(), Some("permissions"));
+    let response = config.response.unwrap();
+    assert_eq!(response["access_token"], "/issued/bearer");
+    assert_eq!(response["expires_at"], "/issued/until");
+    assert_eq!(response["error_description"], "/problem/detail");
+    assert_eq!(response.len(), 3);
+}
+
+#[test]
+fn built_in_providers_refuse_the_renaming_keys() {
+    for key in ["scope_param = \"p\"", "[response]\naccess_token = \"/t\""] {
+        let text = format!("provider = \"probit\"\nclient_id = \"id\"\nclient_secret = \"s\"\n{key}");
+        let err = tokensmith::from_config(&Config::from_toml_str(&text).unwrap()).unwrap_err();
+        assert!(matches!(err, Error::Config { .. }), "{key}: {err}");
+    }
+}
+
+/// The worked example of `docs/writing-a-provider.md` parses and builds the request it describes.
+#[test]
+fn the_documented_renamed_dialect_works() {
+    let doc = include_str!("../../../docs/writing-a-provider.md");
+    let section = doc.split("### A dialect that renames everything").nth(1).unwrap();
+    let toml = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    assert!(toml.lines().count() <= 15, "the example stays short");
+    let mut config = Config::from_toml_str(toml).unwrap();
+    config.resolve_secrets_with(&env_of(&[("MY_SECRET", "s3cr3t-doc-1"), ("MY_API_KEY", "k3y-doc-2")])).unwrap();
+    let (client, scopes) = tokensmith::custom::client(&config).unwrap();
+    let request = client.build_request(&tokensmith::Grant::ClientCredentials, &scopes).unwrap();
+    assert_eq!(
+        request.redacted_body(),
+        r#"{"grantKind":"client_credentials","permissions":"read write","api_key":"[redacted]","tenant":"eu-1","consumerKey":"my-client","consumerSecret":"[redacted]"}"#
+    );
 }
