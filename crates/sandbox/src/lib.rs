@@ -83,6 +83,7 @@ mod fault;
 mod record;
 mod reply;
 mod server;
+mod spec;
 mod standalone;
 mod state;
 
@@ -91,4 +92,7 @@ pub use config::{DEFAULT_WHITEBIT_REDIRECT_URI, Dialect, SandboxConfig};
 pub use fault::{ExpiresInFault, Fault};
 pub use record::{REDACTED, RecordedRequest, fingerprint};
 pub use server::Sandbox;
+pub use spec::{
+    BodyEncoding, ClientAuth, CustomDialect, DialectId, DialectSpec, ErrorShape, LifetimeFormat, RegisterError,
+};
 pub use standalone::run_standalone;
