@@ -201,7 +201,7 @@ async fn near_misses_are_refused_with_a_clear_error() {
         ("no grant", vec![], without("grantKind"), 400, "invalid_request", "missing `grantKind`"),
         ("a number", vec![], with("permissions", json!(1)), 400, "invalid_request", "JSON string"),
         ("unknown scope", vec![], with("permissions", json!("admin")), 400, "invalid_scope", "`admin`"),
-        ("wrong secret", vec![], with("consumerSecret", json!("nope")), 401, "invalid_client", "wrong secret"),
+        ("wrong secret", vec![], with("consumerSecret", json!("nope")), 401, "invalid_client", "do not match"),
         ("no secret", vec![], without("consumerSecret"), 401, "invalid_client", "`consumerSecret`"),
         (
             "Basic as well",

@@ -154,7 +154,7 @@ fn client(spec: &DialectSpec, req: &Req<'_>, fields: &[(String, String)]) -> Res
     if [&spec.client, &spec.special_client()].iter().any(|c| c.client_id == id && c.client_secret == secret) {
         Ok(id)
     } else {
-        Err(invalid_client(spec, "unknown client or wrong secret"))
+        Err(invalid_client(spec, "unknown client, or its credentials do not match"))
     }
 }
 
