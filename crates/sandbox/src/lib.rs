@@ -107,3 +107,8 @@ pub use spec::{
     BodyEncoding, ClientAuth, CustomDialect, DialectId, DialectSpec, ErrorShape, LifetimeFormat, RegisterError,
 };
 pub use standalone::run_standalone;
+
+// The README's samples are compiled and run as doctests (they use the `conformance` feature).
+#[cfg(all(doctest, feature = "conformance"))]
+#[doc = include_str!("../README.md")]
+mod readme {}
