@@ -1,21 +1,19 @@
 //! The Django OAuth Toolkit provider against the sandbox's Django dialect: success in both credential
-//! styles, every error shape, refresh under concurrency and a secret full of characters encodings
-//! disagree on.
+//! styles, every error shape, and the sandbox's conformance kit in both styles (refresh under
+//! concurrency, a secret full of characters encodings disagree on, invalid client).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::testing::ManualClock;
 use tokensmith_core::{
     AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, Scopes, TokenRequest, Transport,
     TransportError, TransportErrorKind,
 };
 use tokensmith_generic_django::{DjangoBuilder, DjangoCredentials, DjangoProvider};
-use tokensmith_sandbox::{Dialect, Sandbox, SandboxConfig};
+use tokensmith_sandbox::conformance::{ClientCredentialsKit, KitContext};
+use tokensmith_sandbox::{Dialect, Sandbox};
 
 const D: Dialect = Dialect::GenericDjango;
 
@@ -61,19 +59,6 @@ async fn no_scope_requested_gets_the_server_default() {
     assert_eq!(token.scopes().to_string(), "read write");
 }
 
-#[tokio::test]
-async fn wrong_secret_is_invalid_client_401() {
-    let sandbox = Sandbox::start().await.unwrap();
-    for style in [DjangoCredentials::Basic, DjangoCredentials::Body] {
-        let provider = builder(&sandbox).credential_style(style).client_secret("not-the-secret").build().unwrap();
-        let error = fetch_error(&provider).await;
-        assert!(matches!(error, Error::OAuth(_)), "{error:?}");
-        assert_eq!(error.oauth_code(), Some(&OAuthErrorCode::InvalidClient));
-        assert_eq!(error.status(), Some(401));
-        assert!(!error.to_string().contains("not-the-secret"));
-    }
-}
-
 /// Drops `grant_type` from the provider's request, to meet DOT's `invalid_request`.
 #[derive(Debug)]
 struct WithoutGrantType(ReqwestTransport);
@@ -116,56 +101,23 @@ async fn token_path_without_trailing_slash_is_refused_redirect() {
     }
 }
 
-#[tokio::test]
-async fn special_secret_round_trips_in_both_styles() {
-    let sandbox = Sandbox::start().await.unwrap();
-    let special = sandbox.special_credentials(D);
-    for c in [':', '%', '+', '/', '&', '=', ' '] {
-        assert!(special.client_secret.contains(c), "the special secret lacks {c:?}");
-    }
-    for style in [DjangoCredentials::Basic, DjangoCredentials::Body] {
-        let provider = builder(&sandbox)
-            .client_id(special.client_id.clone())
-            .client_secret(special.client_secret.clone())
-            .credential_style(style)
-            .build()
-            .unwrap();
-        let client = AuthorizedClient::new(provider.shared());
-        let status = client.send(client.get(sandbox.protected_url(D))).await.unwrap().status();
-        assert_eq!(status, 200, "special secret with {style} credentials");
-    }
-}
-
+/// The special-secret round trip, the invalid-client error, one request for concurrent first callers
+/// and 2-second tokens refreshed once per refresh under concurrency, in both credential styles: the
+/// checks every client-credentials provider runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_second_token_refreshed_once_per_refresh_under_concurrency() {
-    let sandbox = Sandbox::start_with(SandboxConfig::default().lifetime(D, Duration::from_secs(2))).await.unwrap();
-    // Simulated time: the cache reads a manual clock and the sandbox's clock moves by the same
-    // steps, so 3.5 s of 2 s tokens pass without waiting for them.
-    let clock = Arc::new(ManualClock::new());
-    let provider = builder(&sandbox).scopes(Scopes::parse("read")).clock(clock.clone()).build().unwrap();
-    let http = reqwest::Client::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let step = Duration::from_millis(100);
-    for _ in 0..35 {
-        let callers: Vec<_> = (0..50)
-            .map(|_| {
-                let provider = provider.clone();
-                tokio::spawn(async move { provider.token().await })
-            })
-            .collect();
-        let mut round: HashSet<String> = HashSet::new();
-        for caller in callers {
-            round.insert(caller.await.unwrap().unwrap().secret().expose_secret().to_owned());
-        }
-        for token in &round {
-            let status = http.get(sandbox.protected_url(D)).bearer_auth(token).send().await.unwrap().status();
-            assert_eq!(status, 200, "a caller got a token the payments API rejects");
-        }
-        seen.extend(round);
-        clock.advance(step);
-        sandbox.advance_clock(step);
+async fn passes_the_client_credentials_kit_in_both_styles() {
+    for style in [DjangoCredentials::Basic, DjangoCredentials::Body] {
+        ClientCredentialsKit::new(D, move |cx: KitContext| {
+            DjangoProvider::builder()
+                .base_url(&cx.base_url())
+                .client_id(cx.client_id)
+                .client_secret(cx.client_secret)
+                .credential_style(style)
+                .scopes(Scopes::parse("read"))
+                .clock(cx.clock)
+                .build()
+        })
+        .run()
+        .await;
     }
-    // Each token serves until at most half its life is left: 3 or 4 tokens in 3.5 s, never one per round.
-    assert!((3..=5).contains(&seen.len()), "expected 3 to 5 tokens in 3.5 s of 2 s tokens, saw {}", seen.len());
-    assert_eq!(sandbox.request_count(D, "/o/token/"), seen.len(), "one request per refresh");
 }

@@ -1,18 +1,16 @@
-//! The ProBit provider against the sandbox's ProBit dialect: success, every error shape, refresh under
-//! concurrency and a secret full of characters encodings disagree on.
+//! The ProBit provider against the sandbox's ProBit dialect: success, every error shape, and the
+//! sandbox's conformance kit (refresh under concurrency, a secret full of characters encodings
+//! disagree on, invalid client).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::testing::ManualClock;
 use tokensmith_core::{
     AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, TokenRequest, Transport, TransportError,
 };
 use tokensmith_probit::{ProbitBuilder, ProbitProvider};
+use tokensmith_sandbox::conformance::{ClientCredentialsKit, KitContext};
 use tokensmith_sandbox::{Dialect, Fault, Sandbox, SandboxConfig};
 
 const D: Dialect = Dialect::Probit;
@@ -48,19 +46,6 @@ async fn gets_a_token_the_balance_api_accepts() {
     assert_eq!(recorded.body, r#"{"grant_type":"client_credentials"}"#);
     assert_eq!(recorded.header("content-type"), Some("application/json"));
     assert_eq!(recorded.header("authorization"), Some("Basic [redacted]"));
-}
-
-#[tokio::test]
-async fn wrong_secret_is_invalid_client() {
-    let sandbox = Sandbox::start().await.unwrap();
-    let provider = builder(&sandbox).client_secret("not-the-secret").build().unwrap();
-    let error = fetch_error(&provider).await;
-    // 401 {"errorCode":"UNAUTHORIZED","message":"Invalid client credentials","details":{}}
-    assert_eq!(error.oauth_code(), Some(&OAuthErrorCode::InvalidClient), "{error:?}");
-    assert_eq!(error.status(), Some(401));
-    let text = error.to_string();
-    assert!(text.contains("Invalid client credentials") && text.contains("check the client id and secret"), "{text}");
-    assert!(!text.contains("not-the-secret"));
 }
 
 #[tokio::test]
@@ -117,48 +102,22 @@ async fn html_403_from_the_cdn_is_an_http_error() {
     assert_eq!(sandbox.request_count(D, "/token"), 1);
 }
 
-#[tokio::test]
-async fn special_secret_round_trips() {
-    let sandbox = Sandbox::start().await.unwrap();
-    let special = sandbox.special_credentials(D);
-    for c in [':', '%', '+', '/', '&', '=', ' '] {
-        assert!(special.client_secret.contains(c), "the special secret lacks {c:?}");
-    }
-    let provider = builder(&sandbox).client_id(special.client_id).client_secret(special.client_secret).build().unwrap();
-    let client = AuthorizedClient::new(provider.shared());
-    assert_eq!(client.send(client.get(sandbox.protected_url(D))).await.unwrap().status(), 200);
-}
-
+/// The special-secret round trip, the invalid-client error (with ProBit's own text and the provider's
+/// hint), one request for concurrent first callers and 2-second tokens refreshed once per refresh under
+/// concurrency: the checks every client-credentials provider runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_second_token_refreshed_once_per_refresh_under_concurrency() {
-    let sandbox = Sandbox::start_with(SandboxConfig::default().lifetime(D, Duration::from_secs(2))).await.unwrap();
-    // Simulated time: the cache reads a manual clock and the sandbox's clock moves by the same
-    // steps, so 3.5 s of 2 s tokens pass without waiting for them.
-    let clock = Arc::new(ManualClock::new());
-    let provider = builder(&sandbox).clock(clock.clone()).build().unwrap();
-    let http = reqwest::Client::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let step = Duration::from_millis(100);
-    for _ in 0..35 {
-        let callers: Vec<_> = (0..50)
-            .map(|_| {
-                let provider = provider.clone();
-                tokio::spawn(async move { provider.token().await })
-            })
-            .collect();
-        let mut round: HashSet<String> = HashSet::new();
-        for caller in callers {
-            round.insert(caller.await.unwrap().unwrap().secret().expose_secret().to_owned());
-        }
-        for token in &round {
-            let status = http.get(sandbox.protected_url(D)).bearer_auth(token).send().await.unwrap().status();
-            assert_eq!(status, 200, "a caller got a token the balance API rejects");
-        }
-        seen.extend(round);
-        clock.advance(step);
-        sandbox.advance_clock(step);
-    }
-    // Each token serves until at most half its life is left: 3 or 4 tokens in 3.5 s, never one per round.
-    assert!((3..=5).contains(&seen.len()), "expected 3 to 5 tokens in 3.5 s of 2 s tokens, saw {}", seen.len());
-    assert_eq!(sandbox.request_count(D, "/token"), seen.len(), "one request per refresh");
+async fn passes_the_client_credentials_kit() {
+    ClientCredentialsKit::new(D, |cx: KitContext| {
+        ProbitProvider::builder()
+            .token_url(&cx.token_url())
+            .client_id(cx.client_id)
+            .client_secret(cx.client_secret)
+            .clock(cx.clock)
+            .build()
+    })
+    // 401 {"errorCode":"UNAUTHORIZED","message":"Invalid client credentials","details":{}}
+    .invalid_client_mentions("Invalid client credentials")
+    .invalid_client_mentions("check the client id and secret")
+    .run()
+    .await;
 }

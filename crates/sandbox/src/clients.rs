@@ -11,7 +11,7 @@ pub const SPECIAL_SECRET: &str = "s3cr3t: %+/&= with space";
 /// A client id and secret the sandbox accepts.
 ///
 /// `Debug` prints the id and redacts the secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct DemoClient {
     /// The client id.
     pub client_id: String,

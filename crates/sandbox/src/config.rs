@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::spec::DialectSpec;
+
 /// One of the four provider dialects the sandbox emulates.
 ///
 /// Each dialect is served under its own path prefix on the sandbox's single
@@ -86,16 +88,7 @@ impl Dialect {
     /// Splits a request path into the dialect it belongs to and the path
     /// relative to the dialect's base (`/` when the path is the base itself).
     pub(crate) fn split_path(path: &str) -> Option<(Dialect, &str)> {
-        Dialect::ALL.into_iter().find_map(|d| {
-            let rest = path.strip_prefix(d.prefix())?;
-            if rest.is_empty() {
-                Some((d, "/"))
-            } else if rest.starts_with('/') {
-                Some((d, rest))
-            } else {
-                None
-            }
-        })
+        Dialect::ALL.into_iter().find_map(|d| Some((d, crate::dialects::below(path, d.prefix())?)))
     }
 }
 
@@ -132,6 +125,7 @@ pub struct SandboxConfig {
     pub(crate) whitebit_redirect_uri: String,
     pub(crate) whitebit_auto_approve: bool,
     pub(crate) port: u16,
+    pub(crate) dialects: Vec<DialectSpec>,
 }
 
 impl Default for SandboxConfig {
@@ -145,6 +139,7 @@ impl Default for SandboxConfig {
             whitebit_redirect_uri: DEFAULT_WHITEBIT_REDIRECT_URI.to_owned(),
             whitebit_auto_approve: false,
             port: 0,
+            dialects: Vec::new(),
         }
     }
 }
@@ -190,6 +185,15 @@ impl SandboxConfig {
     #[must_use]
     pub fn whitebit_auto_approve(mut self, auto_approve: bool) -> Self {
         self.whitebit_auto_approve = auto_approve;
+        self
+    }
+
+    /// Adds a dialect described by a test, served from the start as if
+    /// [`Sandbox::register`](crate::Sandbox::register)ed; find its handle with
+    /// [`Sandbox::custom_dialect`](crate::Sandbox::custom_dialect).
+    #[must_use]
+    pub fn dialect(mut self, spec: DialectSpec) -> Self {
+        self.dialects.push(spec);
         self
     }
 

@@ -13,6 +13,7 @@ use hyper::body::Frame;
 use serde_json::{Value, json};
 
 use crate::config::Dialect;
+use crate::dialects::{Route, custom};
 use crate::reply::{Reply, ReplyBody, proxy_page, reason, status_code};
 
 /// A fault to inject into the next requests of a route, with
@@ -101,8 +102,8 @@ pub(crate) enum Applied {
 }
 
 impl Fault {
-    /// Decides how the fault shapes the answer to a request of `dialect`.
-    pub(crate) fn apply(self, dialect: Dialect, port: u16) -> Applied {
+    /// Decides how the fault shapes the answer to a request on `route`.
+    pub(crate) fn apply(self, dialect: &Route, port: u16) -> Applied {
         match self {
             Fault::Latency(d) => Applied::Delay(d),
             f @ (Fault::ExpiresIn(_) | Fault::MissingAccessToken | Fault::LowercaseTokenType) => Applied::Rewrite(f),
@@ -159,17 +160,18 @@ impl Fault {
     }
 
     /// Rewrites a successful token response according to a rewriting fault.
-    pub(crate) fn rewrite(&self, reply: &mut Reply, lifetime_secs: u64) {
+    pub(crate) fn rewrite(&self, reply: &mut Reply, lifetime_secs: u64, names: &AnswerNames<'_>) {
         if reply.status != StatusCode::OK {
             return;
         }
         let ReplyBody::Json(Value::Object(outer)) = &mut reply.body else {
             return;
         };
-        let obj = if outer.contains_key("access_token") {
+        let access_token = names.access_token;
+        let obj = if names.envelope.is_none() && outer.contains_key(access_token) {
             outer
-        } else if let Some(Value::Object(inner)) = outer.get_mut("data") {
-            if !inner.contains_key("access_token") {
+        } else if let Some(Value::Object(inner)) = outer.get_mut(names.envelope.unwrap_or("data")) {
+            if !inner.contains_key(access_token) {
                 return;
             }
             inner
@@ -180,7 +182,7 @@ impl Fault {
             Fault::ExpiresIn(e) => {
                 let value = match e {
                     ExpiresInFault::Missing => {
-                        obj.remove("expires_in");
+                        obj.remove(names.expires_in);
                         return;
                     }
                     ExpiresInFault::Zero => json!(0),
@@ -188,21 +190,41 @@ impl Fault {
                     ExpiresInFault::Huge => json!(i64::MAX),
                     ExpiresInFault::String => json!(lifetime_secs.to_string()),
                 };
-                obj.insert("expires_in".to_owned(), value);
+                obj.insert(names.expires_in.to_owned(), value);
             }
             Fault::MissingAccessToken => {
-                obj.remove("access_token");
+                obj.remove(access_token);
             }
             Fault::LowercaseTokenType => {
-                obj.insert("token_type".to_owned(), json!("bearer"));
+                if let Some(token_type) = names.token_type {
+                    obj.insert(token_type.to_owned(), json!("bearer"));
+                }
             }
             _ => {}
         }
     }
 }
 
+/// Where a successful token answer keeps the fields the rewriting faults change.
+#[derive(Debug)]
+pub(crate) struct AnswerNames<'a> {
+    /// The member the fields sit under; with none, the top level or else `data` (WhiteBIT).
+    pub(crate) envelope: Option<&'a str>,
+    pub(crate) access_token: &'a str,
+    pub(crate) expires_in: &'a str,
+    pub(crate) token_type: Option<&'a str>,
+}
+
+/// The built-in dialects' names.
+pub(crate) const STANDARD_NAMES: AnswerNames<'static> = AnswerNames {
+    envelope: None,
+    access_token: "access_token",
+    expires_in: "expires_in",
+    token_type: Some("token_type"),
+};
+
 /// The body a provider sends with an injected status.
-fn status_reply(dialect: Dialect, status: u16) -> Reply {
+fn status_reply(dialect: &Route, status: u16) -> Reply {
     let status = status_code(status);
     if matches!(status.as_u16(), 502..=504) {
         return Reply::html(status.as_u16(), proxy_page(status));
@@ -211,9 +233,16 @@ fn status_reply(dialect: Dialect, status: u16) -> Reply {
 }
 
 /// A generic error in the provider's own shape.
-pub(crate) fn error_reply(dialect: Dialect, status: StatusCode) -> Reply {
+pub(crate) fn error_reply(route: &Route, status: StatusCode) -> Reply {
     let code = status.as_u16();
     let phrase = reason(status);
+    let dialect = match route {
+        Route::Builtin(d) => *d,
+        Route::Custom(_, spec) => {
+            let error_code = phrase.to_ascii_lowercase().replace([' ', '-'], "_");
+            return custom::error(spec, code, &error_code, phrase);
+        }
+    };
     match dialect {
         Dialect::Probit => {
             let error_code = phrase.to_ascii_uppercase().replace([' ', '-'], "_");
@@ -304,13 +333,13 @@ mod tests {
     #[test]
     fn rewrites_plain_and_enveloped() {
         let mut r = token_reply();
-        Fault::ExpiresIn(ExpiresInFault::String).rewrite(&mut r, 900);
+        Fault::ExpiresIn(ExpiresInFault::String).rewrite(&mut r, 900, &STANDARD_NAMES);
         let ReplyBody::Json(v) = &r.body else { panic!() };
         assert_eq!(v["expires_in"], json!("900"));
 
         let mut r = Reply::json(200, json!({"data": {"access_token": "a", "token_type": "Bearer"}}));
-        Fault::LowercaseTokenType.rewrite(&mut r, 300);
-        Fault::MissingAccessToken.rewrite(&mut r, 300);
+        Fault::LowercaseTokenType.rewrite(&mut r, 300, &STANDARD_NAMES);
+        Fault::MissingAccessToken.rewrite(&mut r, 300, &STANDARD_NAMES);
         let ReplyBody::Json(v) = &r.body else { panic!() };
         assert_eq!(v, &json!({"data": {"token_type": "bearer"}}));
     }
@@ -318,15 +347,26 @@ mod tests {
     #[test]
     fn rewrite_leaves_errors_alone() {
         let mut r = Reply::json(400, json!({"error": "invalid_request"}));
-        Fault::ExpiresIn(ExpiresInFault::Missing).rewrite(&mut r, 1);
+        Fault::ExpiresIn(ExpiresInFault::Missing).rewrite(&mut r, 1, &STANDARD_NAMES);
         let ReplyBody::Json(v) = &r.body else { panic!() };
         assert_eq!(v, &json!({"error": "invalid_request"}));
     }
 
     #[test]
     fn probit_error_code_shape() {
-        let r = error_reply(Dialect::Probit, StatusCode::TOO_MANY_REQUESTS);
+        let r = error_reply(&Route::Builtin(Dialect::Probit), StatusCode::TOO_MANY_REQUESTS);
         let ReplyBody::Json(v) = &r.body else { panic!() };
         assert_eq!(v["errorCode"], json!("TOO_MANY_REQUESTS"));
+    }
+
+    #[test]
+    fn rewrites_a_registered_dialects_renamed_fields() {
+        let names =
+            AnswerNames { envelope: Some("issued"), access_token: "bearer", expires_in: "lifetime", token_type: None };
+        let mut r = Reply::json(200, json!({"issued": {"bearer": "a", "lifetime": "900"}}));
+        Fault::ExpiresIn(ExpiresInFault::Zero).rewrite(&mut r, 900, &names);
+        Fault::LowercaseTokenType.rewrite(&mut r, 900, &names);
+        let ReplyBody::Json(v) = &r.body else { panic!() };
+        assert_eq!(v, &json!({"issued": {"bearer": "a", "lifetime": 0}}));
     }
 }

@@ -70,19 +70,31 @@
 //! Run it standalone with `cargo run -p tokensmith-sandbox -- --port 8080`
 //! (or [`run_standalone`]): it prints each dialect's URLs and demo credentials.
 //!
+//! # Your own dialects
+//!
+//! A test can describe a dialect of its own with a [`DialectSpec`] (paths, where the
+//! credentials go, body format, field names, answer and error shapes) and serve it next to the
+//! built-in ones with [`Sandbox::register`] or [`SandboxConfig::dialect`]: it is as strict as they
+//! are, recorded, counted and open to faults. Every method that takes a dialect takes either.
+//!
 //! # Feature flags
 //!
-//! None.
+//! - `conformance`: [`conformance::ClientCredentialsKit`], the checks every client-credentials
+//!   provider (yours too) runs against the sandbox in a few lines. Adds `tokensmith-core` and
+//!   `reqwest`.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod clients;
 mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod dialects;
 mod fault;
 mod record;
 mod reply;
 mod server;
+mod spec;
 mod standalone;
 mod state;
 
@@ -91,4 +103,12 @@ pub use config::{DEFAULT_WHITEBIT_REDIRECT_URI, Dialect, SandboxConfig};
 pub use fault::{ExpiresInFault, Fault};
 pub use record::{REDACTED, RecordedRequest, fingerprint};
 pub use server::Sandbox;
+pub use spec::{
+    BodyEncoding, ClientAuth, CustomDialect, DialectId, DialectSpec, ErrorShape, LifetimeFormat, RegisterError,
+};
 pub use standalone::run_standalone;
+
+// The README's samples are compiled and run as doctests (they use the `conformance` feature).
+#[cfg(all(doctest, feature = "conformance"))]
+#[doc = include_str!("../README.md")]
+mod readme {}

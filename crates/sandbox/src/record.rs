@@ -5,7 +5,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::clients;
-use crate::config::Dialect;
+use crate::spec::DialectId;
 
 /// What replaces a secret in the request log.
 pub const REDACTED: &str = "[redacted]";
@@ -30,8 +30,9 @@ const FINGERPRINTED: [&str; 4] = ["token", "refresh_token", "code", "access_toke
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecordedRequest {
-    /// The dialect whose routes received the request.
-    pub dialect: Dialect,
+    /// The dialect whose routes received the request (compare it with a [`Dialect`](crate::Dialect)
+    /// or a [`CustomDialect`](crate::CustomDialect) directly).
+    pub dialect: DialectId,
     /// The HTTP method, e.g. `POST`.
     pub method: String,
     /// The path relative to the dialect's base, e.g. `/token`.
@@ -60,16 +61,18 @@ impl RecordedRequest {
         self.fingerprints.iter().find(|(f, _)| f == field).map(|(_, v)| v.as_str())
     }
 
+    /// Captures a request; `extra` names a registered dialect's own secret field and demo secret.
     pub(crate) fn capture(
-        dialect: Dialect,
-        method: &str,
-        path: &str,
-        query: Option<&str>,
+        dialect: DialectId,
+        request: (&str, &str, Option<&str>),
         headers: &HeaderMap,
         body: &[u8],
+        extra: &Extra<'_>,
     ) -> RecordedRequest {
+        let (method, path, query) = request;
+        let scrub = |text: &str| scrub_extra(&scrub_secrets(text), extra.secrets);
         let mut fingerprints = Vec::new();
-        let query = query.map(|q| scrub_secrets(&redact_form(&scrub_secrets(q), &mut fingerprints)));
+        let query = query.map(|q| scrub(&redact_form(&scrub(q), &mut fingerprints, extra)));
         let headers = headers
             .iter()
             .map(|(name, value)| {
@@ -80,14 +83,14 @@ impl RecordedRequest {
                         None => REDACTED.to_owned(),
                     },
                     "cookie" => REDACTED.to_owned(),
-                    _ => scrub_secrets(&value),
+                    _ => scrub(&value),
                 };
                 (name.as_str().to_owned(), value)
             })
             .collect();
         let body = match std::str::from_utf8(body) {
             Err(_) => format!("[{} bytes of binary data]", body.len()),
-            Ok(text) => scrub_secrets(&redact_body(&scrub_secrets(text), &mut fingerprints)),
+            Ok(text) => scrub(&redact_body(&scrub(text), &mut fingerprints, extra)),
         };
         RecordedRequest {
             dialect,
@@ -112,12 +115,42 @@ pub fn fingerprint(value: &str) -> String {
     digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
-fn redact_body(text: &str, fingerprints: &mut Vec<(String, String)>) -> String {
+/// What a registered dialect adds to the redaction: its secret field's name and its demo secrets.
+#[derive(Debug, Default)]
+pub(crate) struct Extra<'a> {
+    pub(crate) fields: &'a [&'a str],
+    pub(crate) secrets: &'a [&'a str],
+}
+
+impl Extra<'_> {
+    fn sensitive(&self, key: &str) -> bool {
+        SENSITIVE.contains(&key) || self.fields.contains(&key)
+    }
+}
+
+/// Replaces the extra secrets (raw, form-encoded or percent-encoded) left in the text.
+fn scrub_extra(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        let percent = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let mut forms = [(*secret).to_owned(), form, percent];
+        forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+        for form in forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), REDACTED);
+            }
+        }
+    }
+    out
+}
+
+fn redact_body(text: &str, fingerprints: &mut Vec<(String, String)>, extra: &Extra<'_>) -> String {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         if let Ok(mut value) = serde_json::from_str::<Value>(text) {
             let mut changed = false;
-            redact_json(&mut value, fingerprints, &mut changed);
+            redact_json(&mut value, fingerprints, &mut changed, extra);
             return if changed {
                 serde_json::to_string(&value).unwrap_or_else(|_| REDACTED.to_owned())
             } else {
@@ -125,27 +158,27 @@ fn redact_body(text: &str, fingerprints: &mut Vec<(String, String)>) -> String {
             };
         }
     }
-    if text.contains('=') { redact_form(text, fingerprints) } else { text.to_owned() }
+    if text.contains('=') { redact_form(text, fingerprints, extra) } else { text.to_owned() }
 }
 
-fn redact_json(value: &mut Value, fingerprints: &mut Vec<(String, String)>, changed: &mut bool) {
+fn redact_json(value: &mut Value, fingerprints: &mut Vec<(String, String)>, changed: &mut bool, extra: &Extra<'_>) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                if SENSITIVE.contains(&key.as_str()) && !v.is_null() {
+                if extra.sensitive(key) && !v.is_null() {
                     if let (true, Value::String(s)) = (FINGERPRINTED.contains(&key.as_str()), &*v) {
                         fingerprints.push((key.clone(), fingerprint(s)));
                     }
                     *v = Value::String(REDACTED.to_owned());
                     *changed = true;
                 } else {
-                    redact_json(v, fingerprints, changed);
+                    redact_json(v, fingerprints, changed, extra);
                 }
             }
         }
         Value::Array(items) => {
             for v in items {
-                redact_json(v, fingerprints, changed);
+                redact_json(v, fingerprints, changed, extra);
             }
         }
         _ => {}
@@ -153,7 +186,7 @@ fn redact_json(value: &mut Value, fingerprints: &mut Vec<(String, String)>, chan
 }
 
 /// Redacts sensitive values of `a=b&c=d` text, keeping everything else verbatim.
-fn redact_form(text: &str, fingerprints: &mut Vec<(String, String)>) -> String {
+fn redact_form(text: &str, fingerprints: &mut Vec<(String, String)>, extra: &Extra<'_>) -> String {
     text.split('&')
         .map(|pair| {
             let (raw_key, raw_value) = match pair.split_once('=') {
@@ -162,7 +195,7 @@ fn redact_form(text: &str, fingerprints: &mut Vec<(String, String)>) -> String {
             };
             let key = form_decode(raw_key);
             match raw_value {
-                Some(raw_value) if SENSITIVE.contains(&key.as_str()) => {
+                Some(raw_value) if extra.sensitive(&key) => {
                     if FINGERPRINTED.contains(&key.as_str()) {
                         fingerprints.push((key, fingerprint(&form_decode(raw_value))));
                     }
@@ -224,6 +257,7 @@ mod tests {
         let out = redact_form(
             "grant_type=client_credentials&client_id=x&client_secret=s%20t&token=abc&scope=read+write",
             &mut fp,
+            &Extra::default(),
         );
         assert_eq!(
             out,
@@ -235,9 +269,13 @@ mod tests {
     #[test]
     fn json_body_is_redacted() {
         let mut fp = Vec::new();
-        let out = redact_body(r#"{"client_id":"a","client_secret":"b","grant_type":"client_credentials"}"#, &mut fp);
+        let out = redact_body(
+            r#"{"client_id":"a","client_secret":"b","grant_type":"client_credentials"}"#,
+            &mut fp,
+            &Extra::default(),
+        );
         assert_eq!(out, r#"{"client_id":"a","client_secret":"[redacted]","grant_type":"client_credentials"}"#);
-        let untouched = redact_body(r#"{ "grant_type": "client_credentials" }"#, &mut fp);
+        let untouched = redact_body(r#"{ "grant_type": "client_credentials" }"#, &mut fp, &Extra::default());
         assert_eq!(untouched, r#"{ "grant_type": "client_credentials" }"#);
     }
 
@@ -247,16 +285,28 @@ mod tests {
         headers.insert("authorization", HeaderValue::from_static("Basic Zm9vOmJhcg=="));
         headers.insert("x-note", HeaderValue::from_static("probit-demo-secret"));
         let r = RecordedRequest::capture(
-            Dialect::Probit,
-            "POST",
-            "/token",
-            Some("a=1"),
+            crate::Dialect::Probit.into(),
+            ("POST", "/token", Some("a=1")),
             &headers,
             b"garbage probit-demo-secret",
+            &Extra::default(),
         );
         assert_eq!(r.header("Authorization"), Some("Basic [redacted]"));
         assert_eq!(r.header("x-note"), Some("[redacted]"));
         assert_eq!(r.body, "garbage [redacted]");
         assert_eq!(r.query.as_deref(), Some("a=1"));
+    }
+
+    #[test]
+    fn a_registered_dialects_secret_field_and_secret_are_redacted() {
+        let extra = Extra { fields: &["consumerSecret"], secrets: &["acme-secret"] };
+        let r = RecordedRequest::capture(
+            crate::Dialect::Probit.into(),
+            ("POST", "/token", None),
+            &HeaderMap::new(),
+            br#"{"consumerKey":"k","consumerSecret":"x y","note":"acme-secret"}"#,
+            &extra,
+        );
+        assert_eq!(r.body, r#"{"consumerKey":"k","consumerSecret":"[redacted]","note":"[redacted]"}"#);
     }
 }

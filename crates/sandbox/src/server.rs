@@ -23,11 +23,12 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::clients::{self, DemoClient};
 use crate::config::{Dialect, SandboxConfig};
-use crate::dialects::{self, Req};
-use crate::fault::{Applied, ConnAction, Fault};
-use crate::record::RecordedRequest;
+use crate::dialects::{self, Req, Route};
+use crate::fault::{AnswerNames, Applied, ConnAction, Fault, STANDARD_NAMES};
+use crate::record::{Extra, RecordedRequest};
 use crate::reply::Reply;
-use crate::state::Shared;
+use crate::spec::{ClientAuth, CustomDialect, DialectId, DialectSpec, RegisterError, prefixes_overlap};
+use crate::state::{Custom, Shared};
 
 /// Requests with a larger body are answered 413 without being processed.
 const MAX_BODY: usize = 1024 * 1024;
@@ -76,11 +77,16 @@ impl Sandbox {
     ///
     /// # Errors
     ///
-    /// Fails when the port cannot be bound.
+    /// Fails when the port cannot be bound, or with [`io::ErrorKind::InvalidInput`] when a dialect
+    /// added with [`SandboxConfig::dialect`] cannot be registered (see [`Sandbox::register`]).
     pub async fn start_with(config: SandboxConfig) -> io::Result<Sandbox> {
+        let specs = config.dialects.clone();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config, addr.port()));
+        for spec in specs {
+            register(&shared, spec).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
         let router = Router::new().fallback(dispatch).with_state(Arc::clone(&shared));
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(serve(listener, router, rx));
@@ -93,22 +99,69 @@ impl Sandbox {
         self.inner.addr
     }
 
+    /// Serves a dialect described by `spec` under its own prefix, from now on, next to the others:
+    /// as strict as the built-in ones, recorded, counted and open to injected faults. Pass the
+    /// handle it returns wherever the sandbox takes a dialect.
+    ///
+    /// ```
+    /// use tokensmith_sandbox::{DialectSpec, Sandbox};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sandbox = Sandbox::start().await?;
+    /// let acme = sandbox.register(DialectSpec::new("acme", "/acme").token_path("/oauth/grant"))?;
+    /// assert_eq!(sandbox.token_url(acme), format!("http://{}/acme/oauth/grant", sandbox.addr()));
+    /// assert_eq!(sandbox.credentials(acme).client_id, "acme-demo-client");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RegisterError`] when the description is not usable (e.g. two request fields of the same
+    /// name), or when its name or prefix is already served (the prefix of a built-in dialect or of
+    /// one registered before, or a prefix that contains or lies below one of them).
+    pub fn register(&self, spec: DialectSpec) -> Result<CustomDialect, RegisterError> {
+        register(&self.inner.shared, spec)
+    }
+
+    /// The registered dialect called `name` (e.g. one added with [`SandboxConfig::dialect`]).
+    pub fn custom_dialect(&self, name: &str) -> Option<CustomDialect> {
+        let inner = self.inner.shared.lock();
+        inner.customs.iter().position(|c| c.spec.name == name).map(|index| CustomDialect { index })
+    }
+
+    /// The dialect's prefix, token path and protected path.
+    fn paths(&self, d: DialectId) -> (String, String, String) {
+        match d {
+            DialectId::Builtin(d) => (d.prefix().to_owned(), d.token_path().to_owned(), d.protected_path().to_owned()),
+            DialectId::Custom(c) => match self.inner.shared.lock().custom(c) {
+                Some(spec) => (spec.prefix.clone(), spec.token_path.clone(), spec.protected_path.clone()),
+                None => (format!("/unregistered-dialect-{}", c.index), "/token".to_owned(), "/protected".to_owned()),
+            },
+        }
+    }
+
     /// The dialect's base URL, e.g. `http://127.0.0.1:PORT/probit` (no trailing slash).
-    pub fn base_url(&self, d: Dialect) -> String {
-        format!("http://{}{}", self.inner.addr, d.prefix())
+    pub fn base_url(&self, d: impl Into<DialectId>) -> String {
+        format!("http://{}{}", self.inner.addr, self.paths(d.into()).0)
     }
 
     /// The dialect's token endpoint: `/token` (probit), `/o/token/`
-    /// (generic-django), `/oauth/token` (ruby-style), `/oauth2/token` (whitebit).
-    pub fn token_url(&self, d: Dialect) -> String {
-        format!("{}{}", self.base_url(d), d.token_path())
+    /// (generic-django), `/oauth/token` (ruby-style), `/oauth2/token` (whitebit), or a registered
+    /// dialect's token path.
+    pub fn token_url(&self, d: impl Into<DialectId>) -> String {
+        let (prefix, token, _) = self.paths(d.into());
+        format!("http://{}{prefix}{token}", self.inner.addr)
     }
 
     /// The dialect's protected resource, which needs a valid access token:
     /// `/api/exchange/v1/balance` (probit), `/payments/` (generic-django, scope
-    /// `read`), `/api/v1/me` (ruby-style), `/api/v4/main-account/balance` (whitebit).
-    pub fn protected_url(&self, d: Dialect) -> String {
-        format!("{}{}", self.base_url(d), d.protected_path())
+    /// `read`), `/api/v1/me` (ruby-style), `/api/v4/main-account/balance` (whitebit), or a
+    /// registered dialect's protected path.
+    pub fn protected_url(&self, d: impl Into<DialectId>) -> String {
+        let (prefix, _, protected) = self.paths(d.into());
+        format!("http://{}{prefix}{protected}", self.inner.addr)
     }
 
     /// WhiteBIT's authorization page, `{base}/auth/login`, without parameters.
@@ -122,36 +175,43 @@ impl Sandbox {
     }
 
     /// The dialect's plain demo client.
-    pub fn credentials(&self, d: Dialect) -> DemoClient {
-        clients::plain(d)
+    pub fn credentials(&self, d: impl Into<DialectId>) -> DemoClient {
+        match d.into() {
+            DialectId::Builtin(d) => clients::plain(d),
+            DialectId::Custom(c) => self.inner.shared.lock().custom(c).map(|s| s.client.clone()).unwrap_or_default(),
+        }
     }
 
     /// The dialect's second demo client, whose secret is
     /// [`SPECIAL_SECRET`](crate::SPECIAL_SECRET) (`: % + / & =` and spaces).
-    pub fn special_credentials(&self, d: Dialect) -> DemoClient {
-        clients::special(d)
+    pub fn special_credentials(&self, d: impl Into<DialectId>) -> DemoClient {
+        match d.into() {
+            DialectId::Builtin(d) => clients::special(d),
+            DialectId::Custom(c) => self.inner.shared.lock().custom(c).map(|s| s.special_client()).unwrap_or_default(),
+        }
     }
 
     /// How many requests reached `path` (relative to the dialect's base, e.g.
     /// `/token` or `/oauth2/refresh_token`), whatever their method or answer.
-    pub fn request_count(&self, d: Dialect, path: &str) -> usize {
-        self.inner.shared.lock().counts.get(&(d, path.to_owned())).copied().unwrap_or(0)
+    pub fn request_count(&self, d: impl Into<DialectId>, path: &str) -> usize {
+        self.inner.shared.lock().counts.get(&(d.into(), path.to_owned())).copied().unwrap_or(0)
     }
 
     /// The requests the dialect received, oldest first, with secrets redacted
     /// (see [`RecordedRequest`]). The log keeps the last 10 000 requests.
-    pub fn requests(&self, d: Dialect) -> Vec<RecordedRequest> {
+    pub fn requests(&self, d: impl Into<DialectId>) -> Vec<RecordedRequest> {
+        let d = d.into();
         self.inner.shared.lock().log.iter().filter(|r| r.dialect == d).cloned().collect()
     }
 
     /// Makes the next `times` requests to `path` (relative to the dialect's base)
     /// meet `fault`, whatever their method. Faults injected on the same route
     /// queue up: the next request meets the oldest one still pending.
-    pub fn inject(&self, d: Dialect, path: &str, fault: Fault, times: usize) {
+    pub fn inject(&self, d: impl Into<DialectId>, path: &str, fault: Fault, times: usize) {
         if times == 0 {
             return;
         }
-        self.inner.shared.lock().faults.entry((d, path.to_owned())).or_default().push_back((fault, times));
+        self.inner.shared.lock().faults.entry((d.into(), path.to_owned())).or_default().push_back((fault, times));
     }
 
     /// Removes every pending fault.
@@ -160,8 +220,16 @@ impl Sandbox {
     }
 
     /// Changes the access token lifetime of a dialect for tokens issued from now on.
-    pub fn set_lifetime(&self, d: Dialect, lifetime: Duration) {
-        self.inner.shared.lock().lifetimes[d.index()] = lifetime;
+    pub fn set_lifetime(&self, d: impl Into<DialectId>, lifetime: Duration) {
+        let mut inner = self.inner.shared.lock();
+        match d.into() {
+            DialectId::Builtin(d) => inner.lifetimes[d.index()] = lifetime,
+            DialectId::Custom(c) => {
+                if let Some(custom) = inner.customs.get_mut(c.index) {
+                    custom.lifetime = lifetime;
+                }
+            }
+        }
     }
 
     /// Moves the sandbox's clock forward: access tokens, codes, refresh tokens
@@ -182,12 +250,32 @@ impl Sandbox {
     }
 }
 
+/// Registers a described dialect on the shared state, unless its name or prefix is taken.
+fn register(shared: &Shared, spec: DialectSpec) -> Result<CustomDialect, RegisterError> {
+    spec.validate()?;
+    let mut inner = shared.lock();
+    let builtins = Dialect::ALL.iter().map(|d| (d.name(), d.prefix()));
+    let customs = inner.customs.iter().map(|c| (c.spec.name.as_str(), c.spec.prefix.as_str()));
+    for (name, prefix) in builtins.chain(customs) {
+        if name == spec.name {
+            return Err(RegisterError::NameTaken { name: spec.name });
+        }
+        if prefixes_overlap(prefix, &spec.prefix) {
+            return Err(RegisterError::PrefixTaken { prefix: spec.prefix, by: name.to_owned() });
+        }
+    }
+    let index = inner.customs.len();
+    inner.customs.push(Custom { lifetime: spec.lifetime, spec: Arc::new(spec) });
+    Ok(CustomDialect { index })
+}
+
 /// Every request lands here: record it, apply a fault, route it to its dialect.
 async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let Some((dialect, path)) = Dialect::split_path(parts.uri.path()) else {
+    let Some((route, path)) = Route::split(&shared, parts.uri.path()) else {
         return index(&shared, parts.uri.path());
     };
+    let dialect = route.id();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -197,23 +285,49 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
     };
     let query = parts.uri.query();
+    let recorded = match &route {
+        Route::Builtin(_) => RecordedRequest::capture(
+            dialect,
+            (parts.method.as_str(), path, query),
+            &parts.headers,
+            &body,
+            &Extra::default(),
+        ),
+        Route::Custom(_, spec) => {
+            let fields: Vec<&str> = match &spec.client_auth {
+                ClientAuth::Body { secret, .. } => vec![secret.as_str()],
+                _ => Vec::new(),
+            };
+            let extra = Extra { fields: &fields, secrets: &[spec.client.client_secret.as_str()] };
+            RecordedRequest::capture(dialect, (parts.method.as_str(), path, query), &parts.headers, &body, &extra)
+        }
+    };
     let fault = {
         let mut inner = shared.lock();
-        inner.record(RecordedRequest::capture(dialect, parts.method.as_str(), path, query, &parts.headers, &body));
+        inner.record(recorded);
         inner.take_fault(dialect, path)
     };
     let mut rewrite = None;
-    match fault.map(|f| f.apply(dialect, shared.port)) {
+    match fault.map(|f| f.apply(&route, shared.port)) {
         None => {}
         Some(Applied::Replace(resp)) => return resp,
         Some(Applied::Delay(d)) => tokio::time::sleep(d).await,
         Some(Applied::Rewrite(f)) => rewrite = Some(f),
     }
     let req = Req { method: &parts.method, path, query, headers: &parts.headers, body: &body };
-    let mut reply = dialects::handle(&shared, dialect, &req);
+    let mut reply = dialects::handle(&shared, &route, &req);
     if let Some(f) = rewrite {
         let lifetime = shared.lock().lifetime(dialect).as_secs();
-        f.rewrite(&mut reply, lifetime);
+        let names = match &route {
+            Route::Builtin(_) => STANDARD_NAMES,
+            Route::Custom(_, spec) => AnswerNames {
+                envelope: spec.envelope.as_deref(),
+                access_token: &spec.access_token_field,
+                expires_in: &spec.lifetime_field,
+                token_type: spec.token_type_field.as_deref(),
+            },
+        };
+        f.rewrite(&mut reply, lifetime, &names);
     }
     reply.into_response()
 }
@@ -222,6 +336,13 @@ fn index(shared: &Shared, path: &str) -> Response {
     let mut text = String::from("tokensmith sandbox\n\n");
     for d in Dialect::ALL {
         text.push_str(&format!("{:<15} http://127.0.0.1:{}{}{}\n", d.name(), shared.port, d.prefix(), d.token_path()));
+    }
+    for c in &shared.lock().customs {
+        let spec = &c.spec;
+        text.push_str(&format!(
+            "{:<15} http://127.0.0.1:{}{}{}\n",
+            spec.name, shared.port, spec.prefix, spec.token_path
+        ));
     }
     let status = if path == "/" { 200 } else { 404 };
     let mut resp = Reply::empty(status).into_response();

@@ -1,7 +1,7 @@
 //! The sandbox's shared state: its clock, issued credentials, faults and log.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::config::{Dialect, SandboxConfig};
 use crate::fault::Fault;
 use crate::record::RecordedRequest;
+use crate::spec::{CustomDialect, DialectId, DialectSpec};
 
 /// The log keeps at most this many requests (the oldest are dropped); counters
 /// are never dropped.
@@ -27,7 +28,7 @@ pub(crate) struct Shared {
 
 #[derive(Debug)]
 pub(crate) struct AccessGrant {
-    pub(crate) dialect: Dialect,
+    pub(crate) dialect: DialectId,
     pub(crate) client_id: String,
     pub(crate) scopes: Vec<String>,
     pub(crate) expires_at: Instant,
@@ -66,9 +67,19 @@ pub(crate) struct Inner {
     pub(crate) codes: HashMap<String, CodeGrant>,
     pub(crate) refresh_tokens: HashMap<String, RefreshGrant>,
     pub(crate) last_refresh: HashMap<String, Instant>,
-    pub(crate) faults: HashMap<(Dialect, String), VecDeque<(Fault, usize)>>,
-    pub(crate) counts: HashMap<(Dialect, String), usize>,
+    pub(crate) faults: HashMap<(DialectId, String), VecDeque<(Fault, usize)>>,
+    pub(crate) counts: HashMap<(DialectId, String), usize>,
     pub(crate) log: VecDeque<RecordedRequest>,
+    /// The registered dialects, in registration order ([`CustomDialect::index`]), never removed.
+    pub(crate) customs: Vec<Custom>,
+}
+
+/// A registered dialect: its description, shared with the requests it is serving, and its current
+/// token lifetime.
+#[derive(Debug)]
+pub(crate) struct Custom {
+    pub(crate) spec: Arc<DialectSpec>,
+    pub(crate) lifetime: Duration,
 }
 
 impl Inner {
@@ -83,21 +94,31 @@ impl Inner {
         (SystemTime::now() + self.clock_offset).duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 
-    pub(crate) fn lifetime(&self, dialect: Dialect) -> Duration {
-        self.lifetimes[dialect.index()]
+    /// The access token lifetime of a dialect (zero for a dialect this sandbox does not serve).
+    pub(crate) fn lifetime(&self, dialect: impl Into<DialectId>) -> Duration {
+        match dialect.into() {
+            DialectId::Builtin(d) => self.lifetimes[d.index()],
+            DialectId::Custom(c) => self.customs.get(c.index).map_or(Duration::ZERO, |c| c.lifetime),
+        }
+    }
+
+    /// The description of a registered dialect.
+    pub(crate) fn custom(&self, dialect: CustomDialect) -> Option<Arc<DialectSpec>> {
+        self.customs.get(dialect.index).map(|c| Arc::clone(&c.spec))
     }
 
     /// Issues a fresh access token and remembers it.
     pub(crate) fn issue_access_token(
         &mut self,
-        dialect: Dialect,
+        dialect: impl Into<DialectId>,
         client_id: &str,
         scopes: Vec<String>,
         lifetime: Duration,
     ) -> String {
+        let dialect = dialect.into();
         let token = match dialect {
             // Django OAuth Toolkit: 30 alphanumerics (oauthlib's generate_token).
-            Dialect::GenericDjango => random_alphanumeric(30),
+            DialectId::Builtin(Dialect::GenericDjango) => random_alphanumeric(30),
             _ => random_token(32),
         };
         let now = self.now();
@@ -112,7 +133,8 @@ impl Inner {
     }
 
     /// Finds an access token of `dialect` that has not expired.
-    pub(crate) fn valid_access_token(&self, dialect: Dialect, token: &str) -> TokenCheck<'_> {
+    pub(crate) fn valid_access_token(&self, dialect: impl Into<DialectId>, token: &str) -> TokenCheck<'_> {
+        let dialect = dialect.into();
         match self.access_tokens.get(token) {
             Some(g) if g.dialect == dialect => {
                 if g.expires_at > self.now() {
@@ -126,7 +148,7 @@ impl Inner {
     }
 
     /// Takes the next fault injected for a route, if any.
-    pub(crate) fn take_fault(&mut self, dialect: Dialect, path: &str) -> Option<Fault> {
+    pub(crate) fn take_fault(&mut self, dialect: DialectId, path: &str) -> Option<Fault> {
         let key = (dialect, path.to_owned());
         let queue = self.faults.get_mut(&key)?;
         let fault = {
@@ -195,11 +217,11 @@ mod tests {
         let mut inner = Inner::default();
         inner
             .faults
-            .entry((Dialect::Probit, "/token".into()))
+            .entry((Dialect::Probit.into(), "/token".into()))
             .or_default()
             .extend([(Fault::Status(500), 2), (Fault::MalformedJson, 1)]);
         let mut seen = Vec::new();
-        while let Some(f) = inner.take_fault(Dialect::Probit, "/token") {
+        while let Some(f) = inner.take_fault(Dialect::Probit.into(), "/token") {
             seen.push(f);
         }
         assert_eq!(seen, vec![Fault::Status(500), Fault::Status(500), Fault::MalformedJson]);

@@ -1,14 +1,18 @@
-//! The four dialects' routes, and what they share.
+//! The four built-in dialects' routes, the registered ones', and what they share.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, Method};
 
+use std::sync::Arc;
+
 use crate::config::Dialect;
 use crate::reply::Reply;
+use crate::spec::{CustomDialect, DialectId, DialectSpec};
 use crate::state::Shared;
 
+pub(crate) mod custom;
 mod django;
 mod probit;
 mod ruby;
@@ -25,13 +29,55 @@ pub(crate) struct Req<'a> {
     pub(crate) body: &'a [u8],
 }
 
+/// The dialect a request reached, with a registered dialect's description at hand.
+#[derive(Debug, Clone)]
+pub(crate) enum Route {
+    Builtin(Dialect),
+    Custom(CustomDialect, Arc<DialectSpec>),
+}
+
+impl Route {
+    pub(crate) fn id(&self) -> DialectId {
+        match self {
+            Route::Builtin(d) => DialectId::Builtin(*d),
+            Route::Custom(c, _) => DialectId::Custom(*c),
+        }
+    }
+
+    /// Splits a request path into the dialect it belongs to and the path relative to the
+    /// dialect's base (`/` when the path is the base itself).
+    pub(crate) fn split<'p>(shared: &Shared, path: &'p str) -> Option<(Route, &'p str)> {
+        if let Some((d, rest)) = Dialect::split_path(path) {
+            return Some((Route::Builtin(d), rest));
+        }
+        let inner = shared.lock();
+        inner.customs.iter().enumerate().find_map(|(index, c)| {
+            let rest = below(path, &c.spec.prefix)?;
+            Some((Route::Custom(CustomDialect { index }, Arc::clone(&c.spec)), rest))
+        })
+    }
+}
+
+/// The path relative to `prefix` when `path` lies below it (whole segments).
+pub(crate) fn below<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
+    let rest = path.strip_prefix(prefix)?;
+    if rest.is_empty() {
+        Some("/")
+    } else if rest.starts_with('/') {
+        Some(rest)
+    } else {
+        None
+    }
+}
+
 /// Answers a request on one of the dialect's routes.
-pub(crate) fn handle(shared: &Shared, dialect: Dialect, req: &Req<'_>) -> Reply {
-    match dialect {
-        Dialect::Probit => probit::handle(shared, req),
-        Dialect::GenericDjango => django::handle(shared, req),
-        Dialect::RubyStyle => ruby::handle(shared, req),
-        Dialect::Whitebit => whitebit::handle(shared, req),
+pub(crate) fn handle(shared: &Shared, route: &Route, req: &Req<'_>) -> Reply {
+    match route {
+        Route::Builtin(Dialect::Probit) => probit::handle(shared, req),
+        Route::Builtin(Dialect::GenericDjango) => django::handle(shared, req),
+        Route::Builtin(Dialect::RubyStyle) => ruby::handle(shared, req),
+        Route::Builtin(Dialect::Whitebit) => whitebit::handle(shared, req),
+        Route::Custom(id, spec) => custom::handle(shared, *id, spec, req),
     }
 }
 
