@@ -71,6 +71,16 @@ impl LogCapture {
     /// dropped. On a multi-thread runtime, only what runs on this thread is captured: use a
     /// current-thread runtime (`#[tokio::test]`'s default).
     pub fn install() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        // `tracing` caches, per call site, whether any subscriber wants it, and a global maximum
+        // level, both computed from the subscribers alive at the time. With per-thread subscribers
+        // coming and going in parallel tests, a call site first hit while none was installed could be
+        // switched off for the later ones, and a log test would miss a line it should see. A global
+        // subscriber that is interested in everything, and records nothing, keeps every call site on.
+        static INTERESTED: std::sync::Once = std::sync::Once::new();
+        INTERESTED.call_once(|| {
+            // Fails only when the program installed a global subscriber of its own: that one counts.
+            let _ = tracing::subscriber::set_global_default(Interested);
+        });
         let capture = LogCapture::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
@@ -84,6 +94,37 @@ impl LogCapture {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
+}
+
+/// The global subscriber [`LogCapture::install`] sets: enables everything, records nothing.
+struct Interested;
+
+impl tracing::Subscriber for Interested {
+    fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::always()
+    }
+
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, _: &tracing::Event<'_>) {}
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// Shows the size only: a test prints the text itself when it wants to.
