@@ -51,6 +51,7 @@
 mod authorized;
 mod cache;
 pub mod clock;
+pub mod dialect;
 mod endpoint;
 pub mod error;
 mod file_store;
