@@ -43,7 +43,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             );
             let demo = sandbox.credentials(Dialect::GenericDjango);
             let builder = DjangoBuilder::new()
-                .base_url(&sandbox.base_url(Dialect::GenericDjango))
+                .base_url(sandbox.base_url(Dialect::GenericDjango))
                 .client_id(demo.client_id)
                 .client_secret(demo.client_secret)
                 .scopes(Scopes::parse("read write"));

@@ -39,7 +39,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let builder = ProbitBuilder::new()
             .client_id(demo.client_id)
             .client_secret(demo.client_secret)
-            .token_url(&sandbox.token_url(Dialect::Probit));
+            .token_url(sandbox.token_url(Dialect::Probit));
         let balance_url = sandbox.protected_url(Dialect::Probit);
         (Some(sandbox), builder, balance_url)
     };

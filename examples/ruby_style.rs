@@ -44,7 +44,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             );
             let demo = sandbox.credentials(Dialect::RubyStyle);
             let builder = RubyStyleBuilder::new()
-                .base_url(&sandbox.base_url(Dialect::RubyStyle))
+                .base_url(sandbox.base_url(Dialect::RubyStyle))
                 .client_id(demo.client_id)
                 .client_secret(demo.client_secret);
             let resource = sandbox.protected_url(Dialect::RubyStyle);

@@ -365,15 +365,15 @@ async fn fetch_with_fault(
     }
     match target {
         Target::Probit => {
-            let provider = with_client!(ProbitBuilder::new().token_url(&sandbox.token_url(d)), client);
+            let provider = with_client!(ProbitBuilder::new().token_url(sandbox.token_url(d)), client);
             fetch(provider.shared(), fault).await
         }
         Target::Django => {
-            let provider = with_client!(DjangoBuilder::new().base_url(&sandbox.base_url(d)), client);
+            let provider = with_client!(DjangoBuilder::new().base_url(sandbox.base_url(d)), client);
             fetch(provider.shared(), fault).await
         }
         Target::Ruby => {
-            let provider = with_client!(RubyStyleBuilder::new().base_url(&sandbox.base_url(d)), client);
+            let provider = with_client!(RubyStyleBuilder::new().base_url(sandbox.base_url(d)), client);
             fetch(provider.shared(), fault).await
         }
         Target::WhitebitExchange | Target::WhitebitRefresh => {

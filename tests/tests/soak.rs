@@ -136,7 +136,7 @@ async fn soak_1000_callers_2s_tokens_30_percent_failures() {
     let provider = ProbitBuilder::new()
         .client_id(client.client_id)
         .client_secret(client.client_secret)
-        .token_url(&sandbox.token_url(D))
+        .token_url(sandbox.token_url(D))
         .transport(transport.clone())
         .retry(retry.clone())
         .refresh_policy(policy.clone())

@@ -39,7 +39,7 @@
 //! ```
 //!
 //! Or configure it from the environment (variables `TOKENSMITH_DJANGO_*`, see [`ENV_BASE_URL`] and
-//! its siblings) with [`DjangoProvider::from_env`].
+//! its siblings) with [`DjangoProvider::from_env`](Provider::from_env).
 //!
 //! # The dialect
 //!
@@ -72,16 +72,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use tokensmith_core::http::{Transport, parse_url};
-use tokensmith_core::options::{ProviderOptions, parse_bool_setting};
-use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
+use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
 use tokensmith_core::style::{BasicAuth, RequestBody};
-use tokensmith_core::{
-    AccessToken, BodyFormat, CachedProvider, ClientCredentials, ClientCredentialsSource, Clock, CredentialStyle, Error,
-    Grant, RefreshPolicy, Result, RetryPolicy, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenProvider,
-    TokenRequest, TokenStore,
-};
+use tokensmith_core::{BodyFormat, CredentialStyle, Error, Result, TokenEndpoint};
 use url::Url;
 
 /// The token path of Django OAuth Toolkit, below the base URL.
@@ -91,6 +84,8 @@ pub const DEFAULT_TOKEN_PATH: &str = "/o/token/";
 pub const ENV_BASE_URL: &str = "TOKENSMITH_DJANGO_BASE_URL";
 /// The environment variable overriding the token path (default [`DEFAULT_TOKEN_PATH`]).
 pub const ENV_TOKEN_PATH: &str = "TOKENSMITH_DJANGO_TOKEN_PATH";
+/// The environment variable giving the token endpoint's full URL instead of the base URL and path.
+pub const ENV_TOKEN_URL: &str = "TOKENSMITH_DJANGO_TOKEN_URL";
 /// The environment variable holding the client id.
 pub const ENV_CLIENT_ID: &str = "TOKENSMITH_DJANGO_CLIENT_ID";
 /// The environment variable holding the client secret.
@@ -104,8 +99,46 @@ pub const ENV_CREDENTIALS: &str = "TOKENSMITH_DJANGO_CREDENTIALS";
 /// `1`/`0`, `yes`/`no`, `on`/`off`).
 pub const ENV_ALLOW_INSECURE_HTTP: &str = "TOKENSMITH_DJANGO_ALLOW_INSECURE_HTTP";
 
-const PROVIDER: &str = "generic-django";
-const REDACTED: &str = "** redacted **";
+/// Django OAuth Toolkit's dialect: `{base}/o/token/` (path configurable), no default address, a
+/// form body, scopes, Basic (default) or body credentials.
+#[derive(Debug)]
+pub enum GenericDjango {}
+
+impl Declared for GenericDjango {
+    const DIALECT: Dialect = Dialect::new("generic-django", endpoint)
+        .issuer("your Django OAuth Toolkit server")
+        .env_prefix("TOKENSMITH_DJANGO")
+        .env_names(&[("credential_style", ENV_CREDENTIALS)])
+        .token_path(DEFAULT_TOKEN_PATH)
+        .configurable_token_path()
+        .scopes()
+        .credential_styles(&["basic", "body"]);
+}
+
+/// A cached Django OAuth Toolkit token provider; see the [crate docs](crate) and [`Provider`].
+pub type DjangoProvider = Provider<GenericDjango>;
+
+/// Configures a [`DjangoProvider`]; see [`Builder`]. The base URL (or token URL), client id and
+/// secret are required.
+///
+/// ```
+/// use tokensmith_core::{Error, Scopes};
+/// use tokensmith_generic_django::{DjangoBuilder, DjangoCredentials};
+///
+/// let provider = DjangoBuilder::new()
+///     .base_url("https://auth.example.com")
+///     .client_id("id")
+///     .client_secret("secret")
+///     .credential_style(DjangoCredentials::Body)
+///     .scopes(Scopes::parse("read write admin"))
+///     .build()
+///     .unwrap();
+/// assert_eq!(provider.token_url().as_str(), "https://auth.example.com/o/token/");
+///
+/// let err = DjangoBuilder::new().client_id("id").client_secret("s").build().unwrap_err();
+/// assert!(matches!(err, Error::Config { ref key, .. } if key == "base_url"));
+/// ```
+pub type DjangoBuilder = Builder<GenericDjango>;
 
 /// How the client credentials reach the server; the seed documents both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -133,6 +166,12 @@ impl DjangoCredentials {
             DjangoCredentials::Basic => "basic",
             DjangoCredentials::Body => "body",
         }
+    }
+}
+
+impl AsRef<str> for DjangoCredentials {
+    fn as_ref(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -180,338 +219,6 @@ pub fn endpoint_with(token_url: Url, credentials: DjangoCredentials) -> TokenEnd
     TokenEndpoint::new(token_url).body_format(BodyFormat::Form).credential_style(credentials.style())
 }
 
-/// Joins `base_url` and `token_path` (`https://h/app` + `/o/token/` = `https://h/app/o/token/`).
-fn join(base_url: &Url, token_path: &str) -> Result<Url> {
-    if token_path.contains(['?', '#']) {
-        return Err(Error::config(
-            "token_path",
-            "the token path must not contain `?` or `#`; give a path like `/o/token/`",
-        ));
-    }
-    if base_url.query().is_some() || base_url.fragment().is_some() {
-        return Err(Error::config(
-            "base_url",
-            "the base URL must not have a query or fragment; give e.g. `https://auth.example.com`",
-        ));
-    }
-    let mut url = base_url.clone();
-    url.set_path(&format!("{}/{}", base_url.path().trim_end_matches('/'), token_path.trim_start_matches('/')));
-    Ok(url)
-}
-
-/// A cached Django OAuth Toolkit token provider; see the [crate docs](crate).
-///
-/// Cloning is cheap and clones share the cache.
-#[derive(Clone)]
-pub struct DjangoProvider {
-    inner: CachedProvider<ClientCredentialsSource>,
-}
-
-impl fmt::Debug for DjangoProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DjangoProvider").field("inner", &self.inner).finish()
-    }
-}
-
-impl DjangoProvider {
-    /// Starts configuring a provider (same as [`DjangoBuilder::new`]).
-    pub fn builder() -> DjangoBuilder {
-        DjangoBuilder::new()
-    }
-
-    /// A provider configured from the process environment; see [`DjangoBuilder::from_env`].
-    pub fn from_env() -> Result<Self> {
-        DjangoBuilder::from_env().build()
-    }
-
-    /// The exact request this provider sends for a token, with no I/O (for snapshot tests; its
-    /// `Debug` and `Serialize` renderings redact the secret).
-    pub fn token_request(&self) -> Result<TokenRequest> {
-        let source = self.inner.source();
-        source.client().build_request(&Grant::ClientCredentials, source.scopes())
-    }
-
-    /// The token URL requests go to.
-    pub fn token_url(&self) -> &Url {
-        self.inner.source().client().endpoint().token_url()
-    }
-
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        self.inner.source().client().credentials().client_id()
-    }
-
-    /// The scopes requested (the granted ones are on each token: [`AccessToken::scopes`]).
-    pub fn scopes(&self) -> &Scopes {
-        self.inner.source().scopes()
-    }
-
-    /// The cache this provider is made of.
-    pub fn cache(&self) -> &CachedProvider<ClientCredentialsSource> {
-        &self.inner
-    }
-
-    /// A valid token: the cached one while it is fresh, read without a lock, an allocation or a
-    /// boxed future (this inherent method is what `provider.token()` calls, also with the
-    /// [`TokenProvider`] trait in scope); otherwise fetched, one request however many callers wait.
-    pub async fn token(&self) -> Result<AccessToken> {
-        self.inner.token().await
-    }
-
-    /// Wraps the provider in a cloneable [`SharedTokenProvider`] (for
-    /// [`AuthorizedClient`](tokensmith_core::AuthorizedClient) or the facade).
-    pub fn shared(self) -> SharedTokenProvider {
-        SharedTokenProvider::new(self)
-    }
-}
-
-#[async_trait]
-impl TokenProvider for DjangoProvider {
-    async fn token(&self) -> Result<AccessToken> {
-        self.inner.token().await
-    }
-
-    fn cached_token(&self) -> Option<AccessToken> {
-        self.inner.cached_token()
-    }
-
-    fn invalidate(&self, token: &AccessToken) {
-        self.inner.invalidate(token)
-    }
-
-    fn unsaved(&self) -> Option<(String, AccessToken)> {
-        TokenProvider::unsaved(&self.inner)
-    }
-}
-
-/// Configures a [`DjangoProvider`]; [`build`](DjangoBuilder::build) validates everything.
-///
-/// ```
-/// use tokensmith_core::{Error, Scopes};
-/// use tokensmith_generic_django::{DjangoBuilder, DjangoCredentials};
-///
-/// let provider = DjangoBuilder::new()
-///     .base_url("https://auth.example.com")
-///     .client_id("id")
-///     .client_secret("secret")
-///     .credential_style(DjangoCredentials::Body)
-///     .scopes(Scopes::parse("read write admin"))
-///     .build()
-///     .unwrap();
-/// assert_eq!(provider.token_url().as_str(), "https://auth.example.com/o/token/");
-///
-/// let err = DjangoBuilder::new().client_id("id").client_secret("s").build().unwrap_err();
-/// assert!(matches!(err, Error::Config { ref key, .. } if key == "base_url"));
-/// ```
-#[derive(Clone, Default)]
-pub struct DjangoBuilder {
-    base_url: Option<String>,
-    token_path: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    scopes: Scopes,
-    credentials: DjangoCredentials,
-    options: ProviderOptions,
-    env_error: Option<Error>,
-}
-
-impl fmt::Debug for DjangoBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = f.debug_struct("DjangoBuilder");
-        s.field("base_url", &self.base_url)
-            .field("token_path", &self.token_path)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| REDACTED))
-            .field("scopes", &self.scopes)
-            .field("credentials", &self.credentials);
-        self.options.debug_fields(&mut s);
-        s.finish()
-    }
-}
-
-impl DjangoBuilder {
-    /// An empty builder: the base URL, client id and secret must be set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A builder filled from the process environment: [`ENV_BASE_URL`], [`ENV_TOKEN_PATH`],
-    /// [`ENV_CLIENT_ID`], [`ENV_CLIENT_SECRET`], [`ENV_SCOPE`], [`ENV_CREDENTIALS`] and
-    /// [`ENV_ALLOW_INSECURE_HTTP`]; an empty variable counts as unset. Setters called afterwards
-    /// override what was read; problems are reported by [`build`](DjangoBuilder::build), naming the
-    /// variable.
-    pub fn from_env() -> Self {
-        Self::from_env_with(|name| std::env::var(name).ok())
-    }
-
-    /// Like [`from_env`](DjangoBuilder::from_env), reading variables through `get` instead of the
-    /// process environment (for tests).
-    ///
-    /// ```
-    /// let get = |name: &str| match name {
-    ///     "TOKENSMITH_DJANGO_BASE_URL" => Some("https://auth.example.com".to_owned()),
-    ///     "TOKENSMITH_DJANGO_CLIENT_ID" => Some("my-id".to_owned()),
-    ///     "TOKENSMITH_DJANGO_CLIENT_SECRET" => Some("my-secret".to_owned()),
-    ///     "TOKENSMITH_DJANGO_SCOPE" => Some("read write".to_owned()),
-    ///     _ => None,
-    /// };
-    /// let provider = tokensmith_generic_django::DjangoBuilder::from_env_with(get).build().unwrap();
-    /// assert_eq!(provider.scopes().to_string(), "read write");
-    /// ```
-    pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let mut builder = Self::new();
-        if let Some(url) = get(ENV_BASE_URL) {
-            builder = builder.base_url(&url);
-        }
-        if let Some(path) = get(ENV_TOKEN_PATH) {
-            builder = builder.token_path(&path);
-        }
-        if let Some(id) = get(ENV_CLIENT_ID) {
-            builder = builder.client_id(id);
-        }
-        if let Some(secret) = get(ENV_CLIENT_SECRET) {
-            builder = builder.client_secret(secret);
-        }
-        if let Some(scope) = get(ENV_SCOPE) {
-            builder = builder.scopes(Scopes::parse(&scope));
-        }
-        if let Some(value) = get(ENV_CREDENTIALS) {
-            match value.parse::<DjangoCredentials>() {
-                Ok(style) => builder = builder.credential_style(style),
-                Err(_) => {
-                    builder.env_error = Some(Error::config(
-                        ENV_CREDENTIALS,
-                        format!("`{}` is not a credential style; use `basic` or `body`", value.trim()),
-                    ))
-                }
-            }
-        }
-        if let Some(value) = get(ENV_ALLOW_INSECURE_HTTP) {
-            match parse_bool_setting(ENV_ALLOW_INSECURE_HTTP, &value) {
-                Ok(allow) => builder = builder.allow_insecure_http(allow),
-                Err(error) => builder.env_error = Some(error),
-            }
-        }
-        builder
-    }
-
-    /// The server's base URL, where DOT's URLs are mounted (required), e.g. `https://auth.example.com`
-    /// or `https://example.com/api`.
-    pub fn base_url(mut self, base_url: &str) -> Self {
-        self.base_url = Some(base_url.to_owned());
-        self
-    }
-
-    /// The token path below the base URL (default [`DEFAULT_TOKEN_PATH`], `/o/token/`).
-    pub fn token_path(mut self, token_path: &str) -> Self {
-        self.token_path = Some(token_path.to_owned());
-        self
-    }
-
-    /// The OAuth application's client id (required).
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
-
-    /// The OAuth application's client secret (required).
-    pub fn client_secret(mut self, client_secret: impl Into<SecretString>) -> Self {
-        self.client_secret = Some(client_secret.into());
-        self
-    }
-
-    /// The scopes to request: `read`, `write`, `admin` or any the server defines (default: none sent,
-    /// the server's default scopes apply).
-    pub fn scopes(mut self, scopes: Scopes) -> Self {
-        self.scopes = scopes;
-        self
-    }
-
-    /// How credentials are sent (default [`DjangoCredentials::Basic`]).
-    pub fn credential_style(mut self, credentials: DjangoCredentials) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
-    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.options.transport = Some(transport);
-        self
-    }
-
-    /// How failed token requests are retried (default [`RetryPolicy::default`]).
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.options.retry = retry;
-        self
-    }
-
-    /// When the cached token is refreshed (default [`RefreshPolicy::default`]).
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.options.refresh_policy = policy;
-        self
-    }
-
-    /// The clock of the cache and of expiry stamps (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.options.clock = Some(clock);
-        self
-    }
-
-    /// Where tokens are kept between fetches (default: a private in-memory store).
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.options.store = Some(store);
-        self
-    }
-
-    /// Allows a plain `http://` base URL to a host that is not loopback (default `false`). The
-    /// credentials then cross the network in clear text: only for networks you trust.
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.options.allow_insecure_http = allow;
-        self
-    }
-
-    /// Validates the configuration and builds the provider. No I/O.
-    ///
-    /// Fails with [`Error::Config`] naming the key at fault: `base_url` (missing, unparseable, not
-    /// `https://`, or plain `http://` to a host that is not loopback without
-    /// [`allow_insecure_http`](DjangoBuilder::allow_insecure_http)), `token_path`, `client_id`,
-    /// `client_secret` (missing or empty), or the environment variable that held an invalid value.
-    pub fn build(self) -> Result<DjangoProvider> {
-        if let Some(error) = self.env_error {
-            return Err(error);
-        }
-        let base_url = self.base_url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
-            Error::config(
-                "base_url",
-                format!("no base URL is set; call `base_url(..)` or set {ENV_BASE_URL} to the server's URL, e.g. `https://auth.example.com`"),
-            )
-        })?;
-        let base_url = parse_url("base_url", &base_url, self.options.allow_insecure_http)?;
-        let token_url = join(&base_url, self.token_path.as_deref().unwrap_or(DEFAULT_TOKEN_PATH))?;
-        let client_id = self.client_id.filter(|id| !id.trim().is_empty()).ok_or_else(|| {
-            Error::config(
-                "client_id",
-                format!(
-                    "no client id is set; call `client_id(..)` or set {ENV_CLIENT_ID} to the application's client id"
-                ),
-            )
-        })?;
-        let client_secret = self.client_secret.filter(|s| !s.expose_secret().is_empty()).ok_or_else(|| {
-            Error::config(
-                "client_secret",
-                format!("no client secret is set; call `client_secret(..)` or set {ENV_CLIENT_SECRET} to the application's client secret"),
-            )
-        })?;
-        let client = TokenClient::builder(
-            PROVIDER,
-            endpoint_with(token_url, self.credentials),
-            ClientCredentials::new(client_id, client_secret),
-        );
-        Ok(DjangoProvider { inner: self.options.client_credentials(client, self.scopes)? })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,6 +236,24 @@ mod tests {
 
     fn ok() -> DjangoBuilder {
         DjangoBuilder::new().base_url("https://auth.example.com").client_id("id").client_secret("secret")
+    }
+
+    #[test]
+    fn env_constants_are_the_dialects_variables() {
+        let dialect = GenericDjango::DIALECT;
+        for (key, var) in [
+            ("client_id", ENV_CLIENT_ID),
+            ("client_secret", ENV_CLIENT_SECRET),
+            ("token_url", ENV_TOKEN_URL),
+            ("base_url", ENV_BASE_URL),
+            ("token_path", ENV_TOKEN_PATH),
+            ("scope", ENV_SCOPE),
+            ("credential_style", ENV_CREDENTIALS),
+            ("allow_insecure_http", ENV_ALLOW_INSECURE_HTTP),
+        ] {
+            assert_eq!(dialect.env_var(key), var);
+        }
+        assert_eq!(dialect.keys().len(), 8);
     }
 
     #[test]
@@ -613,7 +338,7 @@ mod tests {
     fn debug_redacts_the_secret() {
         let builder = ok().client_secret("very-secret-value");
         let text = format!("{builder:?}");
-        assert!(!text.contains("very-secret-value") && text.contains(REDACTED), "{text}");
+        assert!(!text.contains("very-secret-value") && text.contains("redacted"), "{text}");
         assert!(!format!("{:?}", builder.build().unwrap()).contains("very-secret-value"));
     }
 }

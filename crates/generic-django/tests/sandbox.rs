@@ -19,7 +19,7 @@ const D: Dialect = Dialect::GenericDjango;
 
 fn builder(sandbox: &Sandbox) -> DjangoBuilder {
     let demo = sandbox.credentials(D);
-    DjangoProvider::builder().base_url(&sandbox.base_url(D)).client_id(demo.client_id).client_secret(demo.client_secret)
+    DjangoProvider::builder().base_url(sandbox.base_url(D)).client_id(demo.client_id).client_secret(demo.client_secret)
 }
 
 async fn fetch_error(provider: &DjangoProvider) -> Error {
@@ -109,7 +109,7 @@ async fn passes_the_client_credentials_kit_in_both_styles() {
     for style in [DjangoCredentials::Basic, DjangoCredentials::Body] {
         ClientCredentialsKit::new(D, move |cx: KitContext| {
             DjangoProvider::builder()
-                .base_url(&cx.base_url())
+                .base_url(cx.base_url())
                 .client_id(cx.client_id)
                 .client_secret(cx.client_secret)
                 .credential_style(style)

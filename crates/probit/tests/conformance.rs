@@ -9,7 +9,7 @@ async fn probit_provider_conforms() {
         ProbitProvider::builder()
             .client_id(h.client_id)
             .client_secret(h.client_secret)
-            .token_url(&format!("{}/token", h.base_url))
+            .token_url(format!("{}/token", h.base_url))
             .transport(h.transport)
             .clock(h.clock)
             .build()

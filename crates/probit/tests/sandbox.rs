@@ -20,7 +20,7 @@ fn builder(sandbox: &Sandbox) -> ProbitBuilder {
     ProbitProvider::builder()
         .client_id(demo.client_id)
         .client_secret(demo.client_secret)
-        .token_url(&sandbox.token_url(D))
+        .token_url(sandbox.token_url(D))
 }
 
 async fn fetch_error(provider: &ProbitProvider) -> Error {
@@ -109,7 +109,7 @@ async fn html_403_from_the_cdn_is_an_http_error() {
 async fn passes_the_client_credentials_kit() {
     ClientCredentialsKit::new(D, |cx: KitContext| {
         ProbitProvider::builder()
-            .token_url(&cx.token_url())
+            .token_url(cx.token_url())
             .client_id(cx.client_id)
             .client_secret(cx.client_secret)
             .clock(cx.clock)

@@ -28,7 +28,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn provider(sandbox: &Sandbox, store: Arc<dyn TokenStore>) -> ProbitProvider {
     let client = sandbox.credentials(Dialect::Probit);
     ProbitBuilder::new()
-        .token_url(&sandbox.token_url(Dialect::Probit))
+        .token_url(sandbox.token_url(Dialect::Probit))
         .client_id(client.client_id)
         .client_secret(client.client_secret)
         .allow_insecure_http(true)

@@ -50,7 +50,7 @@ async fn a_one_node_cluster_locks_saves_loads_and_shares_a_refresh() {
     let providers: Vec<_> = (0..2)
         .map(|_| {
             ProbitBuilder::new()
-                .token_url(&sandbox.token_url(Dialect::Probit))
+                .token_url(sandbox.token_url(Dialect::Probit))
                 .client_id(client.client_id.clone())
                 .client_secret(client.client_secret.clone())
                 .allow_insecure_http(true)

@@ -226,7 +226,7 @@ fn worker() {
                 .unwrap(),
         );
         let probit = ProbitBuilder::new()
-            .token_url(&env("FLEET_PROBIT_URL"))
+            .token_url(env("FLEET_PROBIT_URL"))
             .client_id(env("FLEET_PROBIT_ID"))
             .client_secret(env("FLEET_PROBIT_SECRET"))
             .allow_insecure_http(true)

@@ -46,7 +46,7 @@ fn policy() -> RefreshPolicy {
 fn probit(sandbox: &Sandbox, store: Arc<RedisStore>) -> ProbitProvider {
     let client = sandbox.credentials(Dialect::Probit);
     ProbitBuilder::new()
-        .token_url(&sandbox.token_url(Dialect::Probit))
+        .token_url(sandbox.token_url(Dialect::Probit))
         .client_id(client.client_id)
         .client_secret(client.client_secret)
         .allow_insecure_http(true)

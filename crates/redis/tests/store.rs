@@ -201,7 +201,7 @@ async fn a_fleet_of_probit_providers_makes_one_token_request() {
     let providers: Vec<_> = (0..4)
         .map(|_| {
             ProbitBuilder::new()
-                .token_url(&sandbox.token_url(Dialect::Probit))
+                .token_url(sandbox.token_url(Dialect::Probit))
                 .client_id(client.client_id.clone())
                 .client_secret(client.client_secret.clone())
                 .allow_insecure_http(true)

@@ -35,7 +35,7 @@
 //! ```
 //!
 //! Or configure it from the environment (variables `TOKENSMITH_RUBY_*`, see [`ENV_BASE_URL`] and its
-//! siblings) with [`RubyStyleProvider::from_env`].
+//! siblings) with [`RubyStyleProvider::from_env`](Provider::from_env).
 //!
 //! # The dialect
 //!
@@ -67,19 +67,11 @@
     warn(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::unchecked_time_subtraction)
 )]
 
-use std::fmt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use tokensmith_core::http::{Transport, parse_url};
-use tokensmith_core::options::{ProviderOptions, parse_bool_setting};
-use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
+use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
 use tokensmith_core::style::RequestBody;
-use tokensmith_core::{
-    AccessToken, BodyFormat, CachedProvider, ClientCredentials, ClientCredentialsSource, Clock, Error, Grant,
-    RefreshPolicy, Result, RetryPolicy, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenProvider,
-    TokenRequest, TokenStore,
-};
+use tokensmith_core::{BodyFormat, TokenEndpoint};
 use url::Url;
 
 /// The token path below the base URL.
@@ -87,6 +79,8 @@ pub const TOKEN_PATH: &str = "/oauth/token";
 
 /// The environment variable holding the API's base URL (required), e.g. `https://api.example.com`.
 pub const ENV_BASE_URL: &str = "TOKENSMITH_RUBY_BASE_URL";
+/// The environment variable giving the token endpoint's full URL instead of the base URL.
+pub const ENV_TOKEN_URL: &str = "TOKENSMITH_RUBY_TOKEN_URL";
 /// The environment variable holding the client id.
 pub const ENV_CLIENT_ID: &str = "TOKENSMITH_RUBY_CLIENT_ID";
 /// The environment variable holding the client secret.
@@ -98,8 +92,42 @@ pub const ENV_SCOPE: &str = "TOKENSMITH_RUBY_SCOPE";
 /// `1`/`0`, `yes`/`no`, `on`/`off`).
 pub const ENV_ALLOW_INSECURE_HTTP: &str = "TOKENSMITH_RUBY_ALLOW_INSECURE_HTTP";
 
-const PROVIDER: &str = "ruby-style";
-const REDACTED: &str = "** redacted **";
+/// The Rails/Doorkeeper-style dialect: `{base}/oauth/token`, no default address, a JSON body with
+/// the credentials in it, scopes.
+#[derive(Debug)]
+pub enum RubyStyle {}
+
+impl Declared for RubyStyle {
+    const DIALECT: Dialect = Dialect::new("ruby-style", endpoint)
+        .issuer("your Doorkeeper server")
+        .env_prefix("TOKENSMITH_RUBY")
+        .token_path(TOKEN_PATH)
+        .scopes();
+}
+
+/// A cached Rails/Doorkeeper-style token provider; see the [crate docs](crate) and [`Provider`].
+pub type RubyStyleProvider = Provider<RubyStyle>;
+
+/// Configures a [`RubyStyleProvider`]; see [`Builder`]. The base URL (or token URL), client id and
+/// secret are required.
+///
+/// ```
+/// use tokensmith_core::{Error, Scopes};
+/// use tokensmith_ruby_style::RubyStyleBuilder;
+///
+/// let provider = RubyStyleBuilder::new()
+///     .base_url("https://api.example.com/v2")
+///     .client_id("id")
+///     .client_secret("secret")
+///     .scopes(Scopes::parse("public"))
+///     .build()
+///     .unwrap();
+/// assert_eq!(provider.token_url().as_str(), "https://api.example.com/v2/oauth/token");
+///
+/// let err = RubyStyleBuilder::new().client_id("id").client_secret("s").build().unwrap_err();
+/// assert!(matches!(err, Error::Config { ref key, .. } if key == "base_url"));
+/// ```
+pub type RubyStyleBuilder = Builder<RubyStyle>;
 
 /// The dialect as data: a JSON body with `grant_type`, `client_id` and `client_secret`, scopes
 /// separated by spaces.
@@ -121,297 +149,10 @@ pub fn endpoint(token_url: Url) -> TokenEndpoint {
     TokenEndpoint::new(token_url).body_format(BodyFormat::Json).credential_style(Arc::new(RequestBody))
 }
 
-/// `{base}/oauth/token`, keeping any path of the base (`https://h/api` gives `https://h/api/oauth/token`).
-fn token_url(base_url: &Url) -> Result<Url> {
-    if base_url.query().is_some() || base_url.fragment().is_some() {
-        return Err(Error::config(
-            "base_url",
-            "the base URL must not have a query or fragment; give e.g. `https://api.example.com`",
-        ));
-    }
-    let mut url = base_url.clone();
-    url.set_path(&format!("{}{TOKEN_PATH}", base_url.path().trim_end_matches('/')));
-    Ok(url)
-}
-
-/// A cached Rails/Doorkeeper-style token provider; see the [crate docs](crate).
-///
-/// Cloning is cheap and clones share the cache.
-#[derive(Clone)]
-pub struct RubyStyleProvider {
-    inner: CachedProvider<ClientCredentialsSource>,
-}
-
-impl fmt::Debug for RubyStyleProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RubyStyleProvider").field("inner", &self.inner).finish()
-    }
-}
-
-impl RubyStyleProvider {
-    /// Starts configuring a provider (same as [`RubyStyleBuilder::new`]).
-    pub fn builder() -> RubyStyleBuilder {
-        RubyStyleBuilder::new()
-    }
-
-    /// A provider configured from the process environment; see [`RubyStyleBuilder::from_env`].
-    pub fn from_env() -> Result<Self> {
-        RubyStyleBuilder::from_env().build()
-    }
-
-    /// The exact request this provider sends for a token, with no I/O (for snapshot tests; its
-    /// `Debug` and `Serialize` renderings redact the secret).
-    pub fn token_request(&self) -> Result<TokenRequest> {
-        let source = self.inner.source();
-        source.client().build_request(&Grant::ClientCredentials, source.scopes())
-    }
-
-    /// The token URL requests go to.
-    pub fn token_url(&self) -> &Url {
-        self.inner.source().client().endpoint().token_url()
-    }
-
-    /// The client id.
-    pub fn client_id(&self) -> &str {
-        self.inner.source().client().credentials().client_id()
-    }
-
-    /// The scopes requested (the granted ones are on each token: [`AccessToken::scopes`]).
-    pub fn scopes(&self) -> &Scopes {
-        self.inner.source().scopes()
-    }
-
-    /// The cache this provider is made of.
-    pub fn cache(&self) -> &CachedProvider<ClientCredentialsSource> {
-        &self.inner
-    }
-
-    /// A valid token: the cached one while it is fresh, read without a lock, an allocation or a
-    /// boxed future (this inherent method is what `provider.token()` calls, also with the
-    /// [`TokenProvider`] trait in scope); otherwise fetched, one request however many callers wait.
-    pub async fn token(&self) -> Result<AccessToken> {
-        self.inner.token().await
-    }
-
-    /// Wraps the provider in a cloneable [`SharedTokenProvider`] (for
-    /// [`AuthorizedClient`](tokensmith_core::AuthorizedClient) or the facade).
-    pub fn shared(self) -> SharedTokenProvider {
-        SharedTokenProvider::new(self)
-    }
-}
-
-#[async_trait]
-impl TokenProvider for RubyStyleProvider {
-    async fn token(&self) -> Result<AccessToken> {
-        self.inner.token().await
-    }
-
-    fn cached_token(&self) -> Option<AccessToken> {
-        self.inner.cached_token()
-    }
-
-    fn invalidate(&self, token: &AccessToken) {
-        self.inner.invalidate(token)
-    }
-
-    fn unsaved(&self) -> Option<(String, AccessToken)> {
-        TokenProvider::unsaved(&self.inner)
-    }
-}
-
-/// Configures a [`RubyStyleProvider`]; [`build`](RubyStyleBuilder::build) validates everything.
-///
-/// ```
-/// use tokensmith_core::Error;
-/// use tokensmith_ruby_style::RubyStyleBuilder;
-///
-/// let provider = RubyStyleBuilder::new()
-///     .base_url("https://api.example.com/v2")
-///     .client_id("id")
-///     .client_secret("secret")
-///     .build()
-///     .unwrap();
-/// assert_eq!(provider.token_url().as_str(), "https://api.example.com/v2/oauth/token");
-///
-/// let err = RubyStyleBuilder::new().base_url("https://api.example.com").client_secret("s").build().unwrap_err();
-/// assert!(matches!(err, Error::Config { ref key, .. } if key == "client_id"));
-/// ```
-#[derive(Clone, Default)]
-pub struct RubyStyleBuilder {
-    base_url: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<SecretString>,
-    scopes: Scopes,
-    options: ProviderOptions,
-    env_error: Option<Error>,
-}
-
-impl fmt::Debug for RubyStyleBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = f.debug_struct("RubyStyleBuilder");
-        s.field("base_url", &self.base_url)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| REDACTED))
-            .field("scopes", &self.scopes);
-        self.options.debug_fields(&mut s);
-        s.finish()
-    }
-}
-
-impl RubyStyleBuilder {
-    /// An empty builder: the base URL, client id and secret must be set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A builder filled from the process environment: [`ENV_BASE_URL`], [`ENV_CLIENT_ID`],
-    /// [`ENV_CLIENT_SECRET`], [`ENV_SCOPE`] and [`ENV_ALLOW_INSECURE_HTTP`]; an empty variable counts
-    /// as unset. Setters called afterwards override what was read; problems are reported by
-    /// [`build`](RubyStyleBuilder::build), naming the variable.
-    pub fn from_env() -> Self {
-        Self::from_env_with(|name| std::env::var(name).ok())
-    }
-
-    /// Like [`from_env`](RubyStyleBuilder::from_env), reading variables through `get` instead of the
-    /// process environment (for tests).
-    ///
-    /// ```
-    /// let get = |name: &str| match name {
-    ///     "TOKENSMITH_RUBY_BASE_URL" => Some("https://api.example.com".to_owned()),
-    ///     "TOKENSMITH_RUBY_CLIENT_ID" => Some("my-id".to_owned()),
-    ///     "TOKENSMITH_RUBY_CLIENT_SECRET" => Some("my-secret".to_owned()),
-    ///     _ => None,
-    /// };
-    /// let provider = tokensmith_ruby_style::RubyStyleBuilder::from_env_with(get).build().unwrap();
-    /// assert_eq!(provider.token_url().as_str(), "https://api.example.com/oauth/token");
-    /// ```
-    pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let mut builder = Self::new();
-        if let Some(url) = get(ENV_BASE_URL) {
-            builder = builder.base_url(&url);
-        }
-        if let Some(id) = get(ENV_CLIENT_ID) {
-            builder = builder.client_id(id);
-        }
-        if let Some(secret) = get(ENV_CLIENT_SECRET) {
-            builder = builder.client_secret(secret);
-        }
-        if let Some(scope) = get(ENV_SCOPE) {
-            builder = builder.scopes(Scopes::parse(&scope));
-        }
-        if let Some(value) = get(ENV_ALLOW_INSECURE_HTTP) {
-            match parse_bool_setting(ENV_ALLOW_INSECURE_HTTP, &value) {
-                Ok(allow) => builder = builder.allow_insecure_http(allow),
-                Err(error) => builder.env_error = Some(error),
-            }
-        }
-        builder
-    }
-
-    /// The API's base URL (the seed's `<<api_base_path>>`, required), e.g. `https://api.example.com`.
-    pub fn base_url(mut self, base_url: &str) -> Self {
-        self.base_url = Some(base_url.to_owned());
-        self
-    }
-
-    /// The client id (required).
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
-
-    /// The client secret (required).
-    pub fn client_secret(mut self, client_secret: impl Into<SecretString>) -> Self {
-        self.client_secret = Some(client_secret.into());
-        self
-    }
-
-    /// The scopes to request (optional; default: none sent, the server's default scopes apply).
-    pub fn scopes(mut self, scopes: Scopes) -> Self {
-        self.scopes = scopes;
-        self
-    }
-
-    /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
-    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.options.transport = Some(transport);
-        self
-    }
-
-    /// How failed token requests are retried (default [`RetryPolicy::default`]).
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.options.retry = retry;
-        self
-    }
-
-    /// When the cached token is refreshed (default [`RefreshPolicy::default`]).
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.options.refresh_policy = policy;
-        self
-    }
-
-    /// The clock of the cache and of expiry stamps (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.options.clock = Some(clock);
-        self
-    }
-
-    /// Where tokens are kept between fetches (default: a private in-memory store).
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.options.store = Some(store);
-        self
-    }
-
-    /// Allows a plain `http://` base URL to a host that is not loopback (default `false`). The
-    /// credentials then cross the network in clear text: only for networks you trust.
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.options.allow_insecure_http = allow;
-        self
-    }
-
-    /// Validates the configuration and builds the provider. No I/O.
-    ///
-    /// Fails with [`Error::Config`] naming the key at fault: `base_url` (missing, unparseable, not
-    /// `https://`, or plain `http://` to a host that is not loopback without
-    /// [`allow_insecure_http`](RubyStyleBuilder::allow_insecure_http)), `client_id`, `client_secret`
-    /// (missing or empty), or the environment variable that held an invalid value.
-    pub fn build(self) -> Result<RubyStyleProvider> {
-        if let Some(error) = self.env_error {
-            return Err(error);
-        }
-        let base_url = self.base_url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
-            Error::config(
-                "base_url",
-                format!(
-                    "no base URL is set; call `base_url(..)` or set {ENV_BASE_URL} to the API's URL, e.g. `https://api.example.com`"
-                ),
-            )
-        })?;
-        let token_url = token_url(&parse_url("base_url", &base_url, self.options.allow_insecure_http)?)?;
-        let client_id = self.client_id.filter(|id| !id.trim().is_empty()).ok_or_else(|| {
-            Error::config(
-                "client_id",
-                format!("no client id is set; call `client_id(..)` or set {ENV_CLIENT_ID} to the id you were issued"),
-            )
-        })?;
-        let client_secret = self.client_secret.filter(|s| !s.expose_secret().is_empty()).ok_or_else(|| {
-            Error::config(
-                "client_secret",
-                format!(
-                    "no client secret is set; call `client_secret(..)` or set {ENV_CLIENT_SECRET} to the secret you were issued"
-                ),
-            )
-        })?;
-        let client =
-            TokenClient::builder(PROVIDER, endpoint(token_url), ClientCredentials::new(client_id, client_secret));
-        Ok(RubyStyleProvider { inner: self.options.client_credentials(client, self.scopes)? })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokensmith_core::{Error, Result};
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
@@ -426,6 +167,22 @@ mod tests {
 
     fn ok() -> RubyStyleBuilder {
         RubyStyleBuilder::new().base_url("https://api.example.com").client_id("id").client_secret("secret")
+    }
+
+    #[test]
+    fn env_constants_are_the_dialects_variables() {
+        let dialect = RubyStyle::DIALECT;
+        for (key, var) in [
+            ("client_id", ENV_CLIENT_ID),
+            ("client_secret", ENV_CLIENT_SECRET),
+            ("token_url", ENV_TOKEN_URL),
+            ("base_url", ENV_BASE_URL),
+            ("scope", ENV_SCOPE),
+            ("allow_insecure_http", ENV_ALLOW_INSECURE_HTTP),
+        ] {
+            assert_eq!(dialect.env_var(key), var);
+        }
+        assert_eq!(dialect.keys().len(), 6);
     }
 
     #[test]
@@ -490,7 +247,7 @@ mod tests {
     fn debug_redacts_the_secret() {
         let builder = ok().client_secret("very-secret-value");
         let text = format!("{builder:?}");
-        assert!(!text.contains("very-secret-value") && text.contains(REDACTED), "{text}");
+        assert!(!text.contains("very-secret-value") && text.contains("redacted"), "{text}");
         assert!(!format!("{:?}", builder.build().unwrap()).contains("very-secret-value"));
     }
 }

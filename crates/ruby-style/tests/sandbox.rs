@@ -15,7 +15,7 @@ const D: Dialect = Dialect::RubyStyle;
 fn builder(sandbox: &Sandbox) -> RubyStyleBuilder {
     let demo = sandbox.credentials(D);
     RubyStyleProvider::builder()
-        .base_url(&sandbox.base_url(D))
+        .base_url(sandbox.base_url(D))
         .client_id(demo.client_id)
         .client_secret(demo.client_secret)
 }
@@ -68,7 +68,7 @@ async fn unknown_scope_is_invalid_scope() {
 #[tokio::test]
 async fn wrong_base_url_is_rails_html_404() {
     let sandbox = Sandbox::start().await.unwrap();
-    let provider = builder(&sandbox).base_url(&format!("{}/v2", sandbox.base_url(D))).build().unwrap();
+    let provider = builder(&sandbox).base_url(format!("{}/v2", sandbox.base_url(D))).build().unwrap();
     match fetch_error(&provider).await {
         Error::Http(e) => {
             assert_eq!(e.status, 404);
@@ -86,7 +86,7 @@ async fn wrong_base_url_is_rails_html_404() {
 async fn passes_the_client_credentials_kit() {
     ClientCredentialsKit::new(D, |cx: KitContext| {
         RubyStyleProvider::builder()
-            .base_url(&cx.base_url())
+            .base_url(cx.base_url())
             .client_id(cx.client_id)
             .client_secret(cx.client_secret)
             .clock(cx.clock)
