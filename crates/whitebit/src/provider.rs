@@ -173,6 +173,60 @@ impl WhitebitBuilder {
         Ok(builder)
     }
 
+    /// The configuration keys [`with_config`](WhitebitBuilder::with_config) takes.
+    pub const KEYS: &'static [&'static str] =
+        &["client_id", "client_secret", "base_url", "token_url", "redirect_uri", "allow_insecure_http"];
+
+    /// Sets the setting whose configuration key is `key` (one of [`KEYS`](WhitebitBuilder::KEYS))
+    /// from its text: `token_url` must end with `/oauth2/token` (the part before it is the base URL,
+    /// as WhiteBIT's other endpoints hang off it too); `allow_insecure_http` is `true` or `false`.
+    ///
+    /// ```
+    /// use tokensmith_whitebit::WhitebitBuilder;
+    ///
+    /// let builder = WhitebitBuilder::new().with_config("token_url", "https://whitebit.eu/oauth2/token").unwrap();
+    /// let provider = builder.client_id("id").client_secret("s").build().unwrap();
+    /// assert!(provider.authorize_url().as_str().starts_with("https://whitebit.eu/auth/login"));
+    /// let err = WhitebitBuilder::new().with_config("token_url", "https://whitebit.eu/token").unwrap_err();
+    /// assert!(err.to_string().contains("/oauth2/token"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `key`: a key WhiteBIT does not take, or a value it cannot use.
+    pub fn with_config(self, key: &str, value: &str) -> Result<Self> {
+        Ok(match key {
+            "client_id" => self.client_id(value),
+            "client_secret" => self.client_secret(value),
+            "base_url" => self.base_url(value.trim()),
+            "redirect_uri" => self.redirect_uri(value),
+            "token_url" => {
+                let trimmed = value.trim().trim_end_matches('/');
+                match trimmed.strip_suffix(TOKEN_PATH) {
+                    Some(base) if !base.is_empty() => self.base_url(base),
+                    _ => {
+                        return Err(Error::config(
+                            key,
+                            format!(
+                                "WhiteBIT's token endpoint is `{{base_url}}{TOKEN_PATH}`; give a token_url ending in \
+                                 `{TOKEN_PATH}`, set base_url instead, or use provider = \"custom\" for another path"
+                            ),
+                        ));
+                    }
+                }
+            }
+            "allow_insecure_http" => {
+                self.allow_insecure_http(tokensmith_core::options::parse_bool_setting(key, value)?)
+            }
+            _ => {
+                return Err(Error::config(
+                    key,
+                    format!("the `whitebit` provider does not take this setting; it takes {}", Self::KEYS.join(", ")),
+                ));
+            }
+        })
+    }
+
     /// WhiteBIT's address (default [`DEFAULT_BASE_URL`]; [`EU_BASE_URL`] for the EU). The endpoints
     /// are `{base}/auth/login`, `{base}/oauth2/token` and `{base}/oauth2/refresh_token`.
     pub fn base_url(mut self, base_url: &str) -> Self {
