@@ -837,7 +837,6 @@ pub fn warn_unknown_env_vars() {
         if let Some(known) = name.to_str().and_then(suggest_env_var) {
             let name = name.to_string_lossy();
             tracing::warn!(
-                variable = %name,
                 "the environment variable `{name}` is not a tokensmith setting and is ignored; did you mean `{known}`?"
             );
         }
