@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
-use tokensmith::config::{CONFIG_FILE_VAR, Config, Secret, StoreConfig};
+use tokensmith::config::{CONFIG_FILE_VAR, Config, Secret, StoreConfig, StoreSpecError, warn_unknown_env_vars};
 use tokensmith::options::check_env_var_name;
 use tokensmith::secrecy::ExposeSecret as _;
 use tokensmith::{Error, Registry};
@@ -97,17 +97,18 @@ pub(crate) struct ProviderArgs {
     /// A JSON pointer to the token fields in the response, e.g. /data (custom provider).
     #[arg(long, value_name = "POINTER")]
     envelope: Option<String>,
-    /// Where tokens are kept: a JSON file that keeps them between runs (needed by whitebit), or
-    /// `redis://host:port/db` to share them (and their refreshes) with a fleet of processes. A Redis
-    /// URL with a password belongs in --store-env or --store-file, not on the command line.
-    #[arg(long, value_name = "FILE|redis://...", conflicts_with_all = ["store_env", "store_file"])]
+    /// Where tokens are kept: a JSON file that keeps them between runs (needed by whitebit),
+    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`) to share them (and their refreshes)
+    /// with a fleet of processes, or `memory`. A Redis URL with a password belongs in --store-env or
+    /// --store-file, not on the command line.
+    #[arg(long, value_name = "FILE|redis://...|memory", conflicts_with_all = ["store_env", "store_file"])]
     store: Option<String>,
     /// The name of an environment variable holding what --store takes (e.g. a Redis URL with its
     /// password), so that the password stays off the command line.
     #[arg(long, value_name = "VAR", conflicts_with = "store_file")]
     store_env: Option<String>,
-    /// A file holding a Redis URL for the store (e.g. with its password), so that the password stays
-    /// off the command line. For a file store, pass --store FILE.
+    /// A file holding a Redis URL for the store (e.g. with its password) on one line, so that the
+    /// password stays off the command line; `memory` is taken too. For a file store, pass --store FILE.
     #[arg(long, value_name = "PATH")]
     store_file: Option<PathBuf>,
     /// Allow plain http:// to hosts that are not loopback.
@@ -135,6 +136,7 @@ impl ProviderArgs {
     /// The configuration: file (--config or TOKENSMITH_CONFIG), then the environment, then the flags.
     pub(crate) fn config(&self) -> tokensmith::Result<Config> {
         let env = |name: &str| std::env::var(name).ok();
+        warn_unknown_env_vars();
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => match env(CONFIG_FILE_VAR).filter(|p| !p.is_empty()) {
@@ -163,8 +165,8 @@ impl ProviderArgs {
         if let Some(path) = &self.client_secret_file {
             config.client_secret = Some(Secret::File(path.clone()));
         }
-        if let Some(store) = self.store_spec()? {
-            config.store = Some(StoreConfig::parse(&store));
+        if let Some(store) = self.store()? {
+            config.store = Some(store);
         }
         if self.allow_insecure_http {
             config.allow_insecure_http = Some(true);
@@ -174,19 +176,23 @@ impl ProviderArgs {
 }
 
 impl ProviderArgs {
-    /// What --store, --store-env or --store-file gives, if one of them is set.
-    fn store_spec(&self) -> tokensmith::Result<Option<String>> {
+    /// The store --store, --store-env or --store-file gives, if one of them is set: each goes through
+    /// the facade's own check ([`StoreConfig::try_parse`], as `TOKENSMITH_STORE` does), and errors
+    /// name the flag, never the spec (it may hold a Redis password).
+    fn store(&self) -> tokensmith::Result<Option<StoreConfig>> {
         if let Some(var) = &self.store_env {
             check_env_var_name("--store-env", var)?;
-            return match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
-                Some(spec) => Ok(Some(spec.trim().to_owned())),
-                None => Err(Error::config(
+            let Some(spec) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) else {
+                return Err(Error::config(
                     "--store-env",
                     format!(
-                        "the environment variable `{var}` that should hold the store (a Redis URL or a file path) is not set or empty; export it"
+                        "the environment variable `{var}` that should hold the store (a Redis URL, a file path or `memory`) is not set or empty; export it"
                     ),
-                )),
+                ));
             };
+            return StoreConfig::try_parse(&spec)
+                .map(Some)
+                .map_err(|e| Error::config("--store-env", format!("in `{var}`: {e}")));
         }
         if let Some(path) = &self.store_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -195,21 +201,22 @@ impl ProviderArgs {
                     format!("cannot read `{}` ({e}); check the path and its permissions", path.display()),
                 )
             })?;
-            let spec = text.trim();
             // Never echo the content: it holds a password, or (the file store's own file given by
-            // mistake) tokens.
-            if !StoreConfig::is_redis_url(spec) || spec.contains('\n') {
-                return Err(Error::config(
+            // mistake) tokens. Only a Redis URL or `memory` is taken: content that reads as a file
+            // path is most likely such a mistake, and a path needs no hiding (--store PATH).
+            return match StoreConfig::try_parse(&text) {
+                Ok(StoreConfig::File { .. }) | Err(StoreSpecError::ControlCharacter) => Err(Error::config(
                     "--store-file",
                     format!(
-                        "`{}` does not hold a Redis URL on one line (redis://, rediss:// or redis+unix://); --store-file is for a Redis URL kept off the command line, for a file store pass --store PATH",
+                        "`{}` does not hold a Redis URL (redis://, rediss:// or redis+unix://) or `memory` on one line; --store-file is for a Redis URL kept off the command line, for a file store pass --store PATH",
                         path.display()
                     ),
-                ));
-            }
-            return Ok(Some(spec.to_owned()));
+                )),
+                Ok(store) => Ok(Some(store)),
+                Err(e) => Err(Error::config("--store-file", format!("in `{}`: {e}", path.display()))),
+            };
         }
-        Ok(self.store.clone())
+        self.store.as_deref().map(StoreConfig::try_parse).transpose().map_err(|e| e.into_config_error("--store"))
     }
 }
 

@@ -863,6 +863,102 @@ async fn the_store_url_comes_from_a_variable_or_a_file() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Issue 16 item 4: `--store`, `--store-env` and `--store-file` all go through the facade's store
+/// check (`StoreConfig::try_parse`, as `TOKENSMITH_STORE` does), so each takes `memory` and a
+/// `redis+unix://` URL alike, and refuses a spec that only looks like a Redis URL, naming the flag and
+/// never showing the spec. `authorize` shows which store each became, before any network: the
+/// in-memory store is refused, a Redis one is pinged.
+#[tokio::test]
+async fn every_store_flag_takes_memory_and_redis_unix_through_the_facades_parser() {
+    const PASSWORD: &str = "hunter2-unix-5e1d";
+    let dir = temp_dir("store-spec");
+    let memory_file = dir.join("memory");
+    std::fs::write(&memory_file, "memory\n").unwrap();
+    let memory_file = memory_file.display().to_string();
+    let unix = format!("redis+unix://{}?pass={PASSWORD}", dir.join("no-redis.sock").display());
+    let unix_file = dir.join("unix-url");
+    std::fs::write(&unix_file, format!("{unix}\n")).unwrap();
+    let unix_file = unix_file.display().to_string();
+    let env = [("TS_TEST_STORE_MEMORY", "memory"), ("TS_TEST_STORE_UNIX", unix.as_str())];
+    let authorize = |store: [&'static str; 2]| async move {
+        let mut args = vec![
+            "authorize",
+            "--provider",
+            "whitebit",
+            "--client-id",
+            "x",
+            "--client-secret-env",
+            SECRET_VAR,
+            "--no-browser",
+        ];
+        args.extend(store);
+        run_with_env(&args, "s3cr3t-value", &env).await
+    };
+    let leak = |out: &Run| assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+
+    for store in
+        [["--store", "memory"], ["--store-env", "TS_TEST_STORE_MEMORY"], ["--store-file", memory_file.clone().leak()]]
+    {
+        let out = authorize(store).await;
+        assert_failure(&out, 2, &["`store`", "in-memory store"]);
+    }
+    // A Redis store over a Unix socket where no Redis listens: the store fails, exit 1, its URL shown
+    // with the password redacted. (As a file path, it would have been created instead.)
+    let unix_flag: &'static str = unix.clone().leak();
+    for store in
+        [["--store", unix_flag], ["--store-env", "TS_TEST_STORE_UNIX"], ["--store-file", unix_file.clone().leak()]]
+    {
+        let out = authorize(store).await;
+        assert_failure(&out, 1, &["Redis at redis+unix://", "pass=redacted"]);
+        leak(&out);
+    }
+    assert!(!dir.join("no-redis.sock").exists());
+    // A spec that only looks like a Redis URL is refused, naming the flag, without being shown.
+    let bad = format!("Redis://:{PASSWORD}@127.0.0.1:6379");
+    let bad_file = dir.join("bad-url");
+    std::fs::write(&bad_file, &bad).unwrap();
+    let bad_file: &'static str = bad_file.display().to_string().leak();
+    let bad_flag: &'static str = bad.clone().leak();
+    for (store, flag) in [
+        (["--store", bad_flag], "`--store`"),
+        (["--store-env", "TS_TEST_STORE_BAD"], "`--store-env`"),
+        (["--store-file", bad_file], "`--store-file`"),
+    ] {
+        let mut args = vec![
+            "authorize",
+            "--provider",
+            "whitebit",
+            "--client-id",
+            "x",
+            "--client-secret-env",
+            SECRET_VAR,
+            "--no-browser",
+        ];
+        args.extend(store);
+        let out = run_with_env(&args, "s3cr3t-value", &[("TS_TEST_STORE_BAD", &bad)]).await;
+        assert_failure(&out, 2, &[flag, "not a usable Redis URL"]);
+        leak(&out);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A `TOKENSMITH_*` variable that looks like a typo of a known one is a warning on stderr naming both;
+/// other `TOKENSMITH_*` variables (a provider crate's own) are left alone.
+#[tokio::test]
+async fn a_misspelt_variable_is_a_warning_naming_the_known_one() {
+    let env = [("TOKENSMITH_CLIENT_SECRT", "typo-value-1f3"), ("TOKENSMITH_PROBIT_CLIENT_ID", "other-crate")];
+    let out = run_with_env(&["token"], "s3cr3t-value", &env).await;
+    assert_failure(&out, 2, &["`provider`"]);
+    let warnings: Vec<&str> = out.stderr.lines().filter(|line| line.starts_with(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{}", out.stderr);
+    assert!(
+        warnings[0].contains("`TOKENSMITH_CLIENT_SECRT`") && warnings[0].contains("`TOKENSMITH_CLIENT_SECRET`"),
+        "{}",
+        warnings[0]
+    );
+    assert!(!out.stderr.contains("typo-value-1f3"), "{}", out.stderr);
+}
+
 /// Issue 15 item 8: a custom refresh-token grant with the in-memory store would lose the rotated
 /// refresh token at exit and replay a spent one on the next run: refused, exit 2, naming `store`.
 #[tokio::test]

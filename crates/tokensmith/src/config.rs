@@ -33,6 +33,8 @@ use tokensmith_core::options::{
 };
 use tokensmith_core::{Error, Result, RetryPolicy};
 
+mod keys;
+
 /// A client secret (or refresh token): given by value, by the name of an environment variable that
 /// holds it, or by the path of a file that holds it.
 ///
@@ -275,11 +277,99 @@ impl StoreConfig {
         }
     }
 
+    /// [`StoreConfig::parse`], checked: what `TOKENSMITH_STORE` and the CLI's `--store`, `--store-env`
+    /// and `--store-file` go through. Surrounding whitespace (a file's trailing newline) is trimmed;
+    /// then the spec must not be empty nor hold a line break or another control character, and one
+    /// that starts like a Redis URL in any case (`redis:`, `rediss:`, `redis+unix:`) must start like
+    /// one exactly (`redis://`, `rediss://`, `redis+unix://`, in lower case) and go on with a host or,
+    /// for `redis+unix://`, an absolute socket path. The rest of a URL, like a file path, is checked
+    /// when the store is built.
+    ///
+    /// The error never holds the spec, which may hold a Redis password (or, from a file given by
+    /// mistake, tokens): turn it into an [`Error::Config`] naming the setting with
+    /// [`StoreSpecError::into_config_error`].
+    ///
+    /// ```
+    /// use tokensmith::config::{StoreConfig, StoreSpecError};
+    ///
+    /// assert_eq!(StoreConfig::try_parse("memory\n"), Ok(StoreConfig::Memory));
+    /// assert!(matches!(StoreConfig::try_parse("redis+unix:///run/redis.sock"), Ok(StoreConfig::Redis { .. })));
+    /// assert_eq!(StoreConfig::try_parse("  "), Err(StoreSpecError::Empty));
+    /// assert!(matches!(StoreConfig::try_parse("Redis:/host:6379"), Err(StoreSpecError::BadRedisUrl(_))));
+    /// ```
+    pub fn try_parse(spec: &str) -> Result<StoreConfig, StoreSpecError> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Err(StoreSpecError::Empty);
+        }
+        if spec.chars().any(char::is_control) {
+            return Err(StoreSpecError::ControlCharacter);
+        }
+        let lower = spec.to_ascii_lowercase();
+        if !["redis:", "rediss:", "redis+unix:"].iter().any(|scheme| lower.starts_with(scheme)) {
+            return Ok(Self::parse(spec));
+        }
+        if !Self::is_redis_url(spec) {
+            return Err(StoreSpecError::BadRedisUrl(
+                "it starts like a Redis URL but is not `redis://`, `rediss://` or `redis+unix://` (in lower case)",
+            ));
+        }
+        // What follows the scheme is the Redis client's to check when the store is built (its errors
+        // redact the password); only an obviously missing host or socket path is refused here.
+        let rest = spec.split_once("://").map_or("", |(_, rest)| rest);
+        if rest.is_empty() || rest.starts_with(['?', '#']) {
+            return Err(StoreSpecError::BadRedisUrl("nothing follows the scheme (no host, no socket path)"));
+        }
+        if lower.starts_with("redis+unix:") && !rest.starts_with('/') {
+            return Err(StoreSpecError::BadRedisUrl("`redis+unix://` needs the socket's absolute path"));
+        }
+        Ok(Self::parse(spec))
+    }
+
     /// Whether `spec` starts like a Redis URL (`redis://`, `rediss://` or `redis+unix://`).
     pub fn is_redis_url(spec: &str) -> bool {
         ["redis://", "rediss://", "redis+unix://"].iter().any(|scheme| spec.starts_with(scheme))
     }
 }
+
+/// Why [`StoreConfig::try_parse`] refused a store spec. It never holds the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreSpecError {
+    /// Nothing but whitespace.
+    Empty,
+    /// A line break or another control character (a file of several lines, say).
+    ControlCharacter,
+    /// It starts like a Redis URL but is not a usable one; the text says why.
+    BadRedisUrl(&'static str),
+}
+
+impl StoreSpecError {
+    /// An [`Error::Config`] naming `setting`, the variable or flag the spec came from (e.g.
+    /// `TOKENSMITH_STORE`, `--store`).
+    pub fn into_config_error(self, setting: &str) -> Error {
+        Error::config(setting, self.to_string())
+    }
+}
+
+impl fmt::Display for StoreSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreSpecError::Empty => f.write_str(
+                "the store is empty; give `memory`, a file path, or a Redis URL (redis://, rediss:// or redis+unix://)",
+            ),
+            StoreSpecError::ControlCharacter => f.write_str(
+                "the store (not shown) holds a line break or another control character; give `memory`, a file path, or a Redis URL on one line",
+            ),
+            StoreSpecError::BadRedisUrl(why) => write!(
+                f,
+                "the store (not shown: it may hold a password) is not a usable Redis URL: {why}; give `redis://[:PASSWORD@]HOST[:PORT][/DB]`, `rediss://...` or `redis+unix:///path/to/socket`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreSpecError {}
 
 impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -315,141 +405,347 @@ impl fmt::Display for StoreConfig {
     }
 }
 
-/// Which provider to build and how. Every field is optional here; the provider checks what it needs.
-///
-/// Read it with [`Config::from_file`], [`Config::from_toml_str`], [`Config::from_env`] or
-/// [`Config::load`] (file, then environment on top), or build it in code:
-///
-/// ```
-/// use tokensmith::config::{Config, Secret};
-///
-/// let mut config = Config::default();
-/// config.provider = Some("ruby-style".into());
-/// config.client_id = Some("my-client".into());
-/// config.client_secret = Some(Secret::Env("RUBY_SECRET".into()));
-/// assert!(format!("{config:?}").contains("RUBY_SECRET"));
-/// ```
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One configuration key: a row of [`KEY_TABLE`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Config {
-    /// The provider: `probit`, `generic-django`, `ruby-style`, `whitebit`, `custom`, or a name
-    /// registered in a [`Registry`](crate::Registry).
-    pub provider: Option<String>,
-    /// The client id.
-    pub client_id: Option<String>,
-    /// The client secret.
-    pub client_secret: Option<Secret>,
-    /// The provider's base URL (probit: the token URL is `{base_url}/token`).
-    pub base_url: Option<String>,
-    /// The token endpoint's full URL; overrides the provider's default endpoint.
-    pub token_url: Option<String>,
-    /// The token path under `base_url` (generic-django; default `/o/token/`).
-    pub token_path: Option<String>,
-    /// Requested scopes, separated by spaces or commas.
-    pub scope: Option<String>,
-    /// How client credentials are sent: `basic`, `basic-raw`, `body` or `none` (custom; generic-django
-    /// takes `basic` or `body`).
-    pub credential_style: Option<String>,
-    /// The request body format: `form` or `json` (custom).
-    pub body_format: Option<String>,
-    /// A JSON pointer to the token fields in the response, e.g. `/data` (custom).
-    pub envelope: Option<String>,
-    /// How requested scopes are joined on the wire (custom; default a space).
-    pub scope_separator: Option<String>,
-    /// The lifetime in seconds assumed when a response has no `expires_in` (custom; default 3600).
-    pub fallback_lifetime: Option<u64>,
-    /// Parameters added to every token request (custom), e.g. `{ audience = "api" }`; a value given
-    /// as `{ env = .. }`, `{ file = .. }` or `{ value = .. }` is a secret, redacted everywhere but on
-    /// the wire.
-    pub extra_params: Option<BTreeMap<String, ExtraParam>>,
-    /// The body field the client id is sent as, with `credential_style = "body"` (custom; default
-    /// `client_id`).
-    pub client_id_param: Option<String>,
-    /// The body field the client secret is sent as, with `credential_style = "body"` (custom; default
-    /// `client_secret`).
-    pub client_secret_param: Option<String>,
-    /// The name the grant type is sent as (custom; default `grant_type`).
-    pub grant_type_param: Option<String>,
-    /// The value sent as the grant type for the configured `grant` (custom; default its RFC 6749
-    /// value, e.g. `client_credentials`).
-    pub grant_type_value: Option<String>,
-    /// The name requested scopes are sent as (custom; default `scope`).
-    pub scope_param: Option<String>,
-    /// JSON pointers to the fields of the token response (custom): `[response]` with `access_token`,
-    /// `expires_in` or `expires_at`, `token_type`, `refresh_token`, `scope`, `error`,
-    /// `error_description` (see [`ResponseField`](tokensmith_core::parse::ResponseField)). Fields
-    /// not named keep their RFC 6749 name (under `envelope`, if set).
-    pub response: Option<BTreeMap<String, String>>,
-    /// The grant: `client_credentials` (default) or `refresh_token` (custom).
-    pub grant: Option<String>,
-    /// The refresh token to start from when `grant = "refresh_token"` (custom).
-    pub refresh_token: Option<Secret>,
-    /// A separate URL for refresh requests (custom).
-    pub refresh_url: Option<String>,
-    /// The name of the refresh token parameter (custom; default `refresh_token`).
-    pub refresh_token_param: Option<String>,
-    /// Whether `grant_type` is sent (custom; default true).
-    pub send_grant_type: Option<bool>,
-    /// A name for the provider in logs and store keys (custom; default `custom`).
-    pub name: Option<String>,
-    /// The redirect URI registered for the client (whitebit).
-    pub redirect_uri: Option<String>,
-    /// Where tokens are kept.
-    pub store: Option<StoreConfig>,
-    /// The key that encrypts the stored token sets (AES-256-GCM; only the `file` store so far): in
-    /// TOML `encryption_key` in `[store]`, by value, `{ env = "VAR" }` or `{ file = "/path" }`; in the
-    /// environment `TOKENSMITH_STORE_ENCRYPTION_KEY` (the key), `_ENV` or `_FILE`. The key is 32 random
-    /// bytes in base64 (a file may also hold the 32 raw bytes); needs the cargo feature `encryption`
-    /// (on by default).
-    ///
-    /// It sits here rather than in [`StoreConfig`] so that a store given later (an environment
-    /// variable, a command-line flag) keeps it. [`Config::from_toml_str`] reads it from `[store]`; a
-    /// `Config` deserialized by other means does not.
-    #[serde(skip)]
-    pub store_encryption_key: Option<Secret>,
-    /// The seconds one token request attempt may take (default 10; at least 1). A fetch makes up to
-    /// three attempts within an overall deadline of 30 s, or of this timeout when it is longer.
-    pub timeout: Option<u64>,
-    /// Allow plain `http://` to hosts that are not loopback (default false).
-    pub allow_insecure_http: Option<bool>,
+pub struct KeySpec {
+    /// The key's name in a TOML file: `client_secret`, or `store.encryption_key` for `encryption_key`
+    /// in `[store]`. [`Error::Config`] names it.
+    pub key: &'static str,
+    /// The name of the [`Config`] field that holds it (`store_encryption_key` for
+    /// `store.encryption_key`; the others are the key).
+    pub field: &'static str,
+    /// What kind of value it takes.
+    pub kind: KeyKind,
+    /// The environment variables that set it, in the order they are documented.
+    pub env: &'static [EnvVar],
+    /// Which providers use it, as in the "used by" column of `docs/configuration.md`: `all`,
+    /// `custom`, `whitebit`, ...
+    pub used_by: &'static str,
+    /// What it means: the documentation of its [`Config`] field, as rustdoc Markdown (one source
+    /// line per line, each starting with a space). [`KeySpec::meaning`] gives it as one line.
+    pub doc: &'static str,
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `Secret`'s own `Debug` redacts values.
-        f.debug_struct("Config")
-            .field("provider", &self.provider)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("base_url", &self.base_url)
-            .field("token_url", &self.token_url)
-            .field("token_path", &self.token_path)
-            .field("scope", &self.scope)
-            .field("credential_style", &self.credential_style)
-            .field("body_format", &self.body_format)
-            .field("envelope", &self.envelope)
-            .field("scope_separator", &self.scope_separator)
-            .field("fallback_lifetime", &self.fallback_lifetime)
-            .field("extra_params", &self.extra_params)
-            .field("client_id_param", &self.client_id_param)
-            .field("client_secret_param", &self.client_secret_param)
-            .field("grant_type_param", &self.grant_type_param)
-            .field("grant_type_value", &self.grant_type_value)
-            .field("scope_param", &self.scope_param)
-            .field("response", &self.response)
-            .field("grant", &self.grant)
-            .field("refresh_token", &self.refresh_token)
-            .field("refresh_url", &self.refresh_url)
-            .field("refresh_token_param", &self.refresh_token_param)
-            .field("send_grant_type", &self.send_grant_type)
-            .field("name", &self.name)
-            .field("redirect_uri", &self.redirect_uri)
-            .field("store", &self.store)
-            .field("store_encryption_key", &self.store_encryption_key)
-            .field("timeout", &self.timeout)
-            .field("allow_insecure_http", &self.allow_insecure_http)
-            .finish()
+impl KeySpec {
+    /// What the key means, as one line of Markdown.
+    ///
+    /// ```
+    /// use tokensmith::config::KEY_TABLE;
+    ///
+    /// let name = KEY_TABLE.iter().find(|spec| spec.key == "name").unwrap();
+    /// assert!(name.meaning().starts_with("A name for the provider in logs and store keys"));
+    /// ```
+    pub fn meaning(&self) -> String {
+        self.doc.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// Where to set it, for messages: `` `client_secret` (or TOKENSMITH_CLIENT_SECRET, _ENV or _FILE) ``.
+    pub fn hint(&self) -> String {
+        let mut vars = self.env.iter().map(|var| var.name);
+        let Some(first) = vars.next() else {
+            return format!("`{}`", self.key);
+        };
+        let rest: Vec<&str> = vars.map(|name| name.strip_prefix(first).unwrap_or(name)).collect();
+        match rest.split_last() {
+            None => format!("`{}` (or {first})", self.key),
+            Some((last, [])) => format!("`{}` (or {first} or {last})", self.key),
+            Some((last, middle)) => format!("`{}` (or {first}, {} or {last})", self.key, middle.join(", ")),
+        }
+    }
+}
+
+/// The kind of value a [`KeySpec`] takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// A string, taken as it is.
+    Text,
+    /// A boolean; in a variable `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`.
+    Bool,
+    /// A whole number of seconds in this range, checked wherever it is set.
+    Seconds(RangeInclusive<u64>),
+    /// A [`Secret`]: by value, by environment variable name or by file; in the environment the
+    /// variable holds the value, `_ENV` a variable name and `_FILE` a path (set only one).
+    Secret,
+    /// A value with a syntax of its own (`extra_params`, `[response]`, `[store]`), described in
+    /// [`KeySpec::doc`].
+    Special,
+}
+
+/// An environment variable that sets a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EnvVar {
+    /// The variable's name, e.g. `TOKENSMITH_CLIENT_SECRET_FILE`.
+    pub name: &'static str,
+    /// The key it sets: the [`KeySpec::key`], or for `[response]` the field within it
+    /// (`response.access_token`).
+    pub key: &'static str,
+}
+
+keys::config_keys! {
+    /// Which provider to build and how. Every field is optional here; the provider checks what it needs.
+    ///
+    /// Read it with [`Config::from_file`], [`Config::from_toml_str`], [`Config::from_env`] or
+    /// [`Config::load`] (file, then environment on top), or build it in code:
+    ///
+    /// ```
+    /// use tokensmith::config::{Config, Secret};
+    ///
+    /// let mut config = Config::default();
+    /// config.provider = Some("ruby-style".into());
+    /// config.client_id = Some("my-client".into());
+    /// config.client_secret = Some(Secret::Env("RUBY_SECRET".into()));
+    /// assert!(format!("{config:?}").contains("RUBY_SECRET"));
+    /// ```
+    ///
+    /// Its fields are declared once, in a table from which [`KEY_TABLE`], [`KEYS`], [`ENV_VARS`],
+    /// [`SECONDS_KEYS`], [`Config::is_set`], `Debug` and [`Config::merge_env`] all come.
+    #[derive(Clone, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[non_exhaustive]
+    pub struct Config {
+        /// The provider: `probit`, `generic-django`, `ruby-style`, `whitebit`, `custom`, or a name
+        /// registered in a [`Registry`](crate::Registry).
+        provider: Option<String> = text {
+            key: "provider",
+            env: ["TOKENSMITH_PROVIDER"],
+            used_by: "all",
+            present: some,
+        },
+        /// The client id.
+        client_id: Option<String> = text {
+            key: "client_id",
+            env: ["TOKENSMITH_CLIENT_ID"],
+            used_by: "all",
+            present: some,
+        },
+        /// The client secret.
+        client_secret: Option<Secret> = secret {
+            key: "client_secret",
+            env: ["TOKENSMITH_CLIENT_SECRET"],
+            used_by: "all (not `credential_style = \"none\"`)",
+            present: some,
+        },
+        /// The provider's base URL (probit: the token URL is `{base_url}/token`).
+        base_url: Option<String> = text {
+            key: "base_url",
+            env: ["TOKENSMITH_BASE_URL"],
+            used_by: "probit, generic-django, ruby-style, whitebit",
+            present: some,
+        },
+        /// The token endpoint's full URL; overrides the provider's default endpoint.
+        token_url: Option<String> = text {
+            key: "token_url",
+            env: ["TOKENSMITH_TOKEN_URL"],
+            used_by: "all",
+            present: some,
+        },
+        /// The token path under `base_url` (generic-django; default `/o/token/`).
+        token_path: Option<String> = text {
+            key: "token_path",
+            env: ["TOKENSMITH_TOKEN_PATH"],
+            used_by: "generic-django",
+            present: some,
+        },
+        /// Requested scopes, separated by spaces or commas.
+        scope: Option<String> = text {
+            key: "scope",
+            env: ["TOKENSMITH_SCOPE"],
+            used_by: "generic-django, ruby-style, custom",
+            present: nonblank,
+        },
+        /// How client credentials are sent: `basic`, `basic-raw`, `body` or `none` (custom; generic-django
+        /// takes `basic` or `body`).
+        credential_style: Option<String> = text {
+            key: "credential_style",
+            env: ["TOKENSMITH_CREDENTIAL_STYLE"],
+            used_by: "custom, generic-django",
+            present: some,
+        },
+        /// The request body format: `form` or `json` (custom).
+        body_format: Option<String> = text {
+            key: "body_format",
+            env: ["TOKENSMITH_BODY_FORMAT"],
+            used_by: "custom",
+            present: some,
+        },
+        /// A JSON pointer to the token fields in the response, e.g. `/data` (custom).
+        envelope: Option<String> = text {
+            key: "envelope",
+            env: ["TOKENSMITH_ENVELOPE"],
+            used_by: "custom",
+            present: some,
+        },
+        /// How requested scopes are joined on the wire (custom; default a space).
+        scope_separator: Option<String> = text {
+            key: "scope_separator",
+            env: ["TOKENSMITH_SCOPE_SEPARATOR"],
+            used_by: "custom",
+            present: some,
+        },
+        /// The lifetime in seconds assumed when a response has no `expires_in` (custom; default 3600).
+        fallback_lifetime: Option<u64> = seconds(FALLBACK_LIFETIME_SECS) {
+            key: "fallback_lifetime",
+            env: ["TOKENSMITH_FALLBACK_LIFETIME"],
+            used_by: "custom",
+            present: some,
+        },
+        /// Parameters added to every token request (custom), e.g. `{ audience = "api" }`; a value given
+        /// as `{ env = .. }`, `{ file = .. }` or `{ value = .. }` is a secret, redacted everywhere but on
+        /// the wire. In the environment: form-encoded, `audience=api&resource=x` (plain values only).
+        extra_params: Option<BTreeMap<String, ExtraParam>> = special(merge_extra_params) {
+            key: "extra_params",
+            env: ["TOKENSMITH_EXTRA_PARAMS"],
+            used_by: "custom",
+            present: nonblank,
+        },
+        /// The body field the client id is sent as, with `credential_style = "body"` (custom; default
+        /// `client_id`).
+        client_id_param: Option<String> = text {
+            key: "client_id_param",
+            env: ["TOKENSMITH_CLIENT_ID_PARAM"],
+            used_by: "custom with `credential_style = \"body\"`",
+            present: some,
+        },
+        /// The body field the client secret is sent as, with `credential_style = "body"` (custom; default
+        /// `client_secret`).
+        client_secret_param: Option<String> = text {
+            key: "client_secret_param",
+            env: ["TOKENSMITH_CLIENT_SECRET_PARAM"],
+            used_by: "custom with `credential_style = \"body\"`",
+            present: some,
+        },
+        /// The name the grant type is sent as (custom; default `grant_type`).
+        grant_type_param: Option<String> = text {
+            key: "grant_type_param",
+            env: ["TOKENSMITH_GRANT_TYPE_PARAM"],
+            used_by: "custom",
+            present: some,
+        },
+        /// The value sent as the grant type for the configured `grant` (custom; default its RFC 6749
+        /// value, e.g. `client_credentials`).
+        grant_type_value: Option<String> = text {
+            key: "grant_type_value",
+            env: ["TOKENSMITH_GRANT_TYPE_VALUE"],
+            used_by: "custom",
+            present: some,
+        },
+        /// The name requested scopes are sent as (custom; default `scope`).
+        scope_param: Option<String> = text {
+            key: "scope_param",
+            env: ["TOKENSMITH_SCOPE_PARAM"],
+            used_by: "custom",
+            present: some,
+        },
+        /// JSON pointers to the fields of the token response (custom): `[response]` with `access_token`,
+        /// `expires_in` or `expires_at`, `token_type`, `refresh_token`, `scope`, `error`,
+        /// `error_description` (see [`ResponseField`](tokensmith_core::parse::ResponseField)). Fields
+        /// not named keep their RFC 6749 name (under `envelope`, if set).
+        response: Option<BTreeMap<String, String>> = special(merge_response) {
+            key: "response",
+            env: [
+                "TOKENSMITH_RESPONSE_ACCESS_TOKEN" => "response.access_token",
+                "TOKENSMITH_RESPONSE_EXPIRES_IN" => "response.expires_in",
+                "TOKENSMITH_RESPONSE_EXPIRES_AT" => "response.expires_at",
+                "TOKENSMITH_RESPONSE_TOKEN_TYPE" => "response.token_type",
+                "TOKENSMITH_RESPONSE_REFRESH_TOKEN" => "response.refresh_token",
+                "TOKENSMITH_RESPONSE_SCOPE" => "response.scope",
+                "TOKENSMITH_RESPONSE_ERROR" => "response.error",
+                "TOKENSMITH_RESPONSE_ERROR_DESCRIPTION" => "response.error_description",
+            ],
+            used_by: "custom",
+            present: nonblank,
+        },
+        /// The grant: `client_credentials` (default) or `refresh_token` (custom).
+        grant: Option<String> = text {
+            key: "grant",
+            env: ["TOKENSMITH_GRANT"],
+            used_by: "custom",
+            present: some,
+        },
+        /// The refresh token to start from when `grant = "refresh_token"` (custom).
+        refresh_token: Option<Secret> = secret {
+            key: "refresh_token",
+            env: ["TOKENSMITH_REFRESH_TOKEN"],
+            used_by: "custom with `grant = \"refresh_token\"`",
+            present: some,
+        },
+        /// A separate URL for refresh requests (custom).
+        refresh_url: Option<String> = text {
+            key: "refresh_url",
+            env: ["TOKENSMITH_REFRESH_URL"],
+            used_by: "custom",
+            present: some,
+        },
+        /// The name of the refresh token parameter (custom; default `refresh_token`).
+        refresh_token_param: Option<String> = text {
+            key: "refresh_token_param",
+            env: ["TOKENSMITH_REFRESH_TOKEN_PARAM"],
+            used_by: "custom",
+            present: some,
+        },
+        /// Whether `grant_type` is sent (custom; default true).
+        send_grant_type: Option<bool> = bool {
+            key: "send_grant_type",
+            env: ["TOKENSMITH_SEND_GRANT_TYPE"],
+            used_by: "custom",
+            present: some,
+        },
+        /// A name for the provider in logs and store keys (custom; default `custom`).
+        name: Option<String> = text {
+            key: "name",
+            env: ["TOKENSMITH_NAME"],
+            used_by: "custom",
+            present: some,
+        },
+        /// The redirect URI registered for the client (whitebit).
+        redirect_uri: Option<String> = text {
+            key: "redirect_uri",
+            env: ["TOKENSMITH_REDIRECT_URI"],
+            used_by: "whitebit",
+            present: some,
+        },
+        /// Where tokens are kept. In the environment: what [`StoreConfig::try_parse`] takes (a file
+        /// path, a Redis URL, or `memory`).
+        store: Option<StoreConfig> = special(merge_store) {
+            key: "store",
+            env: ["TOKENSMITH_STORE"],
+            used_by: "all",
+            present: some,
+        },
+        /// The key that encrypts the stored token sets (AES-256-GCM; a `file` or `redis` store): in
+        /// TOML `encryption_key` in `[store]`, by value, `{ env = "VAR" }` or `{ file = "/path" }`; in
+        /// the environment `TOKENSMITH_STORE_ENCRYPTION_KEY` (the key), `_ENV` or `_FILE`. The key is
+        /// 32 random bytes in base64 (a file may also hold the 32 raw bytes); needs the cargo feature
+        /// `encryption` (on by default).
+        ///
+        /// It sits here rather than in [`StoreConfig`] so that a store given later (an environment
+        /// variable, a command-line flag) keeps it. [`Config::from_toml_str`] reads it from `[store]`; a
+        /// `Config` deserialized by other means does not.
+        @serde(skip)
+        store_encryption_key: Option<Secret> = secret {
+            key: "store.encryption_key",
+            env: ["TOKENSMITH_STORE_ENCRYPTION_KEY"],
+            used_by: "all, with a `file` or `redis` store",
+            present: some,
+        },
+        /// The seconds one token request attempt may take (default 10; at least 1). A fetch makes up to
+        /// three attempts within an overall deadline of 30 s, or of this timeout when it is longer.
+        timeout: Option<u64> = seconds(TIMEOUT_SECS) {
+            key: "timeout",
+            env: ["TOKENSMITH_TIMEOUT"],
+            used_by: "all",
+            present: some,
+        },
+        /// Allow plain `http://` to hosts that are not loopback (default false).
+        allow_insecure_http: Option<bool> = bool {
+            key: "allow_insecure_http",
+            env: ["TOKENSMITH_ALLOW_INSECURE_HTTP"],
+            used_by: "all",
+            present: some,
+        },
     }
 }
 
@@ -460,96 +756,92 @@ pub const TIMEOUT_SECS: RangeInclusive<u64> = 1..=3600;
 /// response is believed).
 pub const FALLBACK_LIFETIME_SECS: RangeInclusive<u64> = 1..=30 * 24 * 3600;
 
-/// The keys that hold a number of seconds, with their allowed ranges: each is checked by
-/// [`seconds_setting`] wherever it is read (the file, the
-/// environment, a `Config` built in code).
-pub const SECONDS_KEYS: &[(&str, &str, RangeInclusive<u64>)] = &[
-    ("timeout", "TOKENSMITH_TIMEOUT", TIMEOUT_SECS),
-    ("fallback_lifetime", "TOKENSMITH_FALLBACK_LIFETIME", FALLBACK_LIFETIME_SECS),
-];
+/// The keys that hold a number of seconds, as `(key, variable, allowed range)`: each is checked by
+/// [`seconds_setting`] wherever it is read (the file, the environment, a `Config` built in code).
+/// From [`KEY_TABLE`].
+pub const SECONDS_KEYS: &[(&str, &str, RangeInclusive<u64>)] = &SECONDS_KEYS_ARRAY;
+const SECONDS_KEYS_ARRAY: [(&str, &str, RangeInclusive<u64>); keys::count_seconds()] = keys::seconds_keys();
 
-/// Every environment variable [`Config::from_env`] reads, with the key it sets.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("TOKENSMITH_PROVIDER", "provider"),
-    ("TOKENSMITH_CLIENT_ID", "client_id"),
-    ("TOKENSMITH_CLIENT_SECRET", "client_secret"),
-    ("TOKENSMITH_CLIENT_SECRET_ENV", "client_secret"),
-    ("TOKENSMITH_CLIENT_SECRET_FILE", "client_secret"),
-    ("TOKENSMITH_BASE_URL", "base_url"),
-    ("TOKENSMITH_TOKEN_URL", "token_url"),
-    ("TOKENSMITH_TOKEN_PATH", "token_path"),
-    ("TOKENSMITH_SCOPE", "scope"),
-    ("TOKENSMITH_CREDENTIAL_STYLE", "credential_style"),
-    ("TOKENSMITH_BODY_FORMAT", "body_format"),
-    ("TOKENSMITH_ENVELOPE", "envelope"),
-    ("TOKENSMITH_SCOPE_SEPARATOR", "scope_separator"),
-    ("TOKENSMITH_FALLBACK_LIFETIME", "fallback_lifetime"),
-    ("TOKENSMITH_EXTRA_PARAMS", "extra_params"),
-    ("TOKENSMITH_CLIENT_ID_PARAM", "client_id_param"),
-    ("TOKENSMITH_CLIENT_SECRET_PARAM", "client_secret_param"),
-    ("TOKENSMITH_GRANT_TYPE_PARAM", "grant_type_param"),
-    ("TOKENSMITH_GRANT_TYPE_VALUE", "grant_type_value"),
-    ("TOKENSMITH_SCOPE_PARAM", "scope_param"),
-    ("TOKENSMITH_RESPONSE_ACCESS_TOKEN", "response.access_token"),
-    ("TOKENSMITH_RESPONSE_EXPIRES_IN", "response.expires_in"),
-    ("TOKENSMITH_RESPONSE_EXPIRES_AT", "response.expires_at"),
-    ("TOKENSMITH_RESPONSE_TOKEN_TYPE", "response.token_type"),
-    ("TOKENSMITH_RESPONSE_REFRESH_TOKEN", "response.refresh_token"),
-    ("TOKENSMITH_RESPONSE_SCOPE", "response.scope"),
-    ("TOKENSMITH_RESPONSE_ERROR", "response.error"),
-    ("TOKENSMITH_RESPONSE_ERROR_DESCRIPTION", "response.error_description"),
-    ("TOKENSMITH_GRANT", "grant"),
-    ("TOKENSMITH_REFRESH_TOKEN", "refresh_token"),
-    ("TOKENSMITH_REFRESH_TOKEN_ENV", "refresh_token"),
-    ("TOKENSMITH_REFRESH_TOKEN_FILE", "refresh_token"),
-    ("TOKENSMITH_REFRESH_URL", "refresh_url"),
-    ("TOKENSMITH_REFRESH_TOKEN_PARAM", "refresh_token_param"),
-    ("TOKENSMITH_SEND_GRANT_TYPE", "send_grant_type"),
-    ("TOKENSMITH_NAME", "name"),
-    ("TOKENSMITH_REDIRECT_URI", "redirect_uri"),
-    ("TOKENSMITH_STORE", "store"),
-    ("TOKENSMITH_STORE_ENCRYPTION_KEY", "store.encryption_key"),
-    ("TOKENSMITH_STORE_ENCRYPTION_KEY_ENV", "store.encryption_key"),
-    ("TOKENSMITH_STORE_ENCRYPTION_KEY_FILE", "store.encryption_key"),
-    ("TOKENSMITH_TIMEOUT", "timeout"),
-    ("TOKENSMITH_ALLOW_INSECURE_HTTP", "allow_insecure_http"),
-];
+/// Every environment variable [`Config::from_env`] reads, with the key it sets (from [`KEY_TABLE`]).
+/// [`CONFIG_FILE_VAR`] is read by [`Config::load`] besides these.
+pub const ENV_VARS: &[(&str, &str)] = &ENV_VARS_ARRAY;
+const ENV_VARS_ARRAY: [(&str, &str); keys::count_env_vars()] = keys::env_vars();
 
 /// The environment variable naming a configuration file that [`Config::load`] reads first.
 pub const CONFIG_FILE_VAR: &str = "TOKENSMITH_CONFIG";
 
-/// The keys a configuration file may hold, in documentation order.
-pub const KEYS: &[&str] = &[
-    "provider",
-    "client_id",
-    "client_secret",
-    "base_url",
-    "token_url",
-    "token_path",
-    "scope",
-    "credential_style",
-    "body_format",
-    "envelope",
-    "scope_separator",
-    "fallback_lifetime",
-    "extra_params",
-    "client_id_param",
-    "client_secret_param",
-    "grant_type_param",
-    "grant_type_value",
-    "scope_param",
-    "response",
-    "grant",
-    "refresh_token",
-    "refresh_url",
-    "refresh_token_param",
-    "send_grant_type",
-    "name",
-    "redirect_uri",
-    "store",
-    "timeout",
-    "allow_insecure_http",
-];
+/// The keys a configuration file may hold at its top level, in documentation order (from
+/// [`KEY_TABLE`]; `store.encryption_key` is within `[store]`).
+pub const KEYS: &[&str] = &KEYS_ARRAY;
+const KEYS_ARRAY: [&str; keys::count_top_level()] = keys::top_level_keys();
+
+/// The known top-level key nearest to an unknown `key`, if `key` looks like a typo of it (`client_secrt`
+/// → `client_secret`), or the key that a known environment variable written as a key sets
+/// (`TOKENSMITH_SCOPE` → `scope`). `None` for a known key.
+///
+/// ```
+/// use tokensmith::config::suggest_key;
+///
+/// assert_eq!(suggest_key("client_secrt"), Some("client_secret"));
+/// assert_eq!(suggest_key("colour"), None);
+/// ```
+pub fn suggest_key(key: &str) -> Option<&'static str> {
+    if KEYS.contains(&key) {
+        return None;
+    }
+    if let Some((_, known)) = ENV_VARS.iter().find(|(var, _)| var.eq_ignore_ascii_case(key)) {
+        return keys::spec(known).or_else(|| keys::spec("response")).map(|spec| spec.key);
+    }
+    keys::nearest(key, KEYS.iter().copied())
+}
+
+/// The known variable nearest to an unknown `TOKENSMITH_*` variable, if `name` looks like a typo of
+/// it (`TOKENSMITH_CLIENT_SECRT` → `TOKENSMITH_CLIENT_SECRET`): at most one edit per three characters
+/// after the prefix. `None` for a known variable, a name without the `TOKENSMITH_` prefix, a provider
+/// crate's own (`TOKENSMITH_PROBIT_*`, `TOKENSMITH_DJANGO_*`, `TOKENSMITH_RUBY_*`,
+/// `TOKENSMITH_WHITEBIT_*`), and one far from every known variable.
+///
+/// ```
+/// use tokensmith::config::suggest_env_var;
+///
+/// assert_eq!(suggest_env_var("TOKENSMITH_CLIENT_SECRT"), Some("TOKENSMITH_CLIENT_SECRET"));
+/// assert_eq!(suggest_env_var("TOKENSMITH_PROBIT_CLIENT_ID"), None);
+/// ```
+pub fn suggest_env_var(name: &str) -> Option<&'static str> {
+    const PREFIX: &str = "TOKENSMITH_";
+    // The provider crates' own variables (`tokensmith_probit::ProbitBuilder::from_env`, ...).
+    const PROVIDER_PREFIXES: [&str; 4] = ["PROBIT_", "DJANGO_", "RUBY_", "WHITEBIT_"];
+    let rest = name.strip_prefix(PREFIX)?;
+    if name == CONFIG_FILE_VAR
+        || ENV_VARS.iter().any(|(var, _)| *var == name)
+        || PROVIDER_PREFIXES.iter().any(|prefix| rest.starts_with(prefix))
+    {
+        return None;
+    }
+    let known = ENV_VARS.iter().map(|(var, _)| *var).chain([CONFIG_FILE_VAR]);
+    // Stricter than for keys: other `TOKENSMITH_*` variables are legitimate, a warning must be likely.
+    let limit = rest.chars().count().checked_div(3).unwrap_or(0).max(1);
+    let nearest = keys::nearest_within(rest, known.clone().filter_map(|var| var.strip_prefix(PREFIX)), limit)?;
+    known.into_iter().find(|var| var.strip_prefix(PREFIX) == Some(nearest))
+}
+
+/// Logs a warning (`tracing::warn!`) for each `TOKENSMITH_*` variable of the process environment that
+/// is not read but looks like a typo of one that is (see [`suggest_env_var`]); it names both
+/// variables, never a value. [`Config::from_env`] and [`Config::load`] call it; the `_with` forms,
+/// which look variables up one by one, cannot list an environment and do not.
+///
+/// Only a warning: other `TOKENSMITH_*` variables (a provider crate's own, a script's) are none of the
+/// facade's business, and a name near a known one is the most an unread variable can tell.
+pub fn warn_unknown_env_vars() {
+    for (name, _) in std::env::vars_os() {
+        if let Some(known) = name.to_str().and_then(suggest_env_var) {
+            let name = name.to_string_lossy();
+            tracing::warn!(
+                "the environment variable `{name}` is not a tokensmith setting and is ignored; did you mean `{known}`?"
+            );
+        }
+    }
+}
 
 impl Config {
     /// Reads a TOML configuration file.
@@ -584,7 +876,7 @@ impl Config {
             if !KEYS.contains(&key.as_str()) {
                 return Err(Error::config(
                     key.as_str(),
-                    format!("unknown key; the known keys are {}", KEYS.join(", ")),
+                    unknown_key_message(suggest_key(key), &format!("the known keys are {}", KEYS.join(", "))),
                 ));
             }
             match (key.as_str(), value) {
@@ -631,7 +923,11 @@ impl Config {
     }
 
     /// Reads the configuration from the process environment (see [`ENV_VARS`]).
+    ///
+    /// A `TOKENSMITH_*` variable that is not read but looks like a typo of one that is
+    /// (`TOKENSMITH_CLIENT_SECRT`) is logged as a warning: see [`warn_unknown_env_vars`].
     pub fn from_env() -> Result<Self> {
+        warn_unknown_env_vars();
         Self::from_env_with(|name| std::env::var(name).ok())
     }
 
@@ -654,8 +950,10 @@ impl Config {
     }
 
     /// Reads the file named by `TOKENSMITH_CONFIG` (if set), then applies the environment variables on
-    /// top: the environment overrides the file.
+    /// top: the environment overrides the file. Like [`Config::from_env`], warns of a `TOKENSMITH_*`
+    /// variable that looks like a typo ([`warn_unknown_env_vars`]).
     pub fn load() -> Result<Self> {
+        warn_unknown_env_vars();
         Self::load_with(|name| std::env::var(name).ok())
     }
 
@@ -673,76 +971,7 @@ impl Config {
     /// variable at fault.
     pub fn merge_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
         let get = |name: &str| env(name).filter(|v| !v.is_empty());
-        let set = |slot: &mut Option<String>, name: &str| {
-            if let Some(v) = get(name) {
-                *slot = Some(v);
-            }
-        };
-        set(&mut self.provider, "TOKENSMITH_PROVIDER");
-        set(&mut self.client_id, "TOKENSMITH_CLIENT_ID");
-        set(&mut self.base_url, "TOKENSMITH_BASE_URL");
-        set(&mut self.token_url, "TOKENSMITH_TOKEN_URL");
-        set(&mut self.token_path, "TOKENSMITH_TOKEN_PATH");
-        set(&mut self.scope, "TOKENSMITH_SCOPE");
-        set(&mut self.credential_style, "TOKENSMITH_CREDENTIAL_STYLE");
-        set(&mut self.body_format, "TOKENSMITH_BODY_FORMAT");
-        set(&mut self.envelope, "TOKENSMITH_ENVELOPE");
-        set(&mut self.scope_separator, "TOKENSMITH_SCOPE_SEPARATOR");
-        set(&mut self.grant, "TOKENSMITH_GRANT");
-        set(&mut self.refresh_url, "TOKENSMITH_REFRESH_URL");
-        set(&mut self.refresh_token_param, "TOKENSMITH_REFRESH_TOKEN_PARAM");
-        set(&mut self.name, "TOKENSMITH_NAME");
-        set(&mut self.redirect_uri, "TOKENSMITH_REDIRECT_URI");
-        set(&mut self.client_id_param, "TOKENSMITH_CLIENT_ID_PARAM");
-        set(&mut self.client_secret_param, "TOKENSMITH_CLIENT_SECRET_PARAM");
-        set(&mut self.grant_type_param, "TOKENSMITH_GRANT_TYPE_PARAM");
-        set(&mut self.grant_type_value, "TOKENSMITH_GRANT_TYPE_VALUE");
-        set(&mut self.scope_param, "TOKENSMITH_SCOPE_PARAM");
-        for (var, key) in ENV_VARS {
-            if let (Some(field), Some(pointer)) = (key.strip_prefix("response."), get(var)) {
-                self.response.get_or_insert_with(BTreeMap::new).insert(field.to_owned(), pointer);
-            }
-        }
-        if let Some(secret) = secret_from_env(&get, "TOKENSMITH_CLIENT_SECRET")? {
-            self.client_secret = Some(secret);
-        }
-        if let Some(secret) = secret_from_env(&get, "TOKENSMITH_REFRESH_TOKEN")? {
-            self.refresh_token = Some(secret);
-        }
-        if let Some(secret) = secret_from_env(&get, "TOKENSMITH_STORE_ENCRYPTION_KEY")? {
-            self.store_encryption_key = Some(secret);
-        }
-        for (key, var, range) in SECONDS_KEYS {
-            if let Some(v) = get(var) {
-                let secs = parse_seconds_setting(var, &v, range.clone())?.as_secs();
-                match *key {
-                    "timeout" => self.timeout = Some(secs),
-                    _ => self.fallback_lifetime = Some(secs),
-                }
-            }
-        }
-        if let Some(v) = get("TOKENSMITH_EXTRA_PARAMS") {
-            let params: BTreeMap<String, ExtraParam> = url::form_urlencoded::parse(v.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned().into()))
-                .collect();
-            if params.keys().any(String::is_empty) {
-                return Err(Error::config(
-                    "TOKENSMITH_EXTRA_PARAMS",
-                    "expected form-encoded `name=value` pairs joined by `&`, e.g. `audience=api&resource=x`",
-                ));
-            }
-            self.extra_params = Some(params);
-        }
-        if let Some(v) = get("TOKENSMITH_SEND_GRANT_TYPE") {
-            self.send_grant_type = Some(parse_bool_setting("TOKENSMITH_SEND_GRANT_TYPE", &v)?);
-        }
-        if let Some(v) = get("TOKENSMITH_ALLOW_INSECURE_HTTP") {
-            self.allow_insecure_http = Some(parse_bool_setting("TOKENSMITH_ALLOW_INSECURE_HTTP", &v)?);
-        }
-        if let Some(v) = get("TOKENSMITH_STORE") {
-            self.store = Some(StoreConfig::parse(&v));
-        }
-        Ok(())
+        merge_keys(self, &get)
     }
 
     /// Replaces every secret given by environment variable or file with its value, looking variables up
@@ -779,16 +1008,20 @@ impl Config {
         self.provider.as_deref().filter(|p| !p.trim().is_empty()).ok_or_else(|| {
             Error::config(
                 "provider",
-                "no provider is configured; set `provider` (or TOKENSMITH_PROVIDER) to probit, generic-django, ruby-style, whitebit or custom",
+                format!(
+                    "no provider is configured; set {} to probit, generic-django, ruby-style, whitebit or custom",
+                    hint("provider")
+                ),
             )
         })
     }
 
     /// The client id, or an error naming `client_id`.
     pub fn require_client_id(&self) -> Result<&str> {
-        self.client_id.as_deref().filter(|c| !c.trim().is_empty()).ok_or_else(|| {
-            Error::config("client_id", "no client id is configured; set `client_id` (or TOKENSMITH_CLIENT_ID)")
-        })
+        self.client_id
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| Error::config("client_id", format!("no client id is configured; set {}", hint("client_id"))))
     }
 
     /// The client secret, read from wherever it is given, or an error naming `client_secret`.
@@ -797,7 +1030,7 @@ impl Config {
             Some(secret) => secret.resolve("client_secret"),
             None => Err(Error::config(
                 "client_secret",
-                "no client secret is configured; set `client_secret` (or TOKENSMITH_CLIENT_SECRET_ENV / _FILE)",
+                format!("no client secret is configured; set {}", hint("client_secret")),
             )),
         }
     }
@@ -841,42 +1074,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// Whether `key` is set.
-    pub fn is_set(&self, key: &str) -> bool {
-        match key {
-            "provider" => self.provider.is_some(),
-            "client_id" => self.client_id.is_some(),
-            "client_secret" => self.client_secret.is_some(),
-            "base_url" => self.base_url.is_some(),
-            "token_url" => self.token_url.is_some(),
-            "token_path" => self.token_path.is_some(),
-            "scope" => self.scope.as_deref().is_some_and(|s| !s.trim().is_empty()),
-            "credential_style" => self.credential_style.is_some(),
-            "body_format" => self.body_format.is_some(),
-            "envelope" => self.envelope.is_some(),
-            "scope_separator" => self.scope_separator.is_some(),
-            "fallback_lifetime" => self.fallback_lifetime.is_some(),
-            "extra_params" => self.extra_params.as_ref().is_some_and(|p| !p.is_empty()),
-            "client_id_param" => self.client_id_param.is_some(),
-            "client_secret_param" => self.client_secret_param.is_some(),
-            "grant_type_param" => self.grant_type_param.is_some(),
-            "grant_type_value" => self.grant_type_value.is_some(),
-            "scope_param" => self.scope_param.is_some(),
-            "response" => self.response.as_ref().is_some_and(|r| !r.is_empty()),
-            "grant" => self.grant.is_some(),
-            "refresh_token" => self.refresh_token.is_some(),
-            "refresh_url" => self.refresh_url.is_some(),
-            "refresh_token_param" => self.refresh_token_param.is_some(),
-            "send_grant_type" => self.send_grant_type.is_some(),
-            "name" => self.name.is_some(),
-            "redirect_uri" => self.redirect_uri.is_some(),
-            "store" => self.store.is_some(),
-            "timeout" => self.timeout.is_some(),
-            "allow_insecure_http" => self.allow_insecure_http.is_some(),
-            _ => false,
-        }
-    }
 }
 
 fn secret_from_env(get: &dyn Fn(&str) -> Option<String>, prefix: &str) -> Result<Option<Secret>> {
@@ -896,6 +1093,55 @@ fn secret_from_env(get: &dyn Fn(&str) -> Option<String>, prefix: &str) -> Result
         (None, None, f @ Some(_)) => Ok(f),
         _ => Err(Error::config(prefix, format!("set only one of {prefix}, {prefix}_ENV and {prefix}_FILE"))),
     }
+}
+
+/// Where `key` is set, for messages (see [`KeySpec::hint`]).
+fn hint(key: &str) -> String {
+    keys::spec(key).map_or_else(|| format!("`{key}`"), KeySpec::hint)
+}
+
+/// The variables of `key` in [`KEY_TABLE`] (none for a key not in it).
+fn env_vars_of(key: &str) -> &'static [EnvVar] {
+    keys::spec(key).map_or(&[], |spec| spec.env)
+}
+
+/// `TOKENSMITH_EXTRA_PARAMS`: form-encoded `name=value` pairs (plain values only).
+fn merge_extra_params(config: &mut Config, key: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    for var in env_vars_of(key) {
+        if let Some(v) = get(var.name) {
+            let params: BTreeMap<String, ExtraParam> = url::form_urlencoded::parse(v.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned().into()))
+                .collect();
+            if params.keys().any(String::is_empty) {
+                return Err(Error::config(
+                    var.name,
+                    "expected form-encoded `name=value` pairs joined by `&`, e.g. `audience=api&resource=x`",
+                ));
+            }
+            config.extra_params = Some(params);
+        }
+    }
+    Ok(())
+}
+
+/// `TOKENSMITH_RESPONSE_*`: one JSON pointer per response field, added to `[response]`.
+fn merge_response(config: &mut Config, key: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    for var in env_vars_of(key) {
+        if let (Some(field), Some(pointer)) = (var.key.strip_prefix("response."), get(var.name)) {
+            config.response.get_or_insert_with(BTreeMap::new).insert(field.to_owned(), pointer);
+        }
+    }
+    Ok(())
+}
+
+/// `TOKENSMITH_STORE`: what [`StoreConfig::try_parse`] takes.
+fn merge_store(config: &mut Config, key: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    for var in env_vars_of(key) {
+        if let Some(spec) = get(var.name) {
+            config.store = Some(StoreConfig::try_parse(&spec).map_err(|e| e.into_config_error(var.name))?);
+        }
+    }
+    Ok(())
 }
 
 /// Checks `[response]`: known field names only (the error lists them), each a string.
@@ -919,7 +1165,10 @@ pub(crate) fn check_response_key(key: &str) -> Result<()> {
         let known: Vec<&str> = ResponseField::ALL.iter().map(|f| f.name()).collect();
         return Err(Error::config(
             format!("response.{key}"),
-            format!("unknown key; `[response]` takes {}", known.join(", ")),
+            unknown_key_message(
+                keys::nearest(key, known.iter().copied()),
+                &format!("`[response]` takes {}", known.join(", ")),
+            ),
         ));
     }
     Ok(())
@@ -949,12 +1198,14 @@ fn check_extra_params_table(table: &toml::Table) -> Result<()> {
 /// What serde's internally tagged enums do not check: unknown keys in `[store]`, and a `path` on a
 /// memory store.
 fn check_store_table(table: &toml::Table) -> Result<()> {
-    if let Some(key) =
-        table.keys().find(|k| !matches!(k.as_str(), "kind" | "path" | "encryption_key" | "url" | "prefix"))
-    {
+    const STORE_KEYS: [&str; 5] = ["kind", "path", "url", "prefix", "encryption_key"];
+    if let Some(key) = table.keys().find(|k| !STORE_KEYS.contains(&k.as_str())) {
         return Err(Error::config(
             format!("store.{key}"),
-            "unknown key; `[store]` takes `kind`, `path` (file), `url`, `prefix` (redis) and `encryption_key` (file or redis)",
+            unknown_key_message(
+                keys::nearest(key, STORE_KEYS),
+                "`[store]` takes `kind`, `path` (file), `url`, `prefix` (redis) and `encryption_key` (file or redis)",
+            ),
         ));
     }
     let kind = table.get("kind").and_then(toml::Value::as_str);
@@ -1002,6 +1253,14 @@ fn store_key(table: &toml::Table) -> String {
             table.keys().find(|k| k.as_str() != "kind").map(|k| format!("store.{k}"))
         })
         .unwrap_or_else(|| "store".to_owned())
+}
+
+/// `unknown key; did you mean `suggestion`? (known)`, or `unknown key; known` with no suggestion.
+fn unknown_key_message(suggestion: Option<&str>, known: &str) -> String {
+    match suggestion {
+        Some(suggestion) => format!("unknown key; did you mean `{suggestion}`? ({known})"),
+        None => format!("unknown key; {known}"),
+    }
 }
 
 fn one_line(text: &str) -> String {
