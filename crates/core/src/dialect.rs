@@ -33,22 +33,18 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
-use crate::cache::{CachedProvider, ClientCredentialsSource, RefreshPolicy};
-use crate::clock::Clock;
+use crate::cache::{CachedProvider, ClientCredentialsSource};
 use crate::endpoint::{ErrorMapper, TokenClient, TokenEndpoint};
 use crate::error::{Error, Result};
-use crate::http::{Transport, parse_url};
+use crate::http::parse_url;
 use crate::options::{ProviderOptions, parse_bool_setting};
 use crate::provider::{SharedTokenProvider, TokenProvider};
 use crate::request::{Grant, TokenRequest};
-use crate::retry::RetryPolicy;
-use crate::store::TokenStore;
 use crate::token::{AccessToken, ClientCredentials, Scopes};
 
 /// The settings every dialect takes, as [`with_config`](Builder::with_config) keys.
@@ -489,44 +485,7 @@ impl<D: Declared> Builder<D> {
         self
     }
 
-    /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
-    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.options.transport = Some(transport);
-        self
-    }
-
-    /// How failed token requests are retried (default [`RetryPolicy::default`]).
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.options.retry = retry;
-        self
-    }
-
-    /// When the cached token is refreshed (default [`RefreshPolicy::default`]: a 900 s token is
-    /// refreshed after 675–720 s).
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.options.refresh_policy = policy;
-        self
-    }
-
-    /// The clock of the cache and of expiry stamps (default: the system clock; use
-    /// [`TokioClock`](crate::TokioClock) in tests with paused time).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.options.clock = Some(clock);
-        self
-    }
-
-    /// Where tokens are kept between fetches (default: a private in-memory store).
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.options.store = Some(store);
-        self
-    }
-
-    /// Allows a plain `http://` URL to a host that is not loopback (default `false`). The credentials
-    /// then cross the network in clear text: only for networks you trust.
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.options.allow_insecure_http = allow;
-        self
-    }
+    crate::provider_option_setters!();
 
     /// Where `key` was set: the environment variable it was read from, else the key itself.
     fn origin(&self, key: &'static str) -> String {

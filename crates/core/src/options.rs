@@ -20,9 +20,9 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{CachedProvider, ClientCredentialsSource, RefreshPolicy};
+use crate::cache::{CachedProvider, CachedProviderBuilder, ClientCredentialsSource, RefreshPolicy, TokenSource};
 use crate::clock::Clock;
-use crate::endpoint::TokenClientBuilder;
+use crate::endpoint::{TokenClient, TokenClientBuilder};
 use crate::error::{Error, Result, excerpt};
 use crate::http::Transport;
 use crate::retry::RetryPolicy;
@@ -80,6 +80,22 @@ impl ProviderOptions {
         client: TokenClientBuilder,
         scopes: Scopes,
     ) -> Result<CachedProvider<ClientCredentialsSource>> {
+        Ok(self.cache(client, |client| ClientCredentialsSource::new(client, scopes))?.build())
+    }
+
+    /// Builds `client` with the transport, retry policy, clock and plain-`http://` opt-in, makes the
+    /// token source from it, and starts a cache around the source with the refresh policy, clock and
+    /// store: for a provider whose source is not client credentials (a refresh token, say), which may
+    /// set more on the cache before building it.
+    ///
+    /// # Errors
+    ///
+    /// What [`TokenClientBuilder::build`] reports.
+    pub fn cache<S: TokenSource>(
+        self,
+        client: TokenClientBuilder,
+        source: impl FnOnce(TokenClient) -> S,
+    ) -> Result<CachedProviderBuilder<S>> {
         let mut client = client.retry(self.retry).allow_insecure_http(self.allow_insecure_http);
         if let Some(transport) = self.transport {
             client = client.transport(transport);
@@ -87,16 +103,82 @@ impl ProviderOptions {
         if let Some(clock) = &self.clock {
             client = client.clock(clock.clone());
         }
-        let mut cache =
-            CachedProvider::builder(ClientCredentialsSource::new(client.build()?, scopes)).policy(self.refresh_policy);
+        let mut cache = CachedProvider::builder(source(client.build()?)).policy(self.refresh_policy);
         if let Some(clock) = self.clock {
             cache = cache.clock(clock);
         }
         if let Some(store) = self.store {
             cache = cache.store(store);
         }
-        Ok(cache.build())
+        Ok(cache)
     }
+}
+
+/// The setters of a provider builder that keeps its [`ProviderOptions`] in a field named `options`:
+/// `transport`, `retry`, `refresh_policy`, `clock`, `store` and `allow_insecure_http`, written once
+/// for every builder (core's generic one, WhiteBIT's, a user's own). Use it inside the builder's
+/// `impl` block.
+///
+/// ```
+/// use tokensmith_core::options::ProviderOptions;
+///
+/// #[derive(Debug, Default)]
+/// struct MyBuilder {
+///     options: ProviderOptions,
+/// }
+///
+/// impl MyBuilder {
+///     tokensmith_core::provider_option_setters!();
+/// }
+///
+/// let builder = MyBuilder::default().allow_insecure_http(true);
+/// assert!(builder.options.allow_insecure_http);
+/// ```
+#[macro_export]
+macro_rules! provider_option_setters {
+    () => {
+        /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
+        pub fn transport(mut self, transport: ::std::sync::Arc<dyn $crate::Transport>) -> Self {
+            self.options.transport = ::std::option::Option::Some(transport);
+            self
+        }
+
+        /// How failed token requests are retried (default `RetryPolicy::default()`: 3 attempts of at
+        /// most 10 s each within a 30 s deadline).
+        pub fn retry(mut self, retry: $crate::RetryPolicy) -> Self {
+            self.options.retry = retry;
+            self
+        }
+
+        /// When the cached token is refreshed (default `RefreshPolicy::default()`: a 300 s token after
+        /// 225–240 s, a 900 s token after 675–720 s).
+        pub fn refresh_policy(mut self, policy: $crate::RefreshPolicy) -> Self {
+            self.options.refresh_policy = policy;
+            self
+        }
+
+        /// The clock of the cache and of expiry stamps (default: the system clock; use
+        /// `TokioClock` in tests with paused time).
+        pub fn clock(mut self, clock: ::std::sync::Arc<dyn $crate::Clock>) -> Self {
+            self.options.clock = ::std::option::Option::Some(clock);
+            self
+        }
+
+        /// Where tokens are kept between fetches (default: a private in-memory store; a `FileStore`
+        /// or a Redis store keeps them across restarts and shares them between processes).
+        pub fn store(mut self, store: ::std::sync::Arc<dyn $crate::TokenStore>) -> Self {
+            self.options.store = ::std::option::Option::Some(store);
+            self
+        }
+
+        /// Allows a plain `http://` URL to a host that is not loopback (default `false`; loopback is
+        /// always allowed). The credentials then cross the network in clear text: only for networks
+        /// you trust.
+        pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+            self.options.allow_insecure_http = allow;
+            self
+        }
+    };
 }
 
 /// Reads a boolean setting (an environment variable or configuration value named `name`): `1`,

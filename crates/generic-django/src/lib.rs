@@ -77,6 +77,10 @@ use tokensmith_core::style::{BasicAuth, RequestBody};
 use tokensmith_core::{BodyFormat, CredentialStyle, Error, Result, TokenEndpoint};
 use url::Url;
 
+// Names the crate docs link to.
+#[cfg(doc)]
+use tokensmith_core::{AccessToken, TokenProvider};
+
 /// The token path of Django OAuth Toolkit, below the base URL.
 pub const DEFAULT_TOKEN_PATH: &str = "/o/token/";
 

@@ -74,6 +74,10 @@ use tokensmith_core::style::BasicAuthRaw;
 use tokensmith_core::{BodyFormat, Error, Grant, OAuthError, OAuthErrorCode, TokenEndpoint};
 use url::Url;
 
+// Names the crate docs link to.
+#[cfg(doc)]
+use tokensmith_core::TokenProvider;
+
 /// ProBit's token endpoint.
 pub const DEFAULT_TOKEN_URL: &str = "https://accounts.probit.com/token";
 

@@ -74,6 +74,10 @@ use tokensmith_core::style::RequestBody;
 use tokensmith_core::{BodyFormat, TokenEndpoint};
 use url::Url;
 
+// Names the crate docs link to.
+#[cfg(doc)]
+use tokensmith_core::{AccessToken, Error, TokenProvider};
+
 /// The token path below the base URL.
 pub const TOKEN_PATH: &str = "/oauth/token";
 

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokensmith_core::http::parse_url;
+use tokensmith_core::options::ProviderOptions;
 use tokensmith_core::parse::ResponseFormat;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::style::RequestBody;
 use tokensmith_core::{
-    AccessToken, BodyFormat, CachedProvider, ClientCredentials, Clock, Error, FileStore, Grant, RefreshPolicy,
-    RefreshToken, RefreshTokenSource, Result, RetryPolicy, Scopes, SharedTokenProvider, SystemClock, TokenClient,
-    TokenEndpoint, TokenProvider, TokenRequest, TokenStore, Transport,
+    AccessToken, BodyFormat, CachedProvider, ClientCredentials, Error, FileStore, Grant, RefreshToken,
+    RefreshTokenSource, Result, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenProvider, TokenRequest,
 };
 use url::Url;
 
@@ -78,18 +78,13 @@ fn map_error(grant: &Grant, error: Error) -> Error {
 /// | [`redirect_uri`](Self::redirect_uri) | `TOKENSMITH_WHITEBIT_REDIRECT_URI` | none: WhiteBIT uses the registered one (the PKCE flow needs one) |
 /// | [`store`](Self::store) | `TOKENSMITH_WHITEBIT_STORE` (a file path: a [`FileStore`]) | in memory: tokens are lost on exit |
 /// | [`allow_insecure_http`](Self::allow_insecure_http) | `TOKENSMITH_WHITEBIT_ALLOW_INSECURE_HTTP` | false (loopback `http://` is always allowed) |
-/// | [`transport`](Self::transport), [`retry`](Self::retry), [`refresh_policy`](Self::refresh_policy), [`clock`](Self::clock) | — | core's defaults |
+/// | [`transport`](Self::transport), [`retry`](Self::retry), [`refresh_policy`](Self::refresh_policy), [`clock`](Self::clock) | — | core's defaults (the same setters as every provider's) |
 pub struct WhitebitBuilder {
     base_url: Option<String>,
     client_id: Option<String>,
     client_secret: Option<SecretString>,
     redirect_uri: Option<String>,
-    transport: Option<Arc<dyn Transport>>,
-    retry: Option<RetryPolicy>,
-    refresh_policy: Option<RefreshPolicy>,
-    clock: Option<Arc<dyn Clock>>,
-    store: Option<Arc<dyn TokenStore>>,
-    allow_insecure_http: bool,
+    options: ProviderOptions,
 }
 
 impl fmt::Debug for WhitebitBuilder {
@@ -99,8 +94,7 @@ impl fmt::Debug for WhitebitBuilder {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "** redacted **"))
             .field("redirect_uri", &self.redirect_uri)
-            .field("store", &self.store)
-            .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -119,12 +113,7 @@ impl WhitebitBuilder {
             client_id: None,
             client_secret: None,
             redirect_uri: None,
-            transport: None,
-            retry: None,
-            refresh_policy: None,
-            clock: None,
-            store: None,
-            allow_insecure_http: false,
+            options: ProviderOptions::default(),
         }
     }
 
@@ -164,10 +153,10 @@ impl WhitebitBuilder {
         builder.client_secret = var("CLIENT_SECRET").map(SecretString::from);
         builder.redirect_uri = var("REDIRECT_URI");
         if let Some(path) = var("STORE") {
-            builder.store = Some(Arc::new(FileStore::new(path)));
+            builder.options.store = Some(Arc::new(FileStore::new(path)));
         }
         if let Some(value) = var("ALLOW_INSECURE_HTTP") {
-            builder.allow_insecure_http =
+            builder.options.allow_insecure_http =
                 tokensmith_core::options::parse_bool_setting(&format!("{ENV_PREFIX}ALLOW_INSECURE_HTTP"), &value)?;
         }
         Ok(builder)
@@ -255,44 +244,10 @@ impl WhitebitBuilder {
         self
     }
 
-    /// The HTTP transport (default: core's reqwest transport).
-    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
-        self.transport = Some(transport);
-        self
-    }
-
-    /// Retries within one token request (default [`RetryPolicy::default`]); a `429` on refresh is
-    /// retried after its `Retry-After`.
-    pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = Some(retry);
-        self
-    }
-
-    /// When cached tokens are refreshed (default [`RefreshPolicy::default`]: a 300 s token after
-    /// 225–240 s).
-    pub fn refresh_policy(mut self, policy: RefreshPolicy) -> Self {
-        self.refresh_policy = Some(policy);
-        self
-    }
-
-    /// The clock (default [`SystemClock`]).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Where token sets are kept (default: in memory). Use a [`FileStore`] so that a CLI or service
-    /// survives restarts without authorizing again.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// Allows plain `http://` to hosts that are not loopback (default false).
-    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-        self.allow_insecure_http = allow;
-        self
-    }
+    // transport, retry, refresh_policy, clock, store, allow_insecure_http: the same setters as every
+    // provider's. Use a `FileStore` (or a Redis store) so that a CLI or service survives restarts
+    // without authorizing again.
+    tokensmith_core::provider_option_setters!();
 
     /// Validates the configuration and builds the provider.
     ///
@@ -318,7 +273,7 @@ impl WhitebitBuilder {
             )
         })?;
         let base_text = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL).trim();
-        let base_url = parse_url("base_url", base_text.trim_end_matches('/'), self.allow_insecure_http)?;
+        let base_url = parse_url("base_url", base_text.trim_end_matches('/'), self.options.allow_insecure_http)?;
         if base_url.query().is_some() || base_url.fragment().is_some() {
             return Err(Error::config(
                 "base_url",
@@ -326,7 +281,7 @@ impl WhitebitBuilder {
             ));
         }
         let base = base_url.as_str().trim_end_matches('/').to_owned();
-        let at = |key: &str, path: &str| parse_url(key, &format!("{base}{path}"), self.allow_insecure_http);
+        let at = |key: &str, path: &str| parse_url(key, &format!("{base}{path}"), self.options.allow_insecure_http);
         let authorize_url = at("base_url", AUTHORIZE_PATH)?;
         let token_url = at("base_url", TOKEN_PATH)?;
         let refresh_url = at("base_url", REFRESH_PATH)?;
@@ -349,33 +304,18 @@ impl WhitebitBuilder {
             }
         };
 
-        let clock: Arc<dyn Clock> = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
-        let mut client = TokenClient::builder(
+        let client = TokenClient::builder(
             "whitebit",
             endpoint(token_url, refresh_url),
             ClientCredentials::new(client_id.clone(), client_secret),
         )
-        .clock(clock.clone())
-        .error_mapper(map_error)
-        .allow_insecure_http(self.allow_insecure_http);
-        if let Some(transport) = self.transport {
-            client = client.transport(transport);
-        }
-        if let Some(retry) = self.retry {
-            client = client.retry(retry);
-        }
-        let client = client.build()?;
-        let mut cache = CachedProvider::builder(RefreshTokenSource::new(client, Scopes::empty()))
-            .clock(clock)
+        .error_mapper(map_error);
+        let cache = self
+            .options
+            .cache(client, |client| RefreshTokenSource::new(client, Scopes::empty()))?
             // The key names the token URL (so two WhiteBIT hosts never share a grant); earlier versions
             // stored under `whitebit/{client_id}/{base}`, read once so an upgrade loses no grant.
             .legacy_key(format!("whitebit/{client_id}/{base}"));
-        if let Some(policy) = self.refresh_policy {
-            cache = cache.policy(policy);
-        }
-        if let Some(store) = self.store {
-            cache = cache.store(store);
-        }
         Ok(WhitebitProvider { inner: Arc::new(Inner { authorize_url, redirect_uri, cache: cache.build() }) })
     }
 }
