@@ -76,13 +76,14 @@
 pub mod config;
 pub mod custom;
 mod providers;
+#[macro_use]
 mod registry;
 mod store;
 
 pub use tokensmith_core::*;
 
 pub use config::{Config, ExtraParam, Secret, StoreConfig};
-pub use registry::{BUILT_IN, BuildFn, Registry};
+pub use registry::{BuildFn, Registry};
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub use store::build_store_encryption;
@@ -92,25 +93,17 @@ pub use store::{build_store, require_lasting_store};
 #[cfg_attr(docsrs, doc(cfg(feature = "whitebit")))]
 pub use providers::whitebit_builder;
 
-/// The ProBit provider crate.
-#[cfg(feature = "probit")]
-#[cfg_attr(docsrs, doc(cfg(feature = "probit")))]
-pub use tokensmith_probit as probit;
-
-/// The Django OAuth Toolkit provider crate.
-#[cfg(feature = "generic-django")]
-#[cfg_attr(docsrs, doc(cfg(feature = "generic-django")))]
-pub use tokensmith_generic_django as generic_django;
-
-/// The Rails/Doorkeeper-style provider crate.
-#[cfg(feature = "ruby-style")]
-#[cfg_attr(docsrs, doc(cfg(feature = "ruby-style")))]
-pub use tokensmith_ruby_style as ruby_style;
-
-/// The WhiteBIT provider crate.
-#[cfg(feature = "whitebit")]
-#[cfg_attr(docsrs, doc(cfg(feature = "whitebit")))]
-pub use tokensmith_whitebit as whitebit;
+built_in_providers! {
+    /// The ProBit provider crate.
+    "probit" => tokensmith_probit as probit, providers::declared::<tokensmith_probit::Probit>;
+    /// The Django OAuth Toolkit provider crate.
+    "generic-django" => tokensmith_generic_django as generic_django,
+        providers::declared::<tokensmith_generic_django::GenericDjango>;
+    /// The Rails/Doorkeeper-style provider crate.
+    "ruby-style" => tokensmith_ruby_style as ruby_style, providers::declared::<tokensmith_ruby_style::RubyStyle>;
+    /// The WhiteBIT provider crate.
+    "whitebit" => tokensmith_whitebit as whitebit, providers::whitebit;
+}
 
 /// Builds the provider `config` describes, with the built-in [`Registry`].
 pub fn from_config(config: &Config) -> Result<SharedTokenProvider> {

@@ -2,10 +2,8 @@
 //! declares the configuration keys it takes and parses them itself (`with_config`); this module hands
 //! it the keys that are set and adds what every provider gets the same way (secret, store, timeout).
 
-#![cfg_attr(
-    not(any(feature = "probit", feature = "generic-django", feature = "ruby-style", feature = "whitebit")),
-    allow(dead_code, unused_imports)
-)]
+// With no built-in compiled in (`default-features = false`), nothing here is used.
+#![allow(dead_code)]
 
 use tokensmith_core::{Error, Result};
 
@@ -57,8 +55,9 @@ fn apply<B>(
 
 /// A provider declared with [`tokensmith_core::dialect`]: the keys it takes go to its builder's
 /// `with_config`, which names the key at fault.
-#[cfg(any(feature = "probit", feature = "generic-django", feature = "ruby-style"))]
-fn declared<D: tokensmith_core::dialect::Declared>(config: &Config) -> Result<tokensmith_core::SharedTokenProvider> {
+pub(crate) fn declared<D: tokensmith_core::dialect::Declared>(
+    config: &Config,
+) -> Result<tokensmith_core::SharedTokenProvider> {
     use tokensmith_core::dialect::Builder;
     let dialect = D::DIALECT;
     let builder = apply(config, dialect.name(), &dialect.keys(), Builder::<D>::new(), |b, key, value| {
@@ -70,21 +69,6 @@ fn declared<D: tokensmith_core::dialect::Declared>(config: &Config) -> Result<to
         .retry(config.retry_policy()?)
         .store(crate::store::build_store(config)?);
     Ok(builder.build()?.shared())
-}
-
-#[cfg(feature = "probit")]
-pub(crate) fn probit(config: &Config) -> Result<tokensmith_core::SharedTokenProvider> {
-    declared::<tokensmith_probit::Probit>(config)
-}
-
-#[cfg(feature = "generic-django")]
-pub(crate) fn generic_django(config: &Config) -> Result<tokensmith_core::SharedTokenProvider> {
-    declared::<tokensmith_generic_django::GenericDjango>(config)
-}
-
-#[cfg(feature = "ruby-style")]
-pub(crate) fn ruby_style(config: &Config) -> Result<tokensmith_core::SharedTokenProvider> {
-    declared::<tokensmith_ruby_style::RubyStyle>(config)
 }
 
 #[cfg(feature = "whitebit")]

@@ -11,14 +11,6 @@ use crate::config::Config;
 /// Builds a provider from a [`Config`].
 pub type BuildFn = Arc<dyn Fn(&Config) -> Result<SharedTokenProvider> + Send + Sync>;
 
-/// The built-in provider names, each with the cargo feature that compiles it in.
-pub const BUILT_IN: &[(&str, &str)] = &[
-    ("probit", "probit"),
-    ("generic-django", "generic-django"),
-    ("ruby-style", "ruby-style"),
-    ("whitebit", "whitebit"),
-];
-
 /// Provider names to builders.
 ///
 /// [`Registry::default`] knows the built-in providers compiled in (one cargo feature each) and
@@ -71,8 +63,11 @@ impl Registry {
 
     /// Every name this registry can build: built-ins compiled in, `custom`, and registered names.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> =
-            BUILT_IN.iter().filter(|(name, _)| compiled_in(name)).map(|(name, _)| (*name).to_owned()).collect();
+        let mut names: Vec<String> = crate::BUILT_IN
+            .iter()
+            .filter(|(name, _)| crate::compiled_in(name))
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
         names.push("custom".to_owned());
         for name in self.registered.keys() {
             if !names.contains(name) {
@@ -91,7 +86,10 @@ impl Registry {
         if let Some(builder) = self.registered.get(name) {
             return builder(config);
         }
-        match build_builtin(name, config) {
+        if name == "custom" {
+            return crate::custom::build(config);
+        }
+        match crate::build_builtin(name, config) {
             Some(result) => result,
             None => Err(Error::config(
                 "provider",
@@ -101,26 +99,9 @@ impl Registry {
     }
 }
 
-fn compiled_in(name: &str) -> bool {
-    const COMPILED: &[&str] = &[
-        #[cfg(feature = "probit")]
-        "probit",
-        #[cfg(feature = "generic-django")]
-        "generic-django",
-        #[cfg(feature = "ruby-style")]
-        "ruby-style",
-        #[cfg(feature = "whitebit")]
-        "whitebit",
-    ];
-    COMPILED.contains(&name)
-}
-
-/// The error for a built-in provider whose feature is off.
-#[cfg_attr(
-    all(feature = "probit", feature = "generic-django", feature = "ruby-style", feature = "whitebit"),
-    allow(dead_code)
-)]
-fn compiled_out(feature: &str) -> Error {
+/// The error for a built-in provider whose feature is off (unused when every built-in is on).
+#[allow(dead_code)]
+pub(crate) fn compiled_out(feature: &str) -> Error {
     Error::config(
         "provider",
         format!(
@@ -130,28 +111,44 @@ fn compiled_out(feature: &str) -> Error {
     )
 }
 
-/// One arm per provider, each behind its feature.
-fn build_builtin(name: &str, config: &Config) -> Option<Result<SharedTokenProvider>> {
-    Some(match name {
-        #[cfg(feature = "probit")]
-        "probit" => crate::providers::probit(config),
-        #[cfg(not(feature = "probit"))]
-        "probit" => Err(compiled_out("probit")),
-        #[cfg(feature = "generic-django")]
-        "generic-django" => crate::providers::generic_django(config),
-        #[cfg(not(feature = "generic-django"))]
-        "generic-django" => Err(compiled_out("generic-django")),
-        #[cfg(feature = "ruby-style")]
-        "ruby-style" => crate::providers::ruby_style(config),
-        #[cfg(not(feature = "ruby-style"))]
-        "ruby-style" => Err(compiled_out("ruby-style")),
-        #[cfg(feature = "whitebit")]
-        "whitebit" => crate::providers::whitebit(config),
-        #[cfg(not(feature = "whitebit"))]
-        "whitebit" => Err(compiled_out("whitebit")),
-        "custom" => crate::custom::build(config),
-        _ => return None,
-    })
+/// Declares the built-in providers once: for each, its name (also its cargo feature), its crate and
+/// the short name the crate is re-exported as, and the function that builds it from a [`Config`].
+/// From the table come [`BUILT_IN`](crate::BUILT_IN), the re-exports, and the registry's dispatch,
+/// with the error that names the feature when a provider is compiled out. Adding a built-in provider
+/// adds one entry here (see docs/writing-a-provider.md).
+macro_rules! built_in_providers {
+    ($( $(#[$doc:meta])* $name:literal => $krate:ident as $short:ident, $build:expr; )*) => {
+        /// The built-in provider names, each with the cargo feature that compiles it in.
+        pub const BUILT_IN: &[(&str, &str)] = &[$(($name, $name)),*];
+
+        $(
+            $(#[$doc])*
+            #[cfg(feature = $name)]
+            #[cfg_attr(docsrs, doc(cfg(feature = $name)))]
+            pub use $krate as $short;
+        )*
+
+        /// Whether the built-in provider `name` is compiled in.
+        pub(crate) fn compiled_in(name: &str) -> bool {
+            $( if name == $name { return cfg!(feature = $name); } )*
+            false
+        }
+
+        /// Builds the built-in provider `name`, or says which feature it needs; `None` for a name
+        /// that is not built in.
+        pub(crate) fn build_builtin(name: &str, config: &$crate::Config) -> Option<$crate::Result<$crate::SharedTokenProvider>> {
+            $(
+                if name == $name {
+                    #[cfg(feature = $name)]
+                    return Some($build(config));
+                    #[cfg(not(feature = $name))]
+                    return Some(Err($crate::registry::compiled_out($name)));
+                }
+            )*
+            let _ = config; // unused when no built-in is compiled in
+            None
+        }
+    };
 }
 
 #[cfg(test)]

@@ -218,8 +218,8 @@ impl WhitebitBuilder {
 
     /// WhiteBIT's address (default [`DEFAULT_BASE_URL`]; [`EU_BASE_URL`] for the EU). The endpoints
     /// are `{base}/auth/login`, `{base}/oauth2/token` and `{base}/oauth2/refresh_token`.
-    pub fn base_url(mut self, base_url: &str) -> Self {
-        self.base_url = Some(base_url.to_owned());
+    pub fn base_url(mut self, base_url: impl AsRef<str>) -> Self {
+        self.base_url = Some(base_url.as_ref().to_owned());
         self
     }
 
@@ -239,8 +239,8 @@ impl WhitebitBuilder {
     /// standard flow sends none and WhiteBIT uses the URI registered for the client.
     ///
     /// [`LoopbackListener`]: crate::LoopbackListener
-    pub fn redirect_uri(mut self, redirect_uri: &str) -> Self {
-        self.redirect_uri = Some(redirect_uri.to_owned());
+    pub fn redirect_uri(mut self, redirect_uri: impl AsRef<str>) -> Self {
+        self.redirect_uri = Some(redirect_uri.as_ref().to_owned());
         self
     }
 
