@@ -1009,8 +1009,9 @@ impl Config {
             Error::config(
                 "provider",
                 format!(
-                    "no provider is configured; set {} to probit, generic-django, ruby-style, whitebit or custom",
-                    hint("provider")
+                    "no provider is configured; set {} to {} or custom",
+                    hint("provider"),
+                    crate::BUILT_IN.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
                 ),
             )
         })

@@ -73,6 +73,11 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// The Rust samples of `docs/writing-a-provider.md`, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/writing-a-provider.md")]
+mod writing_a_provider_doc {}
+
 pub mod config;
 pub mod custom;
 mod providers;
