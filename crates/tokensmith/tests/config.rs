@@ -747,3 +747,66 @@ fn the_documented_renamed_dialect_works() {
         r#"{"grantKind":"client_credentials","permissions":"read write","api_key":"[redacted]","tenant":"eu-1","consumerKey":"my-client","consumerSecret":"[redacted]"}"#
     );
 }
+
+#[test]
+fn secrets_named_by_variable_come_from_the_injected_environment() {
+    let dir = temp_dir("injected-secrets");
+    let path = dir.join("tokensmith.toml");
+    std::fs::write(
+        &path,
+        "provider = \"custom\"\ntoken_url = \"https://auth.example.com/token\"\nclient_id = \"id\"\n\
+         client_secret = { env = \"INJECTED_ONLY_SECRET\" }\n\
+         [extra_params]\napi_key = { env = \"INJECTED_ONLY_KEY\" }\n",
+    )
+    .unwrap();
+    let path_text = path.display().to_string();
+    // The variables exist only in the injected environment, never in the process's.
+    assert!(std::env::var("INJECTED_ONLY_SECRET").is_err());
+    let env = env_of(&[
+        ("TOKENSMITH_CONFIG", &path_text),
+        ("INJECTED_ONLY_SECRET", "from-the-closure"),
+        ("INJECTED_ONLY_KEY", "key-from-the-closure"),
+    ]);
+    let config = Config::load_with(env).unwrap();
+    assert_eq!(config.require_client_secret().unwrap().expose_secret(), "from-the-closure");
+    let params = config.extra_params.as_ref().unwrap();
+    assert!(params["api_key"].as_plain().is_none(), "still a secret");
+    assert!(Registry::default().build(&config).is_ok());
+    // A variable the injected environment lacks is reported when the provider is built, naming the key.
+    let config = Config::load_with(env_of(&[("TOKENSMITH_CONFIG", &path_text)])).unwrap();
+    let err = config.require_client_secret().unwrap_err();
+    assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secret"), "{err}");
+}
+
+#[test]
+fn a_service_file_embeds_the_configuration_in_a_section() {
+    let dir = temp_dir("section");
+    let path = dir.join("service.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:8080\"\n\n[tokensmith]\nprovider = \"probit\"\nclient_id = \"svc\"\nclient_secret = \"s\"\n",
+    )
+    .unwrap();
+    let config = Config::load_section(&path, "tokensmith").unwrap();
+    assert_eq!(config.client_id.as_deref(), Some("svc"));
+    assert!(Registry::default().build(&config).is_ok());
+    // The section's keys are checked like a file's, naming the key.
+    let err = Config::from_toml_section("[tokensmith]\nclient_secrt = \"x\"\n", "tokensmith").unwrap_err();
+    assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secrt"), "{err}");
+    assert!(err.to_string().contains("client_secret"), "suggests the key: {err}");
+    let err = Config::from_toml_section("tokensmith = 3\n", "tokensmith").unwrap_err();
+    assert!(err.to_string().contains("must be a table"), "{err}");
+}
+
+#[test]
+fn a_toml_error_gives_line_and_column() {
+    let err = Config::from_toml_str("provider = \"probit\"\nclient_id = \"x\"\ntimeout = = 3\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("line 3, column"), "{text}");
+}
+
+#[test]
+fn nothing_configured_mentions_the_config_file_variable() {
+    let err = Config::default().provider_name().unwrap_err().to_string();
+    assert!(err.contains("TOKENSMITH_CONFIG") && err.contains("TOKENSMITH_PROVIDER"), "{err}");
+}
