@@ -810,3 +810,17 @@ fn nothing_configured_mentions_the_config_file_variable() {
     let err = Config::default().provider_name().unwrap_err().to_string();
     assert!(err.contains("TOKENSMITH_CONFIG") && err.contains("TOKENSMITH_PROVIDER"), "{err}");
 }
+
+#[test]
+fn a_bad_value_from_a_variable_names_the_key_and_the_variable() {
+    let env = env_of(&[
+        ("TOKENSMITH_PROVIDER", "probit"),
+        ("TOKENSMITH_CLIENT_ID", "id"),
+        ("TOKENSMITH_CLIENT_SECRET", "s"),
+        ("TOKENSMITH_BASE_URL", "ftp://x"),
+    ]);
+    let config = Config::from_env_with(env).unwrap();
+    let err = Registry::default().build(&config).unwrap_err();
+    assert!(matches!(err, Error::Config { ref key, .. } if key == "base_url"), "{err}");
+    assert!(err.to_string().contains("TOKENSMITH_BASE_URL"), "{err}");
+}
