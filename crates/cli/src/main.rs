@@ -130,6 +130,14 @@ struct SandboxArgs {
     /// The port to listen on (127.0.0.1); 0 picks a free one.
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// A fault to inject before the first request, as DIALECT:PATH=FAULT[*TIMES], e.g.
+    /// `probit:/token=status:503*2` (repeatable). FAULT: status:CODE, 429[:RETRY_AFTER], latency_ms:MS,
+    /// reset, truncated, malformed_json, html:CODE, error_in_200, oversized:BYTES, redirect,
+    /// expires_in:missing|zero|negative|huge|string, missing_access_token, lowercase_token_type.
+    /// While it runs, POST /_sandbox/faults injects more; GET /_sandbox/counts and /_sandbox/requests
+    /// show what it received.
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<tokensmith_sandbox::FaultSpec>,
 }
 
 impl ProviderArgs {
@@ -309,7 +317,7 @@ async fn main() -> ExitCode {
         Command::Token(args) => token(args).await,
         Command::Authorize(args) => authorize::run(args).await,
         Command::Sandbox(args) => {
-            return match tokensmith_sandbox::run_standalone(args.port).await {
+            return match tokensmith_sandbox::run_standalone_with(args.port, args.faults).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tokensmith: error: the sandbox failed: {e}");

@@ -1107,3 +1107,43 @@ async fn a_dialect_that_renames_every_field_from_a_config_file() {
     assert!(!out.stderr.contains(wrong) && !out.stderr.contains(CLIENT_SECRET), "{}", out.stderr);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_sandbox_takes_faults_by_flag_and_serves_its_counts_over_http() {
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--port", "0", "--fault", "probit:/token=status:503*2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = read_until(&mut lines, |l| l.starts_with("tokensmith sandbox listening on")).await;
+    let base = banner.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let token = || {
+        http.post(format!("{base}/probit/token"))
+            .basic_auth("probit-demo-client", Some("probit-demo-secret"))
+            .header("content-type", "application/json")
+            .body(r#"{"grant_type":"client_credentials"}"#)
+            .send()
+    };
+    assert_eq!(token().await.unwrap().status(), 503);
+    assert_eq!(token().await.unwrap().status(), 503);
+    assert_eq!(token().await.unwrap().status(), 200, "the flag's fault ran out after two requests");
+    let counts = http.get(format!("{base}/_sandbox/counts")).send().await.unwrap().text().await.unwrap();
+    let counts: serde_json::Value = serde_json::from_str(&counts).unwrap();
+    let row = counts["counts"].as_array().unwrap().iter().find(|r| r["dialect"] == "probit").unwrap();
+    assert_eq!((row["path"].as_str(), row["count"].as_u64()), (Some("/token"), Some(3)));
+    child.kill().await.unwrap();
+
+    // A malformed flag is a usage error (exit 2) that says what the form is.
+    let bad = Command::new(BIN).args(["sandbox", "--port", "0", "--fault", "probit/token"]).output().await.unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("DIALECT:PATH=FAULT"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
