@@ -57,6 +57,7 @@
 //! | `ruby-style` | `ruby-style` | `tokensmith-ruby-style` |
 //! | `whitebit` | `whitebit` | `tokensmith-whitebit` |
 //!
+//! `blocking` (off by default) adds `blocking::BlockingProvider` for programs that are not async.
 //! `encryption` (on by default) encrypts the file store's token sets when `[store] encryption_key` is
 //! set ([`build_store_encryption`]); `redis` adds the Redis store.
 //!
@@ -78,6 +79,9 @@
 #[doc = include_str!("../../../docs/writing-a-provider.md")]
 mod writing_a_provider_doc {}
 
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
 pub mod config;
 pub mod custom;
 mod providers;
