@@ -123,6 +123,12 @@ struct TokenArgs {
     /// Print one JSON object: access_token, token_type, expires_in, scope.
     #[arg(long)]
     json: bool,
+    /// Keep no token between runs. Without --store (or TOKENSMITH_STORE, or a store in the
+    /// configuration), tokens are kept in a per-user cache, $XDG_CACHE_HOME/tokensmith/tokens.json
+    /// (else ~/.cache/tokensmith/tokens.json; directory 0700, file 0600), one entry per provider,
+    /// token URL, client id and scopes, so that runs in a row send one token request.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -250,7 +256,10 @@ pub(crate) fn fail(error: &Error) -> ExitCode {
 }
 
 async fn token(args: TokenArgs) -> Result<(), Error> {
-    let config = args.provider.config()?;
+    let mut config = args.provider.config()?;
+    if config.store.is_none() && !args.no_cache {
+        config.store = user_cache().map(|path| StoreConfig::File { path });
+    }
     let provider = Registry::default().build(&config)?;
     let token = provider.token().await?;
     // The set is saved before the token is printed; a set the store refused (with a rotating refresh
@@ -273,6 +282,43 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
         println!("{secret}");
     }
     Ok(())
+}
+
+/// The per-user token cache file, its directory created owner-only (0700): `$XDG_CACHE_HOME/tokensmith`
+/// (an absolute path), else `$HOME/.cache/tokensmith`. `None`, with a warning, when there is no such
+/// place or it cannot be made private: the run then keeps its token in memory only.
+fn user_cache() -> Option<PathBuf> {
+    let absolute = |var: &str| std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")))?;
+    let dir = base.join("tokensmith");
+    match private_dir(&dir) {
+        Ok(()) => Some(dir.join("tokens.json")),
+        Err(e) => {
+            eprintln!(
+                "tokensmith: warning: the per-user token cache `{}` cannot be used ({e}); this run keeps its token in memory (pass --store FILE, or --no-cache to silence this)",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) and makes it owner-only.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 /// Installs the log subscriber: tokensmith's warnings (a token file others could read, a refresh

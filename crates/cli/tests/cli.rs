@@ -37,8 +37,15 @@ async fn run_with_env(args: &[&str], secret: &str, env: &[(&str, &str)]) -> Run 
             command.env_remove(name);
         }
     }
+    // Each run gets a per-user token cache of its own, unless the test gives one (runs in a row then
+    // share it): no run reads what another test, or the user running the tests, cached.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let cache = std::env::temp_dir().join(format!("tokensmith-cli-cache-{}-{run_id}", std::process::id()));
+    command.env("XDG_CACHE_HOME", &cache);
     command.envs(env.iter().copied());
     let output = tokio::time::timeout(Duration::from_secs(60), command.output()).await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&cache);
     let run = Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8(output.stdout).unwrap(),
@@ -959,8 +966,9 @@ async fn a_misspelt_variable_is_a_warning_naming_the_known_one() {
     assert!(!out.stderr.contains("typo-value-1f3"), "{}", out.stderr);
 }
 
-/// Issue 15 item 8: a custom refresh-token grant with the in-memory store would lose the rotated
-/// refresh token at exit and replay a spent one on the next run: refused, exit 2, naming `store`.
+/// Issue 15 item 8: a custom refresh-token grant with the in-memory store (`--no-cache`, or
+/// `TOKENSMITH_STORE=memory`) would lose the rotated refresh token at exit and replay a spent one on
+/// the next run: refused, exit 2, naming `store`.
 #[tokio::test]
 async fn a_custom_refresh_grant_without_a_lasting_store_exits_2() {
     let args = vec![
@@ -973,6 +981,8 @@ async fn a_custom_refresh_grant_without_a_lasting_store_exits_2() {
         "x",
         "--client-secret-env",
         SECRET_VAR,
+        // Without it the per-user cache (a file) is the store, which lasts.
+        "--no-cache",
     ];
     let env = [("TOKENSMITH_GRANT", "refresh_token"), ("TOKENSMITH_REFRESH_TOKEN_ENV", SECRET_VAR)];
     let out = run_with_env(&args, "rt-s3cr3t-value", &env).await;
@@ -1146,4 +1156,39 @@ async fn the_sandbox_takes_faults_by_flag_and_serves_its_counts_over_http() {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+}
+
+#[tokio::test]
+async fn two_token_runs_in_a_row_send_one_token_request_through_the_per_user_cache() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = sandbox.credentials(Dialect::RubyStyle);
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let cache = std::env::temp_dir().join(format!("tokensmith-cli-user-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let cache_text = cache.display().to_string();
+    let env = [("XDG_CACHE_HOME", cache_text.as_str())];
+    let args = ruby_args(&base, &client.client_id);
+    let first = run_with_env(&args, &client.client_secret, &env).await;
+    let second = run_with_env(&args, &client.client_secret, &env).await;
+    assert_eq!((first.code, second.code), (0, 0), "{}\n{}", first.stderr, second.stderr);
+    assert_eq!(first.stdout, second.stdout, "the second run prints the cached token");
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 1);
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = cache.join("tokensmith");
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(dir.join("tokens.json")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // --no-cache neither reads nor writes it; another client id is another entry.
+    let mut no_cache = args.clone();
+    no_cache.push("--no-cache");
+    assert_eq!(run_with_env(&no_cache, &client.client_secret, &env).await.code, 0);
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 2);
+    let special = sandbox.special_credentials(Dialect::RubyStyle);
+    let other = ruby_args(&base, &special.client_id);
+    assert_eq!(run_with_env(&other, &special.client_secret, &env).await.code, 0);
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 3);
+    assert_eq!(run_with_env(&args, &client.client_secret, &env).await.stdout, first.stdout);
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 3, "the first entry is still there");
+    let _ = std::fs::remove_dir_all(&cache);
 }
