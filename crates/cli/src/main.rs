@@ -50,13 +50,64 @@ struct Cli {
     command: Command,
 }
 
+/// The exit codes, for every command's `--help`.
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  anything else: the token store could not be read or written (a refreshed set it refused is in a
+     rescue file named on stderr), the sandbox could not bind its port
+  2  usage or configuration error (unknown flag or key, missing setting, bad URL, number out of range)
+  3  the provider refused (invalid_client, invalid_grant, ...; WhiteBIT: authorize again)
+  4  transport failure (connection refused, timeout, TLS, a redirect: never followed)
+  5  the answer was not a usable token response";
+
+const TOKEN_HELP: &str = "Examples:
+  export PROBIT_SECRET=...
+  tokensmith token --provider probit --client-id my-client --client-secret-env PROBIT_SECRET
+  tokensmith token --config tokensmith.toml --json
+  TOKENSMITH_CONFIG=tokensmith.toml tokensmith token --scope 'read write' --store tokens.json
+  curl -H \"Authorization: Bearer $(tokensmith token --config tokensmith.toml)\" https://api.example.com/
+
+Environment:
+  TOKENSMITH_CONFIG        a TOML file read first (flags override it, variables override the file)
+  TOKENSMITH_*             every configuration key (TOKENSMITH_PROVIDER, TOKENSMITH_CLIENT_ID,
+                           TOKENSMITH_CLIENT_SECRET_ENV, TOKENSMITH_STORE, ...; docs/configuration.md)
+  XDG_CACHE_HOME, HOME     where the per-user token cache lives (see --no-cache)
+  RUST_LOG                 log filter for stderr (overrides -v)
+
+The token alone goes to stdout; warnings and errors go to stderr, never a secret.
+";
+
+const AUTHORIZE_HELP: &str = "Examples:
+  tokensmith authorize --provider whitebit --client-id ID --client-secret-env WHITEBIT_SECRET \\
+      --store ~/.config/tokensmith/whitebit.json
+  tokensmith token --provider whitebit --client-id ID --client-secret-env WHITEBIT_SECRET \\
+      --store ~/.config/tokensmith/whitebit.json
+
+The URL to open is printed on stdout; the tokens are saved in --store (a file) when the browser
+comes back, and `tokensmith token` with the same --store serves and refreshes them.
+
+Environment:
+  TOKENSMITH_CONFIG, TOKENSMITH_*   as for `tokensmith token` (docs/configuration.md)
+";
+
+const SANDBOX_HELP: &str = "Examples:
+  tokensmith sandbox --port 8080
+  tokensmith sandbox --port 0 --fault probit:/token=status:503*2 --fault ruby-style:/oauth/token=latency_ms:500
+
+While it runs: GET /_sandbox/counts, GET /_sandbox/requests[?dialect=NAME], POST and DELETE
+/_sandbox/faults (docs/cli.md).
+";
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print an access token (alone on stdout, or as JSON with --json).
+    #[command(after_help = format!("{TOKEN_HELP}\n{EXIT_CODES}"))]
     Token(TokenArgs),
     /// Run the WhiteBIT authorization code flow and save the tokens in a file store.
+    #[command(after_help = format!("{AUTHORIZE_HELP}\n{EXIT_CODES}"))]
     Authorize(authorize::AuthorizeArgs),
     /// Run the local sandbox of the four provider dialects and print its URLs and demo credentials.
+    #[command(after_help = format!("{SANDBOX_HELP}\n{EXIT_CODES}"))]
     Sandbox(SandboxArgs),
 }
 

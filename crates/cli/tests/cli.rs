@@ -1192,3 +1192,16 @@ async fn two_token_runs_in_a_row_send_one_token_request_through_the_per_user_cac
     assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 3, "the first entry is still there");
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+#[tokio::test]
+async fn each_command_help_has_examples_exit_codes_and_variables() {
+    for command in ["token", "authorize", "sandbox"] {
+        let out = run(&[command, "--help"], "unused-secret").await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        for wanted in ["Examples:", &format!("tokensmith {command}"), "Exit codes:", "3  the provider refused"] {
+            assert!(out.stdout.contains(wanted), "`{command} --help` lacks {wanted:?}:\n{}", out.stdout);
+        }
+    }
+    let token = run(&["token", "--help"], "unused-secret").await.stdout;
+    assert!(token.contains("TOKENSMITH_CONFIG") && token.contains("--no-cache"), "{token}");
+}
