@@ -10,6 +10,9 @@
 //! otherwise it returns the refusal, and the next request gets a new token. Concurrent requests share
 //! one token request (the provider's cache).
 //!
+//! With the cargo feature `tonic`, it wraps a `tonic::transport::Channel` (see
+//! `tests/tonic.rs`): `HealthClient::new(AuthLayer::new(provider).layer(channel))`.
+//!
 //! ```
 //! use http_body_util::Full;
 //! use hyper_util::client::legacy::Client;
@@ -86,6 +89,15 @@ replay_by_clone!(
     http_body_util::Full<Bytes>,
     http_body_util::Empty<Bytes>
 );
+
+/// A gRPC request body is a stream: tonic's requests are not replayed. A call refused with
+/// `UNAUTHENTICATED` is answered with that status, and the next call gets a new token.
+#[cfg(feature = "tonic")]
+impl ReplayBody for tonic::body::Body {
+    fn try_clone_body(&self) -> Option<Self> {
+        None
+    }
+}
 
 /// Puts a provider's token on every request of the service it wraps; see the [crate docs](crate).
 #[derive(Debug, Clone)]
