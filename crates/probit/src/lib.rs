@@ -74,6 +74,11 @@ use tokensmith_core::style::BasicAuthRaw;
 use tokensmith_core::{BodyFormat, Error, Grant, OAuthError, OAuthErrorCode, TokenEndpoint};
 use url::Url;
 
+// The README's first example (at the workspace root) is compiled as a doctest of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
+
 // Names the crate docs link to.
 #[cfg(doc)]
 use tokensmith_core::TokenProvider;
