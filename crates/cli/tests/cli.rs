@@ -259,11 +259,14 @@ async fn flags_override_the_config_file_and_token_url_overrides_the_default_endp
 #[tokio::test]
 async fn usage_and_configuration_errors_exit_2() {
     let secret = "usage-secret-value";
-    // clap's own usage errors (unknown flag, the secret as a plain argument, no subcommand) exit 2.
+    // clap's own usage errors (unknown flag, the secret as a plain argument, no subcommand) exit 2 with
+    // clap's message over several lines, not tokensmith's one error line (docs/cli.md says which).
     for args in [&["token", "--bogus"][..], &["token", "--client-secret", secret], &[]] {
         let out = run(args, secret).await;
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty());
+        assert!(out.stderr.trim_end().lines().count() > 1, "{args:?}: one line: {}", out.stderr);
+        assert!(!out.stderr.contains("tokensmith: error:"), "{args:?}: {}", out.stderr);
     }
     // Configuration errors name the key.
     let out = run(&["token"], secret).await;

@@ -112,3 +112,51 @@ fn a_fully_renamed_dialect() {
     }
     insta::assert_yaml_snapshot!("renamed__json__client_credentials", request);
 }
+
+/// `text` with the port after each `127.0.0.1:` (or its form encoding, `127.0.0.1%3A`) replaced by `PORT`.
+fn without_loopback_port(text: &str) -> String {
+    let mut text = text.to_owned();
+    for marker in ["127.0.0.1:", "127.0.0.1%3A"] {
+        text = text
+            .split(marker)
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part.to_owned()
+                } else {
+                    format!("{marker}PORT{}", part.trim_start_matches(|c: char| c.is_ascii_digit()))
+                }
+            })
+            .collect();
+    }
+    text
+}
+
+/// docs/snapshot-testing.md's example of redacting a value that changes between runs: the port of a
+/// loopback `redirect_uri` (a listener on a free port), in `params` and in the `body` that repeats it.
+/// Two different ports give the same snapshot.
+#[test]
+fn a_loopback_redirect_uri_whose_port_changes_is_redacted() {
+    let creds = ClientCredentials::new("my-client", CLIENT_SECRET);
+    for (name, format) in
+        [("loopback_redirect_uri__form", BodyFormat::Form), ("loopback_redirect_uri__json", BodyFormat::Json)]
+    {
+        for port in [8400, 53117] {
+            let grant = Grant::AuthorizationCode {
+                code: SecretString::from("auth-code-123"),
+                redirect_uri: Some(format!("http://127.0.0.1:{port}/callback")),
+                code_verifier: Some(SecretString::from("verifier-abcdefghijklmnopqrstuvwxyz-0123456789")),
+            };
+            let endpoint =
+                TokenEndpoint::new("https://auth.example.com/oauth/token".parse().unwrap()).body_format(format);
+            let request = endpoint.build_request(&grant, &creds, &Scopes::empty()).unwrap();
+            assert!(serde_json::to_string(&request).unwrap().contains(&port.to_string()), "unredacted, the port shows");
+            insta::assert_yaml_snapshot!(name, request, {
+                ".params.redirect_uri" => "http://127.0.0.1:PORT/callback",
+                ".body" => insta::dynamic_redaction(|value, _| {
+                    value.as_str().map(without_loopback_port).unwrap_or_default()
+                }),
+            });
+        }
+    }
+}
