@@ -36,9 +36,9 @@ use tokensmith_sandbox::{DemoClient, Dialect, ExpiresInFault, Fault, Sandbox, Sa
 use tokensmith_whitebit::WhitebitBuilder;
 
 /// The `TokenClient`'s per-request timeout in every case (`ReqwestTransport::builder().timeout`).
-const TIMEOUT: Duration = Duration::from_millis(500);
+const TIMEOUT: Duration = Duration::from_millis(1500);
 /// The injected latency: beyond the timeout.
-const LATENCY: Duration = Duration::from_millis(1500);
+const LATENCY: Duration = Duration::from_millis(4000);
 /// The retry budget: `RetryPolicy::default()` makes at most 3 attempts.
 const BUDGET: usize = 3;
 /// Larger than the transport's 1 MiB body limit.
@@ -130,7 +130,7 @@ fn faults() -> Vec<(&'static str, Fault)> {
         ("5xx: 500 (provider's error body)", Fault::Status(500)),
         ("5xx: 503 (proxy HTML page)", Fault::Status(503)),
         ("429 with `Retry-After: 1`", Fault::TooManyRequests { retry_after: Some("1".to_owned()) }),
-        ("latency 1.5 s > 0.5 s timeout", Fault::Latency(LATENCY)),
+        ("latency 4 s > 1.5 s timeout", Fault::Latency(LATENCY)),
         ("connection reset", Fault::ResetConnection),
         ("truncated body", Fault::TruncatedBody),
         ("malformed JSON (200)", Fault::MalformedJson),
