@@ -74,6 +74,11 @@ use tokensmith_core::style::BasicAuthRaw;
 use tokensmith_core::{BodyFormat, Error, Grant, OAuthError, OAuthErrorCode, TokenEndpoint};
 use url::Url;
 
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}
+
 // The README's first example (at the workspace root) is compiled as a doctest of this crate.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -1366,3 +1366,8 @@ mod tests {
         assert!(!err.to_string().contains("secret-value"), "{err}");
     }
 }
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}

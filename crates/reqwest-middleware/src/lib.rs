@@ -100,3 +100,8 @@ impl Middleware for AuthMiddleware {
         next.run(again, extensions).await
     }
 }
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}

@@ -74,6 +74,11 @@ use tokensmith_core::style::RequestBody;
 use tokensmith_core::{BodyFormat, TokenEndpoint};
 use url::Url;
 
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}
+
 // Names the crate docs link to.
 #[cfg(doc)]
 use tokensmith_core::{AccessToken, Error, TokenProvider};

@@ -74,10 +74,19 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// The Rust samples of `docs/writing-a-provider.md`, compiled as doctests.
+// The Rust samples of the guides in docs/, compiled as doctests so that they cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/writing-a-provider.md")]
 mod writing_a_provider_doc {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/configuration.md")]
+mod configuration_doc {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/services.md")]
+mod services_doc {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/snapshot-testing.md")]
+mod snapshot_testing_doc {}
 
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
@@ -150,3 +159,8 @@ pub fn from_env_with(env: impl Fn(&str) -> Option<String>) -> Result<SharedToken
 pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<SharedTokenProvider> {
     from_config(&Config::from_file(path)?)
 }
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}

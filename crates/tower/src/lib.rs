@@ -196,3 +196,8 @@ fn header_value(token: &AccessToken) -> Result<HeaderValue, BoxError> {
     value.set_sensitive(true);
     Ok(value)
 }
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}

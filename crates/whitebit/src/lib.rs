@@ -106,3 +106,8 @@ pub use scope::Scope;
 
 #[doc(no_inline)]
 pub use tokensmith_core::{TokenProvider, TokenStore};
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}
