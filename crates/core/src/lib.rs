@@ -95,3 +95,8 @@ pub use token::{AccessToken, AccessTokenBuilder, ClientCredentials, RefreshToken
 
 /// Re-exported so that users need not name `secrecy` in their own `Cargo.toml`.
 pub use secrecy;
+
+// The README's sample is compiled as a doctest, so that it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}
