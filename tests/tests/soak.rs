@@ -31,8 +31,10 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use rand::Rng as _;
 use tokensmith_core::{
-    AuthorizedClient, Error, HttpResponse, RefreshPolicy, ReqwestTransport, RetryPolicy, TokenRequest, Transport,
-    TransportError,
+    AuthorizedClient, Error, RefreshPolicy, RetryPolicy,
+    error::TransportError,
+    http::{HttpResponse, ReqwestTransport, Transport},
+    request::TokenRequest,
 };
 use tokensmith_probit::ProbitBuilder;
 use tokensmith_sandbox::{Dialect, Fault, Sandbox, SandboxConfig};

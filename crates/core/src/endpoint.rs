@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes, TokenClient, TokenEndpoint, style::BasicAuthRaw};
+//! use tokensmith_core::{ClientCredentials, Scopes, TokenClient, TokenEndpoint, style::BasicAuthRaw, request::{BodyFormat, Grant}};
 //!
 //! let endpoint = TokenEndpoint::new("https://accounts.probit.com/token".parse().unwrap())
 //!     .body_format(BodyFormat::Json)
@@ -23,7 +23,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use tokensmith_core::secrecy::SecretString;
-//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes, TokenEndpoint, style::BodyCredentials};
+//! use tokensmith_core::{ClientCredentials, Scopes, TokenEndpoint, style::BodyCredentials, request::{BodyFormat, Grant}};
 //!
 //! let endpoint = TokenEndpoint::new("https://auth.example.test/v3/token".parse().unwrap())
 //!     .body_format(BodyFormat::Json)
@@ -51,16 +51,15 @@ use url::Url;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
-use crate::http::{ReqwestTransport, Transport, check_url};
+#[cfg(feature = "reqwest")]
+use crate::http::ReqwestTransport;
+use crate::http::Transport;
 use crate::parse::{ResponseFormat, parse_response};
-use crate::request::{BodyFormat, Grant, REDACTED_MARKER, TokenRequest, Value};
+use crate::request::{BodyFormat, Grant, TokenRequest, Value};
 use crate::retry::RetryPolicy;
 use crate::style::{BasicAuth, CredentialStyle};
+use crate::support::{REDACTED, check_url};
 use crate::token::{AccessToken, ClientCredentials, Scopes};
-
-/// A hook that turns a provider's own error shape into the error tokensmith should report (e.g.
-/// WhiteBIT's `400 {"data":{"token":[..]}}` on refresh into [`Error::ReauthorizationRequired`]).
-pub type ErrorMapper = fn(&Grant, Error) -> Error;
 
 /// What a provider's token endpoint expects: the dialect.
 #[derive(Debug, Clone)]
@@ -134,7 +133,7 @@ impl TokenEndpoint {
     /// The name the grant type is sent under (`grant_type` per RFC 6749; say `grantKind`).
     ///
     /// ```
-    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// # use tokensmith_core::{ClientCredentials, Scopes, TokenEndpoint, request::Grant};
     /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap()).grant_type_param("grantKind");
     /// let request = endpoint.build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "s"), &Scopes::empty()).unwrap();
     /// assert_eq!(request.wire_body(), b"grantKind=client_credentials");
@@ -149,7 +148,7 @@ impl TokenEndpoint {
     /// Other grants keep their RFC values; an unknown `grant` is refused when the client is built.
     ///
     /// ```
-    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// # use tokensmith_core::{ClientCredentials, Scopes, TokenEndpoint, request::Grant};
     /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap())
     ///     .grant_type_value("client_credentials", "server");
     /// let request = endpoint.build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "s"), &Scopes::empty()).unwrap();
@@ -189,7 +188,7 @@ impl TokenEndpoint {
     /// parameter of the same name replaces the first.
     ///
     /// ```
-    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// # use tokensmith_core::{ClientCredentials, Scopes, TokenEndpoint, request::Grant};
     /// use tokensmith_core::secrecy::SecretString;
     ///
     /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap())
@@ -205,7 +204,7 @@ impl TokenEndpoint {
     fn put_extra(mut self, name: String, value: Value) -> Self {
         let key_value = match &value {
             Value::Plain(v) => v.clone(),
-            _ => REDACTED_MARKER.to_owned(),
+            _ => REDACTED.to_owned(),
         };
         match self.extra_params.iter().position(|(n, _)| *n == name) {
             Some(at) => {
@@ -237,7 +236,7 @@ impl TokenEndpoint {
     }
 
     /// The extra parameters sent with every request (audience, resource, ...), in order, as the store
-    /// key digests them: a secret one's value is [`REDACTED_MARKER`].
+    /// key digests them: a secret one's value is [`REDACTED`].
     pub(crate) fn extra_params(&self) -> &[(String, String)] {
         &self.key_params
     }
@@ -383,7 +382,7 @@ pub struct TokenClient {
     transport: Arc<dyn Transport>,
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
-    error_mapper: Option<ErrorMapper>,
+    error_mapper: Option<fn(&Grant, Error) -> Error>,
     /// The last client-credentials request built, with the scopes it asks for. It depends on nothing
     /// else (the dialect and the credentials never change), so later fetches send it again as it is,
     /// wire form included, instead of building and rendering it anew — when the credential style
@@ -411,7 +410,7 @@ pub struct TokenClientBuilder {
     transport: Option<Arc<dyn Transport>>,
     retry: RetryPolicy,
     clock: Option<Arc<dyn Clock>>,
-    error_mapper: Option<ErrorMapper>,
+    error_mapper: Option<fn(&Grant, Error) -> Error>,
     allow_insecure_http: bool,
     secret_required: bool,
 }
@@ -427,8 +426,8 @@ impl fmt::Debug for TokenClientBuilder {
 }
 
 impl TokenClientBuilder {
-    /// The transport (default: a [`ReqwestTransport`] with its defaults and this builder's
-    /// insecure-HTTP setting).
+    /// The transport (default, with the `reqwest` feature: a `ReqwestTransport` with its defaults and
+    /// this builder's insecure-HTTP setting; without it a transport must be given).
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
         self.transport = Some(transport);
         self
@@ -446,8 +445,9 @@ impl TokenClientBuilder {
         self
     }
 
-    /// A hook mapping the provider's own errors.
-    pub fn error_mapper(mut self, mapper: ErrorMapper) -> Self {
+    /// A hook that turns a provider's own error shape into the error tokensmith should report (e.g.
+    /// WhiteBIT's `400 {"data":{"token":[..]}}` on refresh into [`Error::ReauthorizationRequired`]).
+    pub fn error_mapper(mut self, mapper: fn(&Grant, Error) -> Error) -> Self {
         self.error_mapper = Some(mapper);
         self
     }
@@ -477,7 +477,7 @@ impl TokenClientBuilder {
         self.endpoint.validate(&self.credentials)?;
         let transport = match self.transport {
             Some(t) => t,
-            None => Arc::new(ReqwestTransport::builder().allow_insecure_http(self.allow_insecure_http).build()?),
+            None => default_transport(self.allow_insecure_http)?,
         };
         Ok(TokenClient {
             provider: self.provider,
@@ -490,6 +490,21 @@ impl TokenClientBuilder {
             prepared: ArcSwapOption::empty(),
         })
     }
+}
+
+/// The transport a client gets when none is given: `reqwest`'s, when that feature is on.
+#[cfg(feature = "reqwest")]
+fn default_transport(allow_insecure_http: bool) -> Result<Arc<dyn Transport>> {
+    Ok(Arc::new(ReqwestTransport::builder().allow_insecure_http(allow_insecure_http).build()?))
+}
+
+/// Without the `reqwest` feature there is no default transport.
+#[cfg(not(feature = "reqwest"))]
+fn default_transport(_allow_insecure_http: bool) -> Result<Arc<dyn Transport>> {
+    Err(Error::config(
+        "transport",
+        "no transport is set and tokensmith-core was built without its `reqwest` feature; give one with `transport(..)` or enable the feature",
+    ))
 }
 
 impl TokenClient {
@@ -782,10 +797,10 @@ mod tests {
         let endpoint = renamed().extra_param("api_key", "public-now").secret_param("tenant", SecretString::from("t"));
         let r = endpoint.build_request(&Grant::ClientCredentials, &credentials(), &Scopes::empty()).unwrap();
         assert_eq!(r.param_redacted("api_key").as_deref(), Some("public-now"));
-        assert_eq!(r.param_redacted("tenant").as_deref(), Some(REDACTED_MARKER));
+        assert_eq!(r.param_redacted("tenant").as_deref(), Some(REDACTED));
         assert_eq!(
             endpoint.extra_params(),
-            [("tenant".to_owned(), REDACTED_MARKER.to_owned()), ("api_key".to_owned(), "public-now".to_owned())]
+            [("tenant".to_owned(), REDACTED.to_owned()), ("api_key".to_owned(), "public-now".to_owned())]
         );
     }
 

@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use tokensmith_core::{HttpResponse, parse::{ResponseFormat, parse_response}};
+//! use tokensmith_core::{parse::{ResponseFormat, parse_response}, http::HttpResponse};
 //!
 //! let format = ResponseFormat::default().envelope("/data");
 //! let response = HttpResponse::json(200, r#"{"data":{"access_token":"t","expires_in":"300","scope":"a,b","token_type":"bearer"}}"#);
@@ -31,8 +31,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, HttpError, OAuthError, OAuthErrorCode, Result, excerpt};
+use crate::error::{Error, HttpError, OAuthError, OAuthErrorCode, Result};
 use crate::http::HttpResponse;
+use crate::support::excerpt;
 use crate::token::{AccessToken, RefreshToken, Scopes};
 
 /// A member of a token response (or of an error answer) that a [`ResponseFormat`] can find at a JSON
@@ -110,7 +111,7 @@ const MAX_EPOCH_SECS: u64 = 253_402_300_799;
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use tokensmith_core::HttpResponse;
+/// use tokensmith_core::http::HttpResponse;
 /// use tokensmith_core::parse::{ResponseField, ResponseFormat, parse_response};
 ///
 /// let format = ResponseFormat::default()
@@ -669,7 +670,7 @@ fn oauth_error_in(obj: &Map<String, Value>, response: &HttpResponse) -> Option<O
 /// [`OAuthError`] when a code is found there, else what [`parse_error`] finds.
 ///
 /// ```
-/// use tokensmith_core::{Error, HttpResponse};
+/// use tokensmith_core::{Error, http::HttpResponse};
 /// use tokensmith_core::parse::{ResponseField, ResponseFormat, parse_error_with};
 ///
 /// let format = ResponseFormat::default()

@@ -6,7 +6,7 @@
 //! the real bytes to the transport.
 //!
 //! ```
-//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, TokenRequest, style::BasicAuthRaw};
+//! use tokensmith_core::{ClientCredentials, style::BasicAuthRaw, request::{BodyFormat, Grant, TokenRequest}};
 //!
 //! let url = "https://accounts.probit.com/token".parse().unwrap();
 //! let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials)
@@ -28,14 +28,13 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::style::CredentialStyle;
+use crate::support::REDACTED;
 use crate::token::{ClientCredentials, RefreshToken, Scopes};
-
-/// The marker that stands for a secret in redacted renderings.
-pub const REDACTED_MARKER: &str = "[redacted]";
 
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum BodyFormat {
     /// `application/x-www-form-urlencoded` (RFC 6749's format).
     #[default]
@@ -90,9 +89,9 @@ impl fmt::Debug for Grant {
             Grant::ClientCredentials => f.write_str("ClientCredentials"),
             Grant::AuthorizationCode { redirect_uri, code_verifier, .. } => f
                 .debug_struct("AuthorizationCode")
-                .field("code", &REDACTED_MARKER)
+                .field("code", &REDACTED)
                 .field("redirect_uri", redirect_uri)
-                .field("code_verifier", &code_verifier.as_ref().map(|_| REDACTED_MARKER))
+                .field("code_verifier", &code_verifier.as_ref().map(|_| REDACTED))
                 .finish(),
             Grant::RefreshToken(_) => f.write_str("RefreshToken([redacted])"),
         }
@@ -101,6 +100,7 @@ impl fmt::Debug for Grant {
 
 /// A parameter or header value: public, or a secret that is redacted in every rendering.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Value {
     /// A value that may be shown.
     Plain(String),
@@ -132,8 +132,8 @@ impl Value {
     fn redacted(&self) -> String {
         match self {
             Value::Plain(s) => s.clone(),
-            Value::Secret(_) => REDACTED_MARKER.to_owned(),
-            Value::Basic { user, .. } => format!("Basic base64({user}:{REDACTED_MARKER})"),
+            Value::Secret(_) => REDACTED.to_owned(),
+            Value::Basic { user, .. } => format!("Basic base64({user}:{REDACTED})"),
         }
     }
 

@@ -17,7 +17,7 @@
 //!
 //! ```
 //! use secrecy::ExposeSecret;
-//! use tokensmith_core::{ClientCredentials, CredentialStyle, Result, TokenRequest, request::Value};
+//! use tokensmith_core::{ClientCredentials, Result, style::CredentialStyle, request::{TokenRequest, Value}};
 //!
 //! /// Sends the credentials in custom headers.
 //! #[derive(Debug)]
@@ -100,7 +100,7 @@ pub struct RequestBody;
 /// [`BodyCredentials::default`] sends `client_id` and `client_secret`, exactly as [`RequestBody`].
 ///
 /// ```
-/// use tokensmith_core::{BodyFormat, ClientCredentials, Grant, TokenRequest, style::BodyCredentials};
+/// use tokensmith_core::{ClientCredentials, style::BodyCredentials, request::{BodyFormat, Grant, TokenRequest}};
 ///
 /// let style = BodyCredentials::named("consumerKey", "consumerSecret");
 /// let url = "https://auth.example.test/token".parse().unwrap();
@@ -347,7 +347,7 @@ mod tests {
         let style = BodyCredentials::named("consumerKey", "consumerSecret");
         let form = request(BodyFormat::Form).with_credentials(&creds, &style).unwrap();
         assert_eq!(form.wire_body(), b"grant_type=client_credentials&consumerKey=id&consumerSecret=p%26ss");
-        assert_eq!(form.param_redacted("consumerSecret").as_deref(), Some(crate::request::REDACTED_MARKER));
+        assert_eq!(form.param_redacted("consumerSecret").as_deref(), Some(crate::support::REDACTED));
         assert!(!format!("{form:?}").contains("p&ss") && !format!("{form:?}").contains("p%26ss"));
         // The default names are the `body` style's.
         let default = request(BodyFormat::Json).with_credentials(&creds, &BodyCredentials::default()).unwrap();

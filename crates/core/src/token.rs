@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
 
 use crate::error::{Error, Result};
 
@@ -99,7 +100,7 @@ impl RefreshToken {
 
     /// Whether two refresh tokens are the same value (compared in constant time).
     pub fn same_as(&self, other: &RefreshToken) -> bool {
-        constant_time_eq(self.0.expose_secret().as_bytes(), other.0.expose_secret().as_bytes())
+        bool::from(self.0.expose_secret().as_bytes().ct_eq(other.0.expose_secret().as_bytes()))
     }
 }
 
@@ -107,15 +108,6 @@ impl fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RefreshToken({REDACTED})")
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 /// A set of scopes, in the order the provider gave them.
@@ -286,7 +278,7 @@ impl AccessToken {
     /// Whether `other` carries the same token value (constant time).
     pub fn same_token(&self, other: &AccessToken) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
-            || constant_time_eq(self.0.secret.expose_secret().as_bytes(), other.0.secret.expose_secret().as_bytes())
+            || bool::from(self.0.secret.expose_secret().as_bytes().ct_eq(other.0.secret.expose_secret().as_bytes()))
     }
 
     /// A builder pre-filled with this token's values, for deriving a changed copy.
@@ -457,12 +449,5 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(ClientCredentials::public("id").validate(false).is_ok());
-    }
-
-    #[test]
-    fn constant_time_eq_works() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

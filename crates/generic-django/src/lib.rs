@@ -74,7 +74,7 @@ use std::sync::Arc;
 
 use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
 use tokensmith_core::style::{BasicAuth, RequestBody};
-use tokensmith_core::{BodyFormat, CredentialStyle, Error, Result, TokenEndpoint};
+use tokensmith_core::{Error, Result, TokenEndpoint, request::BodyFormat, style::CredentialStyle};
 use url::Url;
 
 // Names the crate docs link to.
@@ -205,7 +205,7 @@ impl FromStr for DjangoCredentials {
 /// `grant_type`, scopes separated by spaces.
 ///
 /// ```
-/// use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes};
+/// use tokensmith_core::{ClientCredentials, Scopes, request::{BodyFormat, Grant}};
 ///
 /// let endpoint = tokensmith_generic_django::endpoint("https://auth.example.com/o/token/".parse().unwrap());
 /// assert_eq!(endpoint.format(), BodyFormat::Form);

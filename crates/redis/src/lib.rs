@@ -89,9 +89,9 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{IntoConnectionInfo as _, Script};
 use serde::{Deserialize, Serialize};
-use tokensmith_core::error::BoxError;
-use tokensmith_core::http::redact_url_password;
+use tokensmith_core::error::SharedError as BoxError;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
+use tokensmith_core::support::redact_url_password;
 use tokensmith_core::{AccessToken, Error, LockGuard, RefreshLock, Result, StoredToken, TokenStore, Versioned};
 
 /// The default key prefix.

@@ -71,7 +71,7 @@ use std::sync::Arc;
 
 use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
 use tokensmith_core::style::RequestBody;
-use tokensmith_core::{BodyFormat, TokenEndpoint};
+use tokensmith_core::{TokenEndpoint, request::BodyFormat};
 use url::Url;
 
 // Names the crate docs link to.
@@ -137,7 +137,7 @@ pub type RubyStyleBuilder = Builder<RubyStyle>;
 /// separated by spaces.
 ///
 /// ```
-/// use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes};
+/// use tokensmith_core::{ClientCredentials, Scopes, request::{BodyFormat, Grant}};
 ///
 /// let endpoint = tokensmith_ruby_style::endpoint("https://api.example.com/oauth/token".parse().unwrap());
 /// assert_eq!(endpoint.format(), BodyFormat::Json);

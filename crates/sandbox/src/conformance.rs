@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::ManualClock;
-use tokensmith_core::{AuthorizedClient, Clock, Error, OAuthErrorCode, SharedTokenProvider, TokenProvider};
+use tokensmith_core::{AuthorizedClient, Clock, Error, SharedTokenProvider, TokenProvider, error::OAuthErrorCode};
 
 use crate::clients::SPECIAL_SECRET;
 use crate::config::{Dialect, SandboxConfig};

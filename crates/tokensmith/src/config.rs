@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
-use tokensmith_core::http::redact_url_password;
-use tokensmith_core::options::{
+use tokensmith_core::support::redact_url_password;
+use tokensmith_core::support::{
     check_env_var_name, is_env_var_name, parse_bool_setting, parse_seconds_setting, seconds_setting,
 };
 use tokensmith_core::{Error, Result, RetryPolicy};

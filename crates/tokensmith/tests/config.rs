@@ -668,7 +668,7 @@ fn a_dialect_that_renames_every_field_is_configuration() {
     let debug = format!("{config:?}");
     assert!(!debug.contains("client-secret-0f3a") && !debug.contains("api-key-9c1d"), "{debug}");
     let (client, scopes) = tokensmith::custom::client(&config).unwrap();
-    let request = client.build_request(&tokensmith::Grant::ClientCredentials, &scopes).unwrap();
+    let request = client.build_request(&tokensmith::request::Grant::ClientCredentials, &scopes).unwrap();
     assert_eq!(
         String::from_utf8(request.wire_body()).unwrap(),
         r#"{"grantKind":"client_credentials","permissions":"read write","api_key":"api-key-9c1d","tenant":"eu-1","consumerKey":"my-client","consumerSecret":"client-secret-0f3a"}"#
@@ -741,7 +741,7 @@ fn the_documented_renamed_dialect_works() {
     let mut config = Config::from_toml_str(toml).unwrap();
     config.resolve_secrets_with(&env_of(&[("MY_SECRET", "s3cr3t-doc-1"), ("MY_API_KEY", "k3y-doc-2")])).unwrap();
     let (client, scopes) = tokensmith::custom::client(&config).unwrap();
-    let request = client.build_request(&tokensmith::Grant::ClientCredentials, &scopes).unwrap();
+    let request = client.build_request(&tokensmith::request::Grant::ClientCredentials, &scopes).unwrap();
     assert_eq!(
         request.redacted_body(),
         r#"{"grantKind":"client_credentials","permissions":"read write","api_key":"[redacted]","tenant":"eu-1","consumerKey":"my-client","consumerSecret":"[redacted]"}"#
