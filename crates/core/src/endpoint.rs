@@ -284,8 +284,7 @@ impl TokenEndpoint {
         }
         // What the style adds, on a request of its own (so that a name it shares with another field
         // shows rather than replacing it), checked by the rules every request obeys.
-        let shaped =
-            TokenRequest::new(self.token_url.clone(), self.body_format).with_credentials(credentials, self.style())?;
+        let shaped = self.style().shape(credentials, TokenRequest::new(self.token_url.clone(), self.body_format))?;
         self.unshaped_request(&Grant::ClientCredentials, &Scopes::empty()).validate()?;
         let style_names = shaped.param_names();
         common.extend(style_names.iter().map(|n| (n.as_str(), "credential_style")));
@@ -340,7 +339,7 @@ impl TokenEndpoint {
         credentials: &ClientCredentials,
         scopes: &Scopes,
     ) -> Result<TokenRequest> {
-        self.unshaped_request(grant, scopes).with_credentials(credentials, self.credential_style.as_ref())
+        self.credential_style.shape(credentials, self.unshaped_request(grant, scopes))
     }
 
     /// The request for `grant` and `scopes` before the credential style shapes it.

@@ -6,12 +6,11 @@
 //! the real bytes to the transport.
 //!
 //! ```
-//! use tokensmith_core::{ClientCredentials, style::BasicAuthRaw, request::{BodyFormat, Grant, TokenRequest}};
+//! use tokensmith_core::{ClientCredentials, style::{BasicAuthRaw, CredentialStyle as _}, request::{BodyFormat, Grant, TokenRequest}};
 //!
 //! let url = "https://accounts.probit.com/token".parse().unwrap();
-//! let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials)
-//!     .with_credentials(&ClientCredentials::new("id", "secret"), &BasicAuthRaw)
-//!     .unwrap();
+//! let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials);
+//! let request = BasicAuthRaw.shape(&ClientCredentials::new("id", "secret"), request).unwrap();
 //! assert_eq!(request.wire_body(), br#"{"grant_type":"client_credentials"}"#);
 //! assert!(!format!("{request:?}").contains("secret\""));
 //! ```
@@ -27,9 +26,8 @@ use serde::{Serialize, Serializer};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::style::CredentialStyle;
 use crate::support::REDACTED;
-use crate::token::{ClientCredentials, RefreshToken, Scopes};
+use crate::token::{RefreshToken, Scopes};
 
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
@@ -299,14 +297,6 @@ impl TokenRequest {
         let name = name.to_ascii_lowercase();
         self.headers.retain(|(n, _)| *n != name);
         self
-    }
-
-    /// Places `credentials` on the request with `style`, then checks that they are sent one way only
-    /// and never in the URL.
-    pub fn with_credentials(mut self, credentials: &ClientCredentials, style: &dyn CredentialStyle) -> Result<Self> {
-        style.apply(credentials, &mut self)?;
-        self.validate()?;
-        Ok(self)
     }
 
     /// Checks the rules every token request obeys: credentials never in the URL query, never both in

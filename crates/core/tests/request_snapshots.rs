@@ -67,9 +67,8 @@ fn decoded_basic(style: &dyn CredentialStyle) -> String {
         "https://auth.example.com/token".parse().unwrap(),
         BodyFormat::Form,
         &Grant::ClientCredentials,
-    )
-    .with_credentials(&creds, style)
-    .unwrap();
+    );
+    let request = style.shape(&creds, request).unwrap();
     let headers = request.wire_headers().unwrap();
     let value = headers.get("authorization").unwrap().to_str().unwrap().to_owned();
     let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
@@ -85,9 +84,8 @@ fn basic_header_encodings() {
         "https://auth.example.com/token".parse().unwrap(),
         BodyFormat::Json,
         &Grant::ClientCredentials,
-    )
-    .with_credentials(&raw_creds, &BasicAuthRaw)
-    .unwrap();
+    );
+    let request = BasicAuthRaw.shape(&raw_creds, request).unwrap();
     let headers = request.wire_headers().unwrap();
     let value = headers.get("authorization").unwrap().to_str().unwrap();
     let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
