@@ -342,7 +342,7 @@ proptest! {
         attempt in any::<u32>(),
     ) {
         let response = HttpResponse::json(status, r#"{"error":"slow_down"}"#).with_header("retry-after", &value);
-        let error = parse_error(&response);
+        let error = parse_error(&response, std::time::SystemTime::now());
         let wait = error.retry_after();
         if let Some(wait) = wait {
             prop_assert!(wait <= Duration::from_secs(86_400), "{:?}", wait);

@@ -371,12 +371,18 @@ impl AccessTokenBuilder {
     /// a response or a caller) is moved to that bound, and the lifetime is at most the time to it:
     /// no later arithmetic or formatting of them can overflow.
     pub fn build(self) -> AccessToken {
-        let now = SystemTime::now();
-        let an_hour = now.checked_add(Duration::from_secs(3600)).unwrap_or(now);
-        let expires_at = self.expires_at.unwrap_or(an_hour).clamp(UNIX_EPOCH, latest_expiry());
+        // The system clock is read only for what the caller left out: a token from a store or from
+        // `expires_in(now, ..)` (the injected clock's now) has both, so its build reads no clock.
+        let expires_at = self
+            .expires_at
+            .unwrap_or_else(|| {
+                let now = SystemTime::now();
+                now.checked_add(Duration::from_secs(3600)).unwrap_or(now)
+            })
+            .clamp(UNIX_EPOCH, latest_expiry());
         let lifetime = self
             .lifetime
-            .unwrap_or_else(|| expires_at.duration_since(now).unwrap_or(Duration::ZERO))
+            .unwrap_or_else(|| expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
             .min(latest_expiry().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO));
         AccessToken(Arc::new(Inner {
             secret: self.secret,
