@@ -90,7 +90,10 @@ pub struct StoreEncryption {
 
 impl fmt::Debug for StoreEncryption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreEncryption").field("algorithm", &"AES-256-GCM").field("key", &"** redacted **").finish()
+        f.debug_struct("StoreEncryption")
+            .field("algorithm", &"AES-256-GCM")
+            .field("key", &crate::support::REDACTED)
+            .finish()
     }
 }
 
@@ -487,7 +490,7 @@ mod tests {
     fn debug_shows_no_key_bytes() {
         let key = [0xABu8; 32];
         let debug = format!("{:?}", sealer(key));
-        assert_eq!(debug, "StoreEncryption { algorithm: \"AES-256-GCM\", key: \"** redacted **\" }");
+        assert_eq!(debug, "StoreEncryption { algorithm: \"AES-256-GCM\", key: \"[redacted]\" }");
         for fragment in ["171", "ab", "AB", &STANDARD.encode(&key[..6])] {
             assert!(!debug.contains(fragment), "{debug}");
         }

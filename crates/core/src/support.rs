@@ -119,7 +119,7 @@ pub fn parse_url(key: &str, text: &str, allow_insecure_http: bool) -> Result<Url
     Ok(url)
 }
 
-/// `url` with every password in it replaced by `redacted`, for messages, `Debug` output and logs: the
+/// `url` with every password in it replaced by [`REDACTED`], for messages, `Debug` output and logs: the
 /// one function that shows a URL which may carry a password (a Redis store URL, say).
 ///
 /// It hides the userinfo password (`redis://user:password@host`) and the value of every `pass` or
@@ -131,20 +131,20 @@ pub fn parse_url(key: &str, text: &str, allow_insecure_http: bool) -> Result<Url
 /// ```
 /// use tokensmith_core::support::redact_url_password;
 ///
-/// assert_eq!(redact_url_password("redis://:hunter2@10.0.0.5:6379/0"), "redis://:redacted@10.0.0.5:6379/0");
+/// assert_eq!(redact_url_password("redis://:hunter2@10.0.0.5:6379/0"), "redis://:[redacted]@10.0.0.5:6379/0");
 /// assert_eq!(redact_url_password("redis://10.0.0.5/0"), "redis://10.0.0.5/0");
 /// assert_eq!(
 ///     redact_url_password("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
-///     "redis+unix:///run/redis.sock?db=1&pass=redacted"
+///     "redis+unix:///run/redis.sock?db=1&pass=[redacted]"
 /// );
-/// assert_eq!(redact_url_password("redis://:hunter2@host:99999/0"), "redis://:redacted@host:99999/0");
+/// assert_eq!(redact_url_password("redis://:hunter2@host:99999/0"), "redis://:[redacted]@host:99999/0");
 /// assert_eq!(redact_url_password("hunter2"), "(unparseable URL)");
 /// ```
 pub fn redact_url_password(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
-                let _ = parsed.set_password(Some(URL_PASSWORD));
+                let _ = parsed.set_password(Some(URL_PASSWORD_PLACEHOLDER));
             }
             if let Some(query) = parsed.query() {
                 let redacted = redact_query(query);
@@ -152,13 +152,13 @@ pub fn redact_url_password(url: &str) -> String {
                     parsed.set_query(Some(&redacted));
                 }
             }
-            parsed.to_string()
+            parsed.to_string().replacen(&format!(":{URL_PASSWORD_PLACEHOLDER}@"), &format!(":{REDACTED}@"), 1)
         }
         Err(_) => match url.split_once("://") {
             Some((scheme, rest)) => {
                 let rest = match rest.rfind('@') {
                     Some(at) => match rest[..at].split_once(':') {
-                        Some((user, _)) => format!("{user}:{URL_PASSWORD}{}", &rest[at..]),
+                        Some((user, _)) => format!("{user}:{REDACTED}{}", &rest[at..]),
                         None => rest.to_owned(),
                     },
                     None => rest.to_owned(),
@@ -191,7 +191,7 @@ pub fn redact_url_password(url: &str) -> String {
 }
 
 /// A query string with the value of each `pass` / `password` parameter (its name percent-decoded, any
-/// case) replaced by [`URL_PASSWORD`]; every other parameter is kept as it was written.
+/// case) replaced by [`REDACTED`]; every other parameter is kept as it was written.
 fn redact_query(query: &str) -> String {
     query
         .split('&')
@@ -199,14 +199,15 @@ fn redact_query(query: &str) -> String {
             let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
             let name = url::form_urlencoded::parse(raw_name.as_bytes()).next().map(|(name, _)| name);
             let secret = name.is_some_and(|n| n.eq_ignore_ascii_case("pass") || n.eq_ignore_ascii_case("password"));
-            if secret { format!("{raw_name}={URL_PASSWORD}") } else { pair.to_owned() }
+            if secret { format!("{raw_name}={REDACTED}") } else { pair.to_owned() }
         })
         .collect::<Vec<_>>()
         .join("&")
 }
 
-/// What a password in a URL is replaced with.
-const URL_PASSWORD: &str = "redacted";
+/// Stands for [`REDACTED`] while a URL is serialized: the `url` crate would percent-encode the
+/// marker's brackets in the userinfo. Letters only, so it is written as it is.
+const URL_PASSWORD_PLACEHOLDER: &str = "tokensmithREDACTEDpassword";
 
 /// An excerpt of a URL from configuration for an error message, with any password redacted.
 fn excerpt_url(text: &str) -> String {
@@ -320,19 +321,19 @@ mod tests {
     #[test]
     fn redact_url_password_hides_userinfo_and_query_passwords() {
         let cases = [
-            ("redis://user:hunter2@h:6379/0", "redis://user:redacted@h:6379/0"),
-            ("redis+unix:///run/redis.sock?pass=hunter2", "redis+unix:///run/redis.sock?pass=redacted"),
+            ("redis://user:hunter2@h:6379/0", "redis://user:[redacted]@h:6379/0"),
+            ("redis+unix:///run/redis.sock?pass=hunter2", "redis+unix:///run/redis.sock?pass=[redacted]"),
             (
                 "redis+unix:///run/redis.sock?db=2&password=hunter2&user=u",
-                "redis+unix:///run/redis.sock?db=2&password=redacted&user=u",
+                "redis+unix:///run/redis.sock?db=2&password=[redacted]&user=u",
             ),
-            ("rediss://h/0?PASS=hunter2#insecure", "rediss://h/0?PASS=redacted#insecure"),
-            ("redis+unix:///s?p%61ss=hunter2", "redis+unix:///s?p%61ss=redacted"),
-            ("redis://:hunter2@h/0?pass=hunter2", "redis://:redacted@h/0?pass=redacted"),
+            ("rediss://h/0?PASS=hunter2#insecure", "rediss://h/0?PASS=[redacted]#insecure"),
+            ("redis+unix:///s?p%61ss=hunter2", "redis+unix:///s?p%61ss=[redacted]"),
+            ("redis://:hunter2@h/0?pass=hunter2", "redis://:[redacted]@h/0?pass=[redacted]"),
             // Unparseable (bad port, space in the host): redacted by pattern.
-            ("redis://u:hunter2@h:99999/0?pass=hunter2#x", "redis://u:redacted@h:99999/0?pass=redacted#x"),
-            ("redis+unix://bad host/s?password=hunter2", "redis+unix://bad host/s?password=redacted"),
-            ("redis://:hun@ter2@bad host", "redis://:redacted@bad host"),
+            ("redis://u:hunter2@h:99999/0?pass=hunter2#x", "redis://u:[redacted]@h:99999/0?pass=[redacted]#x"),
+            ("redis+unix://bad host/s?password=hunter2", "redis+unix://bad host/s?password=[redacted]"),
+            ("redis://:hun@ter2@bad host", "redis://:[redacted]@bad host"),
             ("hunter2", "(unparseable URL)"),
         ];
         for (url, want) in cases {

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::error::{Error, Result};
 
-const REDACTED: &str = "** redacted **";
+use crate::support::REDACTED;
 
 /// Client credentials: the client id and, for confidential clients, the client secret.
 ///
@@ -82,7 +82,7 @@ impl fmt::Debug for ClientCredentials {
 /// use tokensmith_core::RefreshToken;
 ///
 /// let rt = RefreshToken::new("rt-123");
-/// assert_eq!(format!("{rt:?}"), "RefreshToken(** redacted **)");
+/// assert_eq!(format!("{rt:?}"), "RefreshToken([redacted])");
 /// ```
 #[derive(Clone)]
 pub struct RefreshToken(SecretString);

@@ -123,7 +123,7 @@ impl fmt::Debug for KitContext {
             .field("sandbox", &self.sandbox)
             .field("dialect", &self.dialect)
             .field("client_id", &self.client_id)
-            .field("client_secret", &"** redacted **")
+            .field("client_secret", &crate::REDACTED)
             .finish_non_exhaustive()
     }
 }

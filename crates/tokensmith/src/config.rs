@@ -114,7 +114,7 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Secret::Value(_) => f.write_str("Value(** redacted **)"),
+            Secret::Value(_) => write!(f, "Value({})", tokensmith_core::support::REDACTED),
             Secret::Env(name) if is_env_var_name(name) => f.debug_tuple("Env").field(name).finish(),
             Secret::Env(_) => f.write_str("Env(** not a variable name, not shown **)"),
             Secret::File(path) => f.debug_tuple("File").field(path).finish(),
@@ -390,7 +390,7 @@ impl fmt::Debug for StoreConfig {
 /// use tokensmith::config::StoreConfig;
 ///
 /// let redis = StoreConfig::Redis { url: "redis://:hunter2@10.0.0.5:6379/0".into(), prefix: None };
-/// assert_eq!(redis.to_string(), "Redis at redis://:redacted@10.0.0.5:6379/0");
+/// assert_eq!(redis.to_string(), "Redis at redis://:[redacted]@10.0.0.5:6379/0");
 /// ```
 impl fmt::Display for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

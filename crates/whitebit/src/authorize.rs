@@ -18,7 +18,7 @@ use tokensmith_core::{
 };
 use url::Url;
 
-const REDACTED: &str = "** redacted **";
+use tokensmith_core::support::REDACTED;
 
 /// Random bytes in a `state` (256 bits; the issue asks for at least 128).
 const STATE_BYTES: usize = 32;

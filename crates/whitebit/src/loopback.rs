@@ -243,7 +243,10 @@ struct Shared {
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").field("state", &"** redacted **").field("claimed", &self.claimed).finish()
+        f.debug_struct("Shared")
+            .field("state", &tokensmith_core::support::REDACTED)
+            .field("claimed", &self.claimed)
+            .finish()
     }
 }
 

@@ -93,7 +93,7 @@ impl fmt::Debug for WhitebitBuilder {
         f.debug_struct("WhitebitBuilder")
             .field("base_url", &self.base_url)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "** redacted **"))
+            .field("client_secret", &self.client_secret.as_ref().map(|_| tokensmith_core::support::REDACTED))
             .field("redirect_uri", &self.redirect_uri)
             .field("options", &self.options)
             .finish_non_exhaustive()
