@@ -200,8 +200,8 @@ fn no_marker(what: &str, text: &str) -> Result<(), TestCaseError> {
 fn check_config(mut config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), TestCaseError> {
     no_marker("Config's Debug", &format!("{config:?}"))?;
     if let Ok(policy) = config.retry_policy() {
-        prop_assert!(policy.timeout_per_attempt() <= Duration::from_secs(3600));
-        prop_assert!(Instant::now().checked_add(policy.overall_deadline()).is_some());
+        prop_assert!(policy.get_attempt_timeout() <= Duration::from_secs(3600));
+        prop_assert!(Instant::now().checked_add(policy.get_deadline()).is_some());
     }
     if let Ok(Some(lifetime)) = config.fallback_lifetime() {
         prop_assert!(lifetime <= Duration::from_secs(30 * 24 * 3600));

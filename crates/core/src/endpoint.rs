@@ -284,7 +284,9 @@ impl TokenEndpoint {
         }
         // What the style adds, on a request of its own (so that a name it shares with another field
         // shows rather than replacing it), checked by the rules every request obeys.
-        let shaped = self.style().shape(credentials, TokenRequest::new(self.token_url.clone(), self.body_format))?;
+        let shaped = self
+            .get_credential_style()
+            .shape(credentials, TokenRequest::new(self.token_url.clone(), self.body_format))?;
         self.unshaped_request(&Grant::ClientCredentials, &Scopes::empty()).validate()?;
         let style_names = shaped.param_names();
         common.extend(style_names.iter().map(|n| (n.as_str(), "credential_style")));
@@ -317,18 +319,18 @@ impl TokenEndpoint {
         self.refresh_url.as_ref().unwrap_or(&self.token_url)
     }
 
-    /// The credential style.
-    pub fn style(&self) -> &dyn CredentialStyle {
+    /// The credential style (set with [`credential_style`](Self::credential_style)).
+    pub fn get_credential_style(&self) -> &dyn CredentialStyle {
         self.credential_style.as_ref()
     }
 
-    /// The response format.
-    pub fn response(&self) -> &ResponseFormat {
+    /// The response format (set with [`response_format`](Self::response_format)).
+    pub fn get_response_format(&self) -> &ResponseFormat {
         &self.response
     }
 
-    /// The body format.
-    pub fn format(&self) -> BodyFormat {
+    /// The body format (set with [`body_format`](Self::body_format)).
+    pub fn get_body_format(&self) -> BodyFormat {
         self.body_format
     }
 
@@ -636,7 +638,7 @@ impl TokenClient {
 
     async fn send_with_retries(&self, request: &TokenRequest, grant: &Grant, scopes: &Scopes) -> Result<AccessToken> {
         let started = Instant::now();
-        let deadline = instant_after(tokio::time::Instant::now(), self.retry.overall_deadline());
+        let deadline = instant_after(tokio::time::Instant::now(), self.retry.get_deadline());
         let previous_refresh = match grant {
             Grant::RefreshToken(rt) => Some(rt),
             _ => None,
@@ -646,16 +648,16 @@ impl TokenClient {
             attempt = attempt.saturating_add(1);
             let attempt_started = Instant::now();
             // One timer bounds the attempt: its own timeout, or what is left of the deadline.
-            let attempt_deadline = instant_after(tokio::time::Instant::now(), self.retry.timeout_per_attempt());
+            let attempt_deadline = instant_after(tokio::time::Instant::now(), self.retry.get_attempt_timeout());
             let sent = tokio::time::timeout_at(attempt_deadline.min(deadline), self.transport.send(request)).await;
             let outcome = match sent {
                 Err(_) if attempt_deadline < deadline => Err(Error::Transport(TransportError::new(
                     TransportErrorKind::Timeout,
-                    format!("no response within the attempt timeout of {:?}", self.retry.timeout_per_attempt()),
+                    format!("no response within the attempt timeout of {:?}", self.retry.get_attempt_timeout()),
                 ))),
                 Err(_) => Err(Error::Transport(TransportError::new(
                     TransportErrorKind::Timeout,
-                    format!("no response within the overall deadline of {:?}", self.retry.overall_deadline()),
+                    format!("no response within the overall deadline of {:?}", self.retry.get_deadline()),
                 ))),
                 Ok(Err(e)) => Err(Error::Transport(e)),
                 Ok(Ok(response)) => {
@@ -693,7 +695,7 @@ impl TokenClient {
             let backoff = self.retry.backoff(attempt, error.retry_after());
             let retry = error.is_retryable()
                 && (!consumes_grant(grant) || surely_not_processed(&error))
-                && attempt < self.retry.attempts()
+                && attempt < self.retry.get_max_attempts()
                 && now.checked_add(backoff).is_some_and(|retry_at| retry_at < deadline);
             if !retry {
                 tracing::warn!(attempt, error = %error, elapsed_ms = started.elapsed().as_millis() as u64, "token request failed");

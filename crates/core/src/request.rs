@@ -167,7 +167,7 @@ impl From<SecretString> for Value {
 /// One request to a token endpoint.
 ///
 /// Built with [`TokenRequest::for_grant`] (or [`TokenRequest::new`]), then shaped by a
-/// [`CredentialStyle`] and a provider's dialect. Headers and parameters keep the order they were added
+/// [`CredentialStyle`](crate::style::CredentialStyle) and a provider's dialect. Headers and parameters keep the order they were added
 /// in (headers sorted by name when rendered), so renderings are stable.
 #[derive(Clone)]
 pub struct TokenRequest {
@@ -342,7 +342,7 @@ impl TokenRequest {
     }
 
     /// The body format.
-    pub fn format(&self) -> BodyFormat {
+    pub fn body_format(&self) -> BodyFormat {
         self.format
     }
 

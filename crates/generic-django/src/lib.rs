@@ -208,7 +208,7 @@ impl FromStr for DjangoCredentials {
 /// use tokensmith_core::{ClientCredentials, Scopes, request::{BodyFormat, Grant}};
 ///
 /// let endpoint = tokensmith_generic_django::endpoint("https://auth.example.com/o/token/".parse().unwrap());
-/// assert_eq!(endpoint.format(), BodyFormat::Form);
+/// assert_eq!(endpoint.get_body_format(), BodyFormat::Form);
 /// let request = endpoint
 ///     .build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "secret"), &Scopes::parse("read write"))
 ///     .unwrap();

@@ -147,8 +147,8 @@ pub type ProbitBuilder = Builder<Probit>;
 /// use tokensmith_core::{ClientCredentials, Scopes, request::{BodyFormat, Grant}};
 ///
 /// let endpoint = tokensmith_probit::endpoint(tokensmith_probit::DEFAULT_TOKEN_URL.parse().unwrap());
-/// assert_eq!(endpoint.format(), BodyFormat::Json);
-/// assert_eq!(endpoint.style().name(), "basic-raw");
+/// assert_eq!(endpoint.get_body_format(), BodyFormat::Json);
+/// assert_eq!(endpoint.get_credential_style().name(), "basic-raw");
 /// let request = endpoint
 ///     .build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "secret"), &Scopes::empty())
 ///     .unwrap();

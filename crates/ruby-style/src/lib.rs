@@ -140,7 +140,7 @@ pub type RubyStyleBuilder = Builder<RubyStyle>;
 /// use tokensmith_core::{ClientCredentials, Scopes, request::{BodyFormat, Grant}};
 ///
 /// let endpoint = tokensmith_ruby_style::endpoint("https://api.example.com/oauth/token".parse().unwrap());
-/// assert_eq!(endpoint.format(), BodyFormat::Json);
+/// assert_eq!(endpoint.get_body_format(), BodyFormat::Json);
 /// let request = endpoint
 ///     .build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "secret"), &Scopes::empty())
 ///     .unwrap();

@@ -1044,7 +1044,7 @@ impl Config {
             None => Ok(policy),
             Some(secs) => {
                 let timeout = seconds_setting("timeout", secs, TIMEOUT_SECS)?;
-                let deadline = timeout.max(policy.overall_deadline());
+                let deadline = timeout.max(policy.get_deadline());
                 Ok(policy.attempt_timeout(timeout).deadline(deadline))
             }
         }

@@ -447,11 +447,11 @@ fn the_timeout_becomes_the_retry_policy_of_every_provider() {
     };
     assert_eq!(with(None).retry_policy().unwrap(), tokensmith::RetryPolicy::default());
     let short = with(Some(5)).retry_policy().unwrap();
-    assert_eq!(short.timeout_per_attempt(), std::time::Duration::from_secs(5));
-    assert_eq!(short.overall_deadline(), std::time::Duration::from_secs(30));
+    assert_eq!(short.get_attempt_timeout(), std::time::Duration::from_secs(5));
+    assert_eq!(short.get_deadline(), std::time::Duration::from_secs(30));
     // A timeout longer than the default deadline lengthens the deadline: one attempt fits.
     let long = with(Some(45)).retry_policy().unwrap();
-    assert_eq!(long.overall_deadline(), std::time::Duration::from_secs(45));
+    assert_eq!(long.get_deadline(), std::time::Duration::from_secs(45));
     assert_key(with(Some(0)).retry_policy(), "timeout");
 
     for (provider, extra) in [
@@ -677,7 +677,7 @@ fn a_dialect_that_renames_every_field_is_configuration() {
     for shown in [format!("{request:?}"), format!("{client:?}")] {
         assert!(!shown.contains("client-secret-0f3a") && !shown.contains("api-key-9c1d"), "{shown}");
     }
-    let pointers = client.endpoint().response();
+    let pointers = client.endpoint().get_response_format();
     use tokensmith::parse::ResponseField;
     assert_eq!(pointers.field_pointer(ResponseField::AccessToken), Some("/issued/bearer"));
     assert_eq!(pointers.field_pointer(ResponseField::ErrorDescription), Some("/problem/detail"));
