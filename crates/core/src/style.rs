@@ -278,9 +278,11 @@ impl CredentialStyle for PublicClient {
     }
 }
 
-/// A built-in style by its configuration name: `basic`, `basic-raw`, `body` or `none`.
+/// A built-in style by its configuration name: `basic`, `basic-raw`, `body` or `none` (any case,
+/// surrounding spaces ignored). The one parser of style names: configuration, dialects and provider
+/// builders all go through it.
 pub fn by_name(name: &str) -> Option<std::sync::Arc<dyn CredentialStyle>> {
-    Some(match name {
+    Some(match name.trim().to_ascii_lowercase().as_str() {
         "basic" => std::sync::Arc::new(BasicAuth),
         "basic-raw" => std::sync::Arc::new(BasicAuthRaw),
         "body" => std::sync::Arc::new(RequestBody),

@@ -73,7 +73,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
-use tokensmith_core::style::{BasicAuth, RequestBody};
+use tokensmith_core::style::{self, BasicAuth, RequestBody};
 use tokensmith_core::{Error, Result, TokenEndpoint, request::BodyFormat, style::CredentialStyle};
 use url::Url;
 
@@ -188,14 +188,17 @@ impl fmt::Display for DjangoCredentials {
 impl FromStr for DjangoCredentials {
     type Err = Error;
 
-    /// Parses `basic` or `body` (case-insensitive).
+    /// Parses `basic` or `body` (case-insensitive), with core's one parser of style names.
     fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "basic" => Ok(DjangoCredentials::Basic),
-            "body" => Ok(DjangoCredentials::Body),
-            other => Err(Error::config(
+        match style::by_name(s).as_deref().map(CredentialStyle::name) {
+            Some("basic") => Ok(DjangoCredentials::Basic),
+            Some("body") => Ok(DjangoCredentials::Body),
+            _ => Err(Error::config(
                 "credential_style",
-                format!("`{other}` is not a credential style of this provider; use `basic` or `body`"),
+                format!(
+                    "`{}` is not a credential style of this provider; use `basic` or `body`",
+                    s.trim().to_ascii_lowercase()
+                ),
             )),
         }
     }
