@@ -379,7 +379,7 @@ async fn fetch_with_fault(
             fetch(provider.shared(), fault).await
         }
         Target::WhitebitExchange | Target::WhitebitRefresh => {
-            let provider = with_client!(WhitebitBuilder::new().base_url(&sandbox.base_url(d)), client);
+            let provider = with_client!(WhitebitBuilder::new().base_url(sandbox.base_url(d)), client);
             // The sandbox approves at once: the authorization page redirects to the callback.
             let pending = provider.authorize();
             let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

@@ -21,7 +21,7 @@
 //!     .base_url("https://payments.example.com")
 //!     .client_id("your-client-id")
 //!     .client_secret("your-client-secret")
-//! #   .base_url(&sandbox.base_url(tokensmith_sandbox::Dialect::GenericDjango))
+//! #   .base_url(sandbox.base_url(tokensmith_sandbox::Dialect::GenericDjango))
 //! #   .client_id(demo.client_id).client_secret(demo.client_secret)
 //!     .scopes(Scopes::parse("read write"))
 //!     .build()?;

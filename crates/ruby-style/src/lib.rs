@@ -21,7 +21,7 @@
 //!     .base_url("https://api.example.com")
 //!     .client_id("your-client-id")
 //!     .client_secret("your-client-secret")
-//! #   .base_url(&sandbox.base_url(tokensmith_sandbox::Dialect::RubyStyle))
+//! #   .base_url(sandbox.base_url(tokensmith_sandbox::Dialect::RubyStyle))
 //! #   .client_id(demo.client_id).client_secret(demo.client_secret)
 //!     .build()?;
 //!

@@ -566,7 +566,7 @@ mod tests {
         let provider = crate::WhitebitProvider::builder()
             .client_id("cid")
             .client_secret("secret")
-            .redirect_uri(&listener.redirect_uri())
+            .redirect_uri(listener.redirect_uri())
             .build()
             .unwrap();
         let pending = provider.authorize();
