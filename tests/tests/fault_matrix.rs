@@ -26,8 +26,10 @@ use base64::Engine as _;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::testing::LogCapture;
 use tokensmith_core::{
-    AccessToken, ClientCredentials, Error, Grant, HttpResponse, ReqwestTransport, RetryPolicy, Scopes,
-    SharedTokenProvider, TokenClient, TokenEndpoint, TokenRequest, Transport, TransportError, TransportErrorKind,
+    AccessToken, ClientCredentials, Error, RetryPolicy, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint,
+    error::{TransportError, TransportErrorKind},
+    http::{HttpResponse, ReqwestTransport, Transport},
+    request::{Grant, TokenRequest},
 };
 use tokensmith_generic_django::DjangoBuilder;
 use tokensmith_probit::ProbitBuilder;

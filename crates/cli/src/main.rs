@@ -24,8 +24,8 @@ use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use tokensmith::config::{CONFIG_FILE_VAR, Config, Secret, StoreConfig, StoreSpecError, warn_unknown_env_vars};
-use tokensmith::options::check_env_var_name;
 use tokensmith::secrecy::ExposeSecret as _;
+use tokensmith::support::check_env_var_name;
 use tokensmith::{Error, Registry};
 
 /// Exit code: a usage or configuration error.

@@ -6,7 +6,11 @@
 use base64::Engine as _;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::style::{BasicAuth, BasicAuthRaw, PublicClient, RequestBody};
-use tokensmith_core::{BodyFormat, ClientCredentials, CredentialStyle, Grant, RefreshToken, Scopes, TokenEndpoint};
+use tokensmith_core::{
+    ClientCredentials, RefreshToken, Scopes, TokenEndpoint,
+    request::{BodyFormat, Grant},
+    style::CredentialStyle,
+};
 
 const CLIENT_ID: &str = "client é/+ =&%";
 const CLIENT_SECRET: &str = "s3cr3t: % + / & = space é";
@@ -59,13 +63,12 @@ fn every_style_format_and_grant() {
 
 fn decoded_basic(style: &dyn CredentialStyle) -> String {
     let creds = ClientCredentials::new(CLIENT_ID, CLIENT_SECRET);
-    let request = tokensmith_core::TokenRequest::for_grant(
+    let request = tokensmith_core::request::TokenRequest::for_grant(
         "https://auth.example.com/token".parse().unwrap(),
         BodyFormat::Form,
         &Grant::ClientCredentials,
-    )
-    .with_credentials(&creds, style)
-    .unwrap();
+    );
+    let request = style.shape(&creds, request).unwrap();
     let headers = request.wire_headers().unwrap();
     let value = headers.get("authorization").unwrap().to_str().unwrap().to_owned();
     let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
@@ -77,13 +80,12 @@ fn decoded_basic(style: &dyn CredentialStyle) -> String {
 fn basic_header_encodings() {
     assert_eq!(decoded_basic(&BasicAuth), "client+%C3%A9%2F%2B+%3D%26%25:s3cr3t%3A+%25+%2B+%2F+%26+%3D+space+%C3%A9",);
     let raw_creds = ClientCredentials::new("client-id", CLIENT_SECRET);
-    let request = tokensmith_core::TokenRequest::for_grant(
+    let request = tokensmith_core::request::TokenRequest::for_grant(
         "https://auth.example.com/token".parse().unwrap(),
         BodyFormat::Json,
         &Grant::ClientCredentials,
-    )
-    .with_credentials(&raw_creds, &BasicAuthRaw)
-    .unwrap();
+    );
+    let request = BasicAuthRaw.shape(&raw_creds, request).unwrap();
     let headers = request.wire_headers().unwrap();
     let value = headers.get("authorization").unwrap().to_str().unwrap();
     let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();

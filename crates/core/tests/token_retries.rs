@@ -12,6 +12,12 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokensmith_core::*;
+use tokensmith_core::{
+    error::{TransportError, TransportErrorKind},
+    http::{HttpResponse, MockTransport, Transport},
+    request::{Grant, TokenRequest},
+    style::CredentialStyle,
+};
 
 type Reply = Result<HttpResponse, TransportError>;
 

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
-use tokensmith_core::http::redact_url_password;
-use tokensmith_core::options::{
+use tokensmith_core::support::redact_url_password;
+use tokensmith_core::support::{
     check_env_var_name, is_env_var_name, parse_bool_setting, parse_seconds_setting, seconds_setting,
 };
 use tokensmith_core::{Error, Result, RetryPolicy};
@@ -114,7 +114,7 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Secret::Value(_) => f.write_str("Value(** redacted **)"),
+            Secret::Value(_) => write!(f, "Value({})", tokensmith_core::support::REDACTED),
             Secret::Env(name) if is_env_var_name(name) => f.debug_tuple("Env").field(name).finish(),
             Secret::Env(_) => f.write_str("Env(** not a variable name, not shown **)"),
             Secret::File(path) => f.debug_tuple("File").field(path).finish(),
@@ -390,7 +390,7 @@ impl fmt::Debug for StoreConfig {
 /// use tokensmith::config::StoreConfig;
 ///
 /// let redis = StoreConfig::Redis { url: "redis://:hunter2@10.0.0.5:6379/0".into(), prefix: None };
-/// assert_eq!(redis.to_string(), "Redis at redis://:redacted@10.0.0.5:6379/0");
+/// assert_eq!(redis.to_string(), "Redis at redis://:[redacted]@10.0.0.5:6379/0");
 /// ```
 impl fmt::Display for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1135,7 +1135,7 @@ impl Config {
             None => Ok(policy),
             Some(secs) => {
                 let timeout = seconds_setting("timeout", secs, TIMEOUT_SECS)?;
-                let deadline = timeout.max(policy.overall_deadline());
+                let deadline = timeout.max(policy.get_deadline());
                 Ok(policy.attempt_timeout(timeout).deadline(deadline))
             }
         }

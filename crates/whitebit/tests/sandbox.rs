@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::{
-    AccessToken, CallbackError, Clock, Error, FileStore, OAuthErrorCode, RefreshPolicy, RetryPolicy, TokenProvider,
-    TokenStore,
+    AccessToken, Clock, Error, FileStore, RefreshPolicy, RetryPolicy, TokenProvider, TokenStore,
+    error::{CallbackError, OAuthErrorCode},
 };
 use tokensmith_sandbox::{Dialect, Sandbox};
 #[cfg(feature = "loopback")]
