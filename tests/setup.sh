@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs beyond Rust: the Django OAuth Toolkit venv (PyPI) and
-# Debian's Chromium + chromedriver. Idempotent and quick when everything is already there.
+# Installs everything the test suite needs beyond Rust: OpenSSL's headers (the native-tls feature,
+# built by --all-features), the Django OAuth Toolkit venv (PyPI), Debian's Chromium + chromedriver and
+# redis-server. Idempotent and quick when everything is already there.
 #
 #   tests/setup.sh && cargo test --workspace --all-features
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-build-deps.sh
 tests/dot/setup.sh
 tests/browser/install.sh
 tests/redis/install.sh

@@ -23,6 +23,12 @@ use crate::request::TokenRequest;
 
 #[cfg(feature = "reqwest")]
 mod reqwest_transport;
+/// The `reqwest` tokensmith is built with, so that a client for
+/// [`ReqwestTransportBuilder::build_from`] (or `AuthorizedClient`) needs no `reqwest` line, and no
+/// version to keep in step, in your own `Cargo.toml`.
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use reqwest;
 #[cfg(feature = "reqwest")]
 pub(crate) use reqwest_transport::transport_error;
 #[cfg(feature = "reqwest")]

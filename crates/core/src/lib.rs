@@ -42,6 +42,12 @@
 //!   another, and `AuthorizedClient`. Without it no part of reqwest is compiled: a crate that only
 //!   implements the traits (a store, a tower layer) depends on `tokensmith-core` with
 //!   `default-features = false`.
+//! - TLS, passed through to reqwest (and by every provider crate and the facade): `rustls` (default;
+//!   rustls with aws-lc-rs), `rustls-ring` (rustls with ring: no aws-lc-sys to build, a lighter
+//!   build), `native-tls` (the platform's library; OpenSSL headers on Linux). `http2` (default)
+//!   negotiates HTTP/2; without it, HTTP/1.1 only. A proxy, extra roots or a client certificate go on a
+//!   `reqwest::ClientBuilder` given to `ReqwestTransportBuilder::build_from`, which keeps the token
+//!   rules (no redirects, body cap, HTTPS).
 //! - `file-store` (default): `FileStore`, token sets in a file shared between processes.
 //! - `testing`: `http::MockTransport`, a `mockall` mock of [`http::Transport`], and the helpers of
 //!   `testing`, for your own tests.

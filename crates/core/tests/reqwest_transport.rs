@@ -174,6 +174,28 @@ async fn redirects_are_refused_not_followed() {
     assert_eq!(target_seen.count(), 0, "the redirect was followed");
 }
 
+/// A client of the user's own that would follow redirects (and would send the body again) is built
+/// with the token rules on top: the redirect is refused, and the body cap and HTTPS rule hold.
+#[tokio::test]
+async fn a_client_builder_of_your_own_keeps_the_token_rules() {
+    use tokensmith_core::http::reqwest;
+    let own = || reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(10)).no_proxy();
+    let (target, target_seen) = serve(chunked(&["{}"])).await;
+    let answer = format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\n\r\n");
+    let (url, seen) = serve(vec![answer.into_bytes()]).await;
+    let transport = ReqwestTransport::builder().build_from(own()).unwrap();
+    assert_eq!(transport_error(transport.send(&request(&url)).await), TransportErrorKind::RedirectRefused);
+    assert_eq!((seen.count(), target_seen.count()), (1, 0), "the redirect was followed");
+
+    let huge = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5000000\r\n\r\n{".to_vec();
+    let (url, _) = serve(vec![huge]).await;
+    let capped = ReqwestTransport::builder().max_body_bytes(1024).build_from(own()).unwrap();
+    assert_eq!(transport_error(capped.send(&request(&url)).await), TransportErrorKind::BodyTooLarge);
+
+    let remote = url::Url::parse("http://auth.example.com/token").unwrap();
+    assert_eq!(transport_error(transport.send(&request(&remote)).await), TransportErrorKind::InsecureUrl);
+}
+
 #[tokio::test]
 async fn plain_http_to_a_remote_host_is_refused_without_a_request() {
     let url = url::Url::parse("http://auth.example.com/token").unwrap();

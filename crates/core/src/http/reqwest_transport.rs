@@ -91,7 +91,30 @@ impl ReqwestTransportBuilder {
 
     /// Builds the transport.
     pub fn build(self) -> Result<ReqwestTransport> {
-        let mut client = reqwest::Client::builder()
+        self.build_from(reqwest::Client::builder())
+    }
+
+    /// Builds the transport on a `reqwest` client builder of your own: a proxy, extra root
+    /// certificates, a client certificate, a DNS resolver. The token rules still hold, because they are
+    /// set here, over whatever `client` says: redirects are never followed, the connect timeout,
+    /// user agent and optional overall timeout are this builder's, bodies are capped at
+    /// [`max_body_bytes`](ReqwestTransportBuilder::max_body_bytes), and plain `http://` goes to
+    /// loopback hosts only unless allowed.
+    ///
+    /// ```
+    /// use tokensmith_core::http::{ReqwestTransport, reqwest};
+    ///
+    /// let corporate = reqwest::Client::builder().no_proxy(); // or .proxy(..), .add_root_certificate(..)
+    /// let transport = ReqwestTransport::builder().build_from(corporate).unwrap();
+    /// # let _ = transport;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `transport` when `reqwest` cannot build the client.
+    pub fn build_from(self, client: reqwest::ClientBuilder) -> Result<ReqwestTransport> {
+        install_crypto_provider();
+        let mut client = client
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
             .user_agent(self.user_agent);
@@ -106,6 +129,16 @@ impl ReqwestTransportBuilder {
             max_body_bytes: self.max_body_bytes,
             allow_insecure_http: self.allow_insecure_http,
         })
+    }
+}
+
+/// With the `rustls-ring` feature (and not `rustls`, which brings aws-lc-rs), rustls needs a
+/// process-wide crypto provider: ring is installed unless the program installed one.
+fn install_crypto_provider() {
+    #[cfg(all(feature = "rustls-ring", not(feature = "rustls")))]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails only when another thread installed one first, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 
