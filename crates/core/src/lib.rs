@@ -49,6 +49,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorized;
+mod backoff;
 mod cache;
 pub mod clock;
 pub mod dialect;
