@@ -14,7 +14,7 @@ use fs4::TryLockError;
 use rand::Rng as _;
 
 use crate::error::{BoxError, Error, Result};
-use crate::store::{LockGuard, RefreshLock, StoredToken, TokenStore, Versioned};
+use crate::store::{Coordinator, LockGuard, RefreshLock, StoredToken, TokenStore, Versioned};
 use crate::token::AccessToken;
 
 /// The file's content: store key -> token set.
@@ -74,7 +74,7 @@ impl FileRecord {
 ///
 /// Processes (two `tokensmith token --store F` runs, several services) may share one file; their
 /// refreshes are coordinated the way the Redis store coordinates a fleet
-/// ([`coordinates`](TokenStore::coordinates) is `true`), with OS file locks (`flock` on Unix,
+/// ([`coordination`](TokenStore::coordination) is the store itself), with OS file locks (`flock` on Unix,
 /// `LockFileEx` on Windows) on small lock files in a directory beside the token file,
 /// `.<file name>.locks/` (created `0700`; the lock files are kept, never deleted):
 /// - **One refresh per key at a time**: a refresh of a key runs under that key's lock (one lock file
@@ -355,11 +355,14 @@ impl TokenStore for FileStore {
         .await
     }
 
-    /// `true`: refreshes are coordinated across processes with OS file locks (see [`FileStore`]).
-    fn coordinates(&self) -> bool {
-        true
+    /// Refreshes are coordinated across processes with OS file locks (see [`FileStore`]).
+    fn coordination(&self) -> Option<&dyn Coordinator> {
+        Some(self)
     }
+}
 
+#[async_trait]
+impl Coordinator for FileStore {
     /// Tries the key's lock file, without waiting. `lease` is not used: an OS lock is held until it
     /// is released or its process exits.
     async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {
@@ -805,7 +808,7 @@ mod tests {
         let path = dir.0.join("tokens.json");
         let a = FileStore::new(&path);
         let b = FileStore::new(&path);
-        assert!(a.coordinates() && b.coordinates());
+        assert!(a.coordination().is_some() && b.coordination().is_some());
         let saved = a.save_versioned("k", &token("at-0", "rt-0")).await.unwrap().unwrap();
         a.save("other", &token("x", "y")).await.unwrap();
 

@@ -90,7 +90,7 @@ pub use request::{BodyFormat, Grant, TokenRequest};
 pub use retry::RetryPolicy;
 #[cfg(feature = "encryption")]
 pub use seal::StoreEncryption;
-pub use store::{LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned, store_key};
+pub use store::{Coordinator, LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned, store_key};
 pub use style::CredentialStyle;
 pub use token::{AccessToken, AccessTokenBuilder, ClientCredentials, RefreshToken, Scopes, constant_time_eq};
 
