@@ -1,7 +1,6 @@
 //! [`Entry`]: the cached token set and the instants, on both clocks, at which it is due for refresh
 //! and stops being handed out.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -13,9 +12,6 @@ use super::policy::RefreshPolicy;
 /// monotonic clock and on the wall clock: it is fresh (or usable) only while both say so (see
 /// [`Clock`]: the wall clock counts a suspended machine's sleep, the monotonic one does not).
 pub(super) struct Entry {
-    /// Unique in the process, so that a thread's replica of an entry's token is never mistaken for
-    /// another entry's.
-    pub(super) id: u64,
     pub(super) token: AccessToken,
     pub(super) refresh_at: Duration,
     pub(super) usable_until: Duration,
@@ -29,12 +25,6 @@ pub(super) struct Entry {
     /// shared store is unreachable (client credentials) is nobody's to save. `false` only while a
     /// failed save is retried in the background.
     pub(super) saved: bool,
-}
-
-static NEXT_ENTRY_ID: AtomicU64 = AtomicU64::new(1);
-
-fn next_id() -> u64 {
-    NEXT_ENTRY_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Entry {
@@ -54,7 +44,6 @@ impl Entry {
         let refresh_in = remaining.saturating_sub(policy.jittered_margin(lifetime));
         let usable_for = remaining.saturating_sub(policy.expiry_skew(lifetime));
         Entry {
-            id: next_id(),
             token,
             refresh_at: now.saturating_add(refresh_in),
             usable_until: now.saturating_add(usable_for),
@@ -80,7 +69,6 @@ impl Entry {
     /// The same token set, never fresh nor usable again (its refresh token is kept for the next fetch).
     pub(super) fn stale(&self) -> Entry {
         Entry {
-            id: next_id(),
             token: self.token.clone(),
             refresh_at: Duration::ZERO,
             usable_until: Duration::ZERO,
@@ -94,7 +82,6 @@ impl Entry {
     /// The same entry, now saved in the store at `version` (or at its own version if `None`).
     pub(super) fn saved_at(&self, version: Option<u64>) -> Entry {
         Entry {
-            id: self.id,
             token: self.token.clone(),
             refresh_at: self.refresh_at,
             usable_until: self.usable_until,
@@ -159,15 +146,15 @@ mod tests {
     }
 
     #[test]
-    fn stale_keeps_the_set_but_never_serves_it_and_saved_at_keeps_the_id() {
+    fn stale_keeps_the_set_but_never_serves_it_and_saved_at_keeps_the_instants() {
         let clock = SplitClock::new();
         let entry = Entry::new(token_for(&clock, "t", S(300)), &clock, &exact(), Some(1), false);
         let stale = entry.stale();
-        assert!(stale.token.same_token(&entry.token) && stale.id != entry.id);
+        assert!(stale.token.same_token(&entry.token));
         assert!(!stale.fresh(&clock) && !stale.usable(&clock));
         assert_eq!((stale.version, stale.saved), (Some(1), false));
         let saved = entry.saved_at(Some(9));
-        assert_eq!((saved.id, saved.version, saved.saved), (entry.id, Some(9), true));
+        assert_eq!((saved.refresh_at, saved.version, saved.saved), (entry.refresh_at, Some(9), true));
         assert_eq!(entry.saved_at(None).version, Some(1));
         assert!(saved.fresh(&clock));
     }

@@ -6,9 +6,8 @@
 //! - **Cached reads** ([`CachedProvider::cached_token`], [`CachedProvider::with_cached`]) load the
 //!   current entry through `arc-swap` and compare two timestamps from the [`Clock`] (coarse
 //!   monotonic and coarse wall clock, so that a token that expired while the machine slept is not
-//!   served): no lock, no allocation, no write to memory shared between threads. `with_cached` lends
-//!   the token without cloning it; `cached_token` clones a per-thread replica of it (see its docs),
-//!   so that threads reading at once do not contend on one reference count.
+//!   served): no lock, no allocation. `with_cached` lends the token without cloning it (no write to
+//!   memory shared between threads); `cached_token` clones it (one reference-count increment).
 //! - **Early refresh** — see [`RefreshPolicy`]: a token is refreshed when a margin proportional to its
 //!   lifetime remains, minus jitter.
 //! - **Single flight**: however many callers need a token at once, one fetch runs (in its own task on
@@ -45,7 +44,6 @@ mod entry;
 mod fleet;
 mod flight;
 mod policy;
-mod replica;
 mod save;
 mod source;
 #[cfg(test)]
@@ -68,7 +66,6 @@ use crate::token::AccessToken;
 use entry::{Entry, millis};
 use flight::State;
 pub use policy::RefreshPolicy;
-use replica::replica;
 pub use source::{ClientCredentialsSource, ProviderSource, RefreshTokenSource, TokenSource};
 
 struct Shared<S> {
@@ -248,16 +245,14 @@ impl<S: TokenSource> CachedProvider<S> {
 
     /// The cached token if it is fresh (not yet due for refresh).
     ///
-    /// No lock and, after a thread's first read of a token, no allocation: each thread clones its own
-    /// replica of the token (made on its first read), so that reads from many threads scale instead of
-    /// contending on one shared reference count. The replica is equal to the cached token
-    /// ([`AccessToken::same_token`]) but is another allocation; a thread keeps replicas of its last few
-    /// tokens until it exits.
+    /// No lock and no allocation: the token is cloned (a reference-count increment, shared by every
+    /// clone of the token). For the hottest paths, [`with_cached`](Self::with_cached) lends it without
+    /// even that write.
     #[inline]
     pub fn cached_token(&self) -> Option<AccessToken> {
         let guard = self.shared.current.load();
         let entry = guard.as_ref()?;
-        entry.fresh(&*self.shared.clock).then(|| replica(entry))
+        entry.fresh(&*self.shared.clock).then(|| entry.token.clone())
     }
 
     /// Reports that `token` was rejected; it is dropped if it is still the current token, so that the
