@@ -256,11 +256,14 @@ impl FileStore {
         tokio::task::spawn_blocking(move || f(&path)).await.map_err(|e| self.task_failed(e))?
     }
 
+    /// The blocking task that reads or writes the file did not finish: it panicked, or its runtime
+    /// shut down. That is no fault of the file, so it is [`Error::Runtime`], not [`Error::Store`]; the
+    /// panic's message is left out (it is not ours to vouch for).
     fn task_failed(&self, e: tokio::task::JoinError) -> Error {
-        Error::store(
-            format!("the token file `{}` could not be accessed: the file task failed ({e})", self.path.display()),
-            None,
-        )
+        let what = if e.is_panic() { "panicked" } else { "was cancelled (its runtime shut down)" };
+        Error::Runtime {
+            message: format!("the task accessing the token file `{}` {what}; try again", self.path.display()),
+        }
     }
 
     /// The refresh locks held by this store (a panic elsewhere cannot leave the map inconsistent:
@@ -980,6 +983,16 @@ mod tests {
             let t = store.load(&format!("k{i}")).await.unwrap().unwrap();
             assert_eq!(t.secret().expose_secret(), &format!("a{i}"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_file_task_that_panicked_is_a_runtime_error_without_the_panic_message() {
+        let store = FileStore::new("tokens.json");
+        let join = tokio::task::spawn_blocking(|| panic!("secret-in-the-panic")).await.unwrap_err();
+        let err = store.task_failed(join);
+        let text = err.to_string();
+        assert!(matches!(err, Error::Runtime { .. }), "{err:?}");
+        assert!(text.contains("panicked") && text.contains("tokens.json") && !text.contains("secret-in-the-panic"));
     }
 
     #[test]
