@@ -12,13 +12,14 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use tokensmith::async_trait::async_trait;
 use tokensmith::config::Config;
-use tokensmith::http::parse_url;
 use tokensmith::secrecy::ExposeSecret as _;
 use tokensmith::{
-    AccessToken, BodyFormat, CachedProvider, ClientCredentials, Grant, Registry, Result, Scopes, SharedTokenProvider,
-    TokenClient, TokenEndpoint, TokenSource, build_store, style::RequestBody,
+    AccessToken, CachedProvider, ClientCredentials, Registry, Result, Scopes, SharedTokenProvider, TokenClient,
+    TokenEndpoint, TokenSource, build_store,
+    request::{BodyFormat, Grant},
+    style::RequestBody,
 };
 use tokensmith_sandbox::{Dialect, Sandbox};
 
@@ -47,8 +48,10 @@ fn build_acme(config: &Config) -> Result<SharedTokenProvider> {
         .base_url
         .as_deref()
         .ok_or_else(|| tokensmith::Error::config("base_url", "acme needs its base URL; set base_url"))?;
-    let token_url =
-        parse_url("base_url", &format!("{}/oauth/token", base.trim_end_matches('/')), config.insecure_http())?;
+    // `TokenClientBuilder::build` checks the scheme (https://, or http:// where allowed).
+    let token_url = format!("{}/oauth/token", base.trim_end_matches('/'))
+        .parse()
+        .map_err(|e| tokensmith::Error::config("base_url", format!("not a URL: {e}")))?;
     let endpoint = TokenEndpoint::new(token_url).body_format(BodyFormat::Json).credential_style(Arc::new(RequestBody));
     let credentials = ClientCredentials::new(config.require_client_id()?, config.require_client_secret()?);
     let client =

@@ -10,8 +10,8 @@ use tokensmith::parse::{ResponseField, ResponseFormat};
 use tokensmith::secrecy::SecretString;
 use tokensmith::style::BodyCredentials;
 use tokensmith::{
-    BodyFormat, CachedProvider, ClientCredentials, ClientCredentialsSource, Grant, Result, Scopes, TokenClient,
-    TokenEndpoint, http::parse_url,
+    CachedProvider, ClientCredentials, ClientCredentialsSource, Result, Scopes, TokenClient, TokenEndpoint,
+    request::{BodyFormat, Grant},
 };
 
 /// The dialect: every field renamed, an API key with every request.
@@ -24,7 +24,10 @@ fn acme_v3(api_key: SecretString) -> Result<TokenEndpoint> {
         .field(ResponseField::Scope, "/issued/permissions")
         .field(ResponseField::Error, "/problem/type")
         .field(ResponseField::ErrorDescription, "/problem/detail");
-    Ok(TokenEndpoint::new(parse_url("token_url", "https://auth.example.test/v3/token", false)?)
+    let token_url = "https://auth.example.test/v3/token"
+        .parse()
+        .map_err(|e| tokensmith::Error::config("token_url", format!("not a URL: {e}")))?;
+    Ok(TokenEndpoint::new(token_url)
         .body_format(BodyFormat::Json)
         .credential_style(Arc::new(BodyCredentials::named("consumerKey", "consumerSecret")))
         .grant_type_param("grantKind")

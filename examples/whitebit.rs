@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let demo = sandbox.credentials(Dialect::Whitebit);
         println!("using the sandbox at {}", sandbox.base_url(Dialect::Whitebit));
         let builder = WhitebitProvider::builder()
-            .base_url(&sandbox.base_url(Dialect::Whitebit))
+            .base_url(sandbox.base_url(Dialect::Whitebit))
             .client_id(demo.client_id)
             .client_secret(demo.client_secret);
         (Some(sandbox), builder)
@@ -95,7 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let demo = sandbox.credentials(Dialect::Whitebit);
             make_provider(
                 WhitebitProvider::builder()
-                    .base_url(&sandbox.base_url(Dialect::Whitebit))
+                    .base_url(sandbox.base_url(Dialect::Whitebit))
                     .client_id(demo.client_id)
                     .client_secret(demo.client_secret),
             )?

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use tokensmith_core::parse::{ResponseFormat, parse_response};
-use tokensmith_core::{Error, HttpResponse, RefreshToken};
+use tokensmith_core::{Error, RefreshToken, http::HttpResponse};
 
 const CONTENT_TYPES: [&str; 8] = [
     "application/json",

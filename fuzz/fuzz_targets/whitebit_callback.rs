@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tokensmith_core::{CallbackError, Error};
+use tokensmith_core::{Error, error::CallbackError};
 use tokensmith_whitebit::WhitebitProvider;
 
 fn provider() -> Option<&'static WhitebitProvider> {

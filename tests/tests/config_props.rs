@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use tokensmith::config::{Config, ENV_VARS, KEYS};
 use tokensmith_core::parse::{ResponseFormat, parse_error, parse_response};
-use tokensmith_core::{FileStore, HttpResponse, RetryPolicy, StoredToken, TokenStore as _};
+use tokensmith_core::{FileStore, RetryPolicy, StoredToken, TokenStore as _, http::HttpResponse};
 
 /// A secret value placed only where secrets go (inline secrets, `*_ENV` names, `{ env = .. }`): it
 /// must appear in no error and no `Debug` output. Not a valid variable name, so never named.
@@ -200,8 +200,8 @@ fn no_marker(what: &str, text: &str) -> Result<(), TestCaseError> {
 fn check_config(mut config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(), TestCaseError> {
     no_marker("Config's Debug", &format!("{config:?}"))?;
     if let Ok(policy) = config.retry_policy() {
-        prop_assert!(policy.timeout_per_attempt() <= Duration::from_secs(3600));
-        prop_assert!(Instant::now().checked_add(policy.overall_deadline()).is_some());
+        prop_assert!(policy.get_attempt_timeout() <= Duration::from_secs(3600));
+        prop_assert!(Instant::now().checked_add(policy.get_deadline()).is_some());
     }
     if let Ok(Some(lifetime)) = config.fallback_lifetime() {
         prop_assert!(lifetime <= Duration::from_secs(30 * 24 * 3600));
@@ -342,7 +342,7 @@ proptest! {
         attempt in any::<u32>(),
     ) {
         let response = HttpResponse::json(status, r#"{"error":"slow_down"}"#).with_header("retry-after", &value);
-        let error = parse_error(&response);
+        let error = parse_error(&response, std::time::SystemTime::now());
         let wait = error.retry_after();
         if let Some(wait) = wait {
             prop_assert!(wait <= Duration::from_secs(86_400), "{:?}", wait);

@@ -14,7 +14,11 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use tokensmith_core::parse::{ResponseFormat, parse_response};
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{CallbackError, Error, HttpResponse, OAuthErrorCode, RefreshToken};
+use tokensmith_core::{
+    Error, RefreshToken,
+    error::{CallbackError, OAuthErrorCode},
+    http::HttpResponse,
+};
 use tokensmith_whitebit::WhitebitProvider;
 
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);

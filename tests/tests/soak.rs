@@ -31,8 +31,10 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use rand::Rng as _;
 use tokensmith_core::{
-    AuthorizedClient, Error, HttpResponse, RefreshPolicy, ReqwestTransport, RetryPolicy, TokenRequest, Transport,
-    TransportError,
+    AuthorizedClient, Error, RefreshPolicy, RetryPolicy,
+    error::TransportError,
+    http::{HttpResponse, ReqwestTransport, Transport},
+    request::TokenRequest,
 };
 use tokensmith_probit::ProbitBuilder;
 use tokensmith_sandbox::{Dialect, Fault, Sandbox, SandboxConfig};
@@ -232,7 +234,7 @@ async fn soak_1000_callers_2s_tokens_30_percent_failures() {
     let requests_log = transport.log.lock().unwrap().clone();
     let requests = requests_log.len();
     let injected = requests_log.iter().filter(|f| **f).count();
-    let attempts = retry.attempts() as usize;
+    let attempts = retry.get_max_attempts() as usize;
     let failed = failed_fetches(&requests_log, attempts);
     let succeeded = requests - injected;
     let seen_by_sandbox = sandbox.request_count(D, "/token");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use oauth2::{ClientId, ClientSecret, TokenResponse as _, TokenUrl};
 use serde::Deserialize;
-use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenClient};
+use tokensmith_core::{ClientCredentials, Scopes, TokenClient, request::Grant};
 use tokensmith_sandbox::{Dialect, Sandbox};
 
 pub const D: Dialect = Dialect::GenericDjango;

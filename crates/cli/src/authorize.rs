@@ -1,7 +1,7 @@
 //! `tokensmith authorize`: the WhiteBIT authorization code flow, on a loopback listener.
 
 use clap::Args;
-use tokensmith::options::parse_seconds_setting;
+use tokensmith::support::parse_seconds_setting;
 use tokensmith::whitebit::LoopbackListener;
 use tokensmith::{Error, Result};
 

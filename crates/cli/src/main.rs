@@ -24,8 +24,8 @@ use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use tokensmith::config::{CONFIG_FILE_VAR, Config, Secret, StoreConfig, StoreSpecError, warn_unknown_env_vars};
-use tokensmith::options::check_env_var_name;
 use tokensmith::secrecy::ExposeSecret as _;
+use tokensmith::support::check_env_var_name;
 use tokensmith::{Error, Registry};
 
 /// Exit code: a usage or configuration error.
@@ -50,13 +50,64 @@ struct Cli {
     command: Command,
 }
 
+/// The exit codes, for every command's `--help`.
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  anything else: the token store could not be read or written (a refreshed set it refused is in a
+     rescue file named on stderr), the sandbox could not bind its port
+  2  usage or configuration error (unknown flag or key, missing setting, bad URL, number out of range)
+  3  the provider refused (invalid_client, invalid_grant, ...; WhiteBIT: authorize again)
+  4  transport failure (connection refused, timeout, TLS, a redirect: never followed)
+  5  the answer was not a usable token response";
+
+const TOKEN_HELP: &str = "Examples:
+  export PROBIT_SECRET=...
+  tokensmith token --provider probit --client-id my-client --client-secret-env PROBIT_SECRET
+  tokensmith token --config tokensmith.toml --json
+  TOKENSMITH_CONFIG=tokensmith.toml tokensmith token --scope 'read write' --store tokens.json
+  curl -H \"Authorization: Bearer $(tokensmith token --config tokensmith.toml)\" https://api.example.com/
+
+Environment:
+  TOKENSMITH_CONFIG        a TOML file read first (flags override it, variables override the file)
+  TOKENSMITH_*             every configuration key (TOKENSMITH_PROVIDER, TOKENSMITH_CLIENT_ID,
+                           TOKENSMITH_CLIENT_SECRET_ENV, TOKENSMITH_STORE, ...; docs/configuration.md)
+  XDG_CACHE_HOME, HOME     where the per-user token cache lives (see --no-cache)
+  RUST_LOG                 log filter for stderr (overrides -v)
+
+The token alone goes to stdout; warnings and errors go to stderr, never a secret.
+";
+
+const AUTHORIZE_HELP: &str = "Examples:
+  tokensmith authorize --provider whitebit --client-id ID --client-secret-env WHITEBIT_SECRET \\
+      --store ~/.config/tokensmith/whitebit.json
+  tokensmith token --provider whitebit --client-id ID --client-secret-env WHITEBIT_SECRET \\
+      --store ~/.config/tokensmith/whitebit.json
+
+The URL to open is printed on stdout; the tokens are saved in --store (a file) when the browser
+comes back, and `tokensmith token` with the same --store serves and refreshes them.
+
+Environment:
+  TOKENSMITH_CONFIG, TOKENSMITH_*   as for `tokensmith token` (docs/configuration.md)
+";
+
+const SANDBOX_HELP: &str = "Examples:
+  tokensmith sandbox --port 8080
+  tokensmith sandbox --port 0 --fault probit:/token=status:503*2 --fault ruby-style:/oauth/token=latency_ms:500
+
+While it runs: GET /_sandbox/counts, GET /_sandbox/requests[?dialect=NAME], POST and DELETE
+/_sandbox/faults (docs/cli.md).
+";
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print an access token (alone on stdout, or as JSON with --json).
+    #[command(after_help = format!("{TOKEN_HELP}\n{EXIT_CODES}"))]
     Token(TokenArgs),
     /// Run the WhiteBIT authorization code flow and save the tokens in a file store.
+    #[command(after_help = format!("{AUTHORIZE_HELP}\n{EXIT_CODES}"))]
     Authorize(authorize::AuthorizeArgs),
     /// Run the local sandbox of the four provider dialects and print its URLs and demo credentials.
+    #[command(after_help = format!("{SANDBOX_HELP}\n{EXIT_CODES}"))]
     Sandbox(SandboxArgs),
 }
 
@@ -123,6 +174,12 @@ struct TokenArgs {
     /// Print one JSON object: access_token, token_type, expires_in, scope.
     #[arg(long)]
     json: bool,
+    /// Keep no token between runs. Without --store (or TOKENSMITH_STORE, or a store in the
+    /// configuration), tokens are kept in a per-user cache, $XDG_CACHE_HOME/tokensmith/tokens.json
+    /// (else ~/.cache/tokensmith/tokens.json; directory 0700, file 0600), one entry per provider,
+    /// token URL, client id and scopes, so that runs in a row send one token request.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +187,14 @@ struct SandboxArgs {
     /// The port to listen on (127.0.0.1); 0 picks a free one.
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// A fault to inject before the first request, as DIALECT:PATH=FAULT[*TIMES], e.g.
+    /// `probit:/token=status:503*2` (repeatable). FAULT: status:CODE, 429[:RETRY_AFTER], latency_ms:MS,
+    /// reset, truncated, malformed_json, html:CODE, error_in_200, oversized:BYTES, redirect,
+    /// expires_in:missing|zero|negative|huge|string, missing_access_token, lowercase_token_type.
+    /// While it runs, POST /_sandbox/faults injects more; GET /_sandbox/counts and /_sandbox/requests
+    /// show what it received.
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<tokensmith_sandbox::FaultSpec>,
 }
 
 impl ProviderArgs {
@@ -242,7 +307,10 @@ pub(crate) fn fail(error: &Error) -> ExitCode {
 }
 
 async fn token(args: TokenArgs) -> Result<(), Error> {
-    let config = args.provider.config()?;
+    let mut config = args.provider.config()?;
+    if config.store.is_none() && !args.no_cache {
+        config.store = user_cache().map(|path| StoreConfig::File { path });
+    }
     let provider = Registry::default().build(&config)?;
     let token = provider.token().await?;
     // The set is saved before the token is printed; a set the store refused (with a rotating refresh
@@ -265,6 +333,43 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
         println!("{secret}");
     }
     Ok(())
+}
+
+/// The per-user token cache file, its directory created owner-only (0700): `$XDG_CACHE_HOME/tokensmith`
+/// (an absolute path), else `$HOME/.cache/tokensmith`. `None`, with a warning, when there is no such
+/// place or it cannot be made private: the run then keeps its token in memory only.
+fn user_cache() -> Option<PathBuf> {
+    let absolute = |var: &str| std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute());
+    let base = absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|home| home.join(".cache")))?;
+    let dir = base.join("tokensmith");
+    match private_dir(&dir) {
+        Ok(()) => Some(dir.join("tokens.json")),
+        Err(e) => {
+            eprintln!(
+                "tokensmith: warning: the per-user token cache `{}` cannot be used ({e}); this run keeps its token in memory (pass --store FILE, or --no-cache to silence this)",
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) and makes it owner-only.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
 }
 
 /// Installs the log subscriber: tokensmith's warnings (a token file others could read, a refresh
@@ -309,7 +414,7 @@ async fn main() -> ExitCode {
         Command::Token(args) => token(args).await,
         Command::Authorize(args) => authorize::run(args).await,
         Command::Sandbox(args) => {
-            return match tokensmith_sandbox::run_standalone(args.port).await {
+            return match tokensmith_sandbox::run_standalone_with(args.port, args.faults).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tokensmith: error: the sandbox failed: {e}");

@@ -37,8 +37,15 @@ async fn run_with_env(args: &[&str], secret: &str, env: &[(&str, &str)]) -> Run 
             command.env_remove(name);
         }
     }
+    // Each run gets a per-user token cache of its own, unless the test gives one (runs in a row then
+    // share it): no run reads what another test, or the user running the tests, cached.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let cache = std::env::temp_dir().join(format!("tokensmith-cli-cache-{}-{run_id}", std::process::id()));
+    command.env("XDG_CACHE_HOME", &cache);
     command.envs(env.iter().copied());
     let output = tokio::time::timeout(Duration::from_secs(60), command.output()).await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&cache);
     let run = Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8(output.stdout).unwrap(),
@@ -252,11 +259,14 @@ async fn flags_override_the_config_file_and_token_url_overrides_the_default_endp
 #[tokio::test]
 async fn usage_and_configuration_errors_exit_2() {
     let secret = "usage-secret-value";
-    // clap's own usage errors (unknown flag, the secret as a plain argument, no subcommand) exit 2.
+    // clap's own usage errors (unknown flag, the secret as a plain argument, no subcommand) exit 2 with
+    // clap's message over several lines, not tokensmith's one error line (docs/cli.md says which).
     for args in [&["token", "--bogus"][..], &["token", "--client-secret", secret], &[]] {
         let out = run(args, secret).await;
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty());
+        assert!(out.stderr.trim_end().lines().count() > 1, "{args:?}: one line: {}", out.stderr);
+        assert!(!out.stderr.contains("tokensmith: error:"), "{args:?}: {}", out.stderr);
     }
     // Configuration errors name the key.
     let out = run(&["token"], secret).await;
@@ -909,7 +919,7 @@ async fn every_store_flag_takes_memory_and_redis_unix_through_the_facades_parser
         [["--store", unix_flag], ["--store-env", "TS_TEST_STORE_UNIX"], ["--store-file", unix_file.clone().leak()]]
     {
         let out = authorize(store).await;
-        assert_failure(&out, 1, &["Redis at redis+unix://", "pass=redacted"]);
+        assert_failure(&out, 1, &["Redis at redis+unix://", "pass=[redacted]"]);
         leak(&out);
     }
     assert!(!dir.join("no-redis.sock").exists());
@@ -959,8 +969,9 @@ async fn a_misspelt_variable_is_a_warning_naming_the_known_one() {
     assert!(!out.stderr.contains("typo-value-1f3"), "{}", out.stderr);
 }
 
-/// Issue 15 item 8: a custom refresh-token grant with the in-memory store would lose the rotated
-/// refresh token at exit and replay a spent one on the next run: refused, exit 2, naming `store`.
+/// Issue 15 item 8: a custom refresh-token grant with the in-memory store (`--no-cache`, or
+/// `TOKENSMITH_STORE=memory`) would lose the rotated refresh token at exit and replay a spent one on
+/// the next run: refused, exit 2, naming `store`.
 #[tokio::test]
 async fn a_custom_refresh_grant_without_a_lasting_store_exits_2() {
     let args = vec![
@@ -973,6 +984,8 @@ async fn a_custom_refresh_grant_without_a_lasting_store_exits_2() {
         "x",
         "--client-secret-env",
         SECRET_VAR,
+        // Without it the per-user cache (a file) is the store, which lasts.
+        "--no-cache",
     ];
     let env = [("TOKENSMITH_GRANT", "refresh_token"), ("TOKENSMITH_REFRESH_TOKEN_ENV", SECRET_VAR)];
     let out = run_with_env(&args, "rt-s3cr3t-value", &env).await;
@@ -1106,4 +1119,92 @@ async fn a_dialect_that_renames_every_field_from_a_config_file() {
     assert!(last.contains("invalid_request") && last.contains("unexpected request"), "{last}");
     assert!(!out.stderr.contains(wrong) && !out.stderr.contains(CLIENT_SECRET), "{}", out.stderr);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_sandbox_takes_faults_by_flag_and_serves_its_counts_over_http() {
+    let mut child = Command::new(BIN)
+        .args(["sandbox", "--port", "0", "--fault", "probit:/token=status:503*2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = read_until(&mut lines, |l| l.starts_with("tokensmith sandbox listening on")).await;
+    let base = banner.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let token = || {
+        http.post(format!("{base}/probit/token"))
+            .basic_auth("probit-demo-client", Some("probit-demo-secret"))
+            .header("content-type", "application/json")
+            .body(r#"{"grant_type":"client_credentials"}"#)
+            .send()
+    };
+    assert_eq!(token().await.unwrap().status(), 503);
+    assert_eq!(token().await.unwrap().status(), 503);
+    assert_eq!(token().await.unwrap().status(), 200, "the flag's fault ran out after two requests");
+    let counts = http.get(format!("{base}/_sandbox/counts")).send().await.unwrap().text().await.unwrap();
+    let counts: serde_json::Value = serde_json::from_str(&counts).unwrap();
+    let row = counts["counts"].as_array().unwrap().iter().find(|r| r["dialect"] == "probit").unwrap();
+    assert_eq!((row["path"].as_str(), row["count"].as_u64()), (Some("/token"), Some(3)));
+    child.kill().await.unwrap();
+
+    // A malformed flag is a usage error (exit 2) that says what the form is.
+    let bad = Command::new(BIN).args(["sandbox", "--port", "0", "--fault", "probit/token"]).output().await.unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("DIALECT:PATH=FAULT"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[tokio::test]
+async fn two_token_runs_in_a_row_send_one_token_request_through_the_per_user_cache() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = sandbox.credentials(Dialect::RubyStyle);
+    let base = sandbox.base_url(Dialect::RubyStyle);
+    let cache = std::env::temp_dir().join(format!("tokensmith-cli-user-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let cache_text = cache.display().to_string();
+    let env = [("XDG_CACHE_HOME", cache_text.as_str())];
+    let args = ruby_args(&base, &client.client_id);
+    let first = run_with_env(&args, &client.client_secret, &env).await;
+    let second = run_with_env(&args, &client.client_secret, &env).await;
+    assert_eq!((first.code, second.code), (0, 0), "{}\n{}", first.stderr, second.stderr);
+    assert_eq!(first.stdout, second.stdout, "the second run prints the cached token");
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 1);
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = cache.join("tokensmith");
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(dir.join("tokens.json")).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // --no-cache neither reads nor writes it; another client id is another entry.
+    let mut no_cache = args.clone();
+    no_cache.push("--no-cache");
+    assert_eq!(run_with_env(&no_cache, &client.client_secret, &env).await.code, 0);
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 2);
+    let special = sandbox.special_credentials(Dialect::RubyStyle);
+    let other = ruby_args(&base, &special.client_id);
+    assert_eq!(run_with_env(&other, &special.client_secret, &env).await.code, 0);
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 3);
+    assert_eq!(run_with_env(&args, &client.client_secret, &env).await.stdout, first.stdout);
+    assert_eq!(sandbox.request_count(Dialect::RubyStyle, "/oauth/token"), 3, "the first entry is still there");
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[tokio::test]
+async fn each_command_help_has_examples_exit_codes_and_variables() {
+    for command in ["token", "authorize", "sandbox"] {
+        let out = run(&[command, "--help"], "unused-secret").await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        for wanted in ["Examples:", &format!("tokensmith {command}"), "Exit codes:", "3  the provider refused"] {
+            assert!(out.stdout.contains(wanted), "`{command} --help` lacks {wanted:?}:\n{}", out.stdout);
+        }
+    }
+    let token = run(&["token", "--help"], "unused-secret").await.stdout;
+    assert!(token.contains("TOKENSMITH_CONFIG") && token.contains("--no-cache"), "{token}");
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result, TransportError, TransportErrorKind};
+use crate::error::{Error, Result};
 use crate::provider::SharedTokenProvider;
 
 /// Sends requests to a resource server with `Authorization: Bearer <token>`.
@@ -97,15 +97,5 @@ impl AuthorizedClient {
 }
 
 fn resource_error(e: reqwest::Error, what: &str) -> Error {
-    let kind = if e.is_timeout() {
-        TransportErrorKind::Timeout
-    } else if e.is_connect() {
-        TransportErrorKind::Connect
-    } else if e.is_builder() {
-        TransportErrorKind::InvalidUrl
-    } else {
-        TransportErrorKind::Other
-    };
-    let e = e.without_url();
-    Error::Transport(TransportError::new(kind, format!("{what}: {e}")).with_source(e))
+    Error::Transport(crate::http::transport_error(e, what))
 }

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
-//! use tokensmith_core::{BodyFormat, TokenEndpoint};
+//! use tokensmith_core::{TokenEndpoint, request::BodyFormat};
 //!
 //! /// A server that takes a JSON body at `{base}/v1/token`.
 //! #[derive(Debug)]
@@ -39,12 +39,13 @@ use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
 use crate::cache::{CachedProvider, ClientCredentialsSource};
-use crate::endpoint::{ErrorMapper, TokenClient, TokenEndpoint};
+use crate::endpoint::{TokenClient, TokenEndpoint};
 use crate::error::{Error, Result};
-use crate::http::parse_url;
-use crate::options::{ProviderOptions, parse_bool_setting};
+pub use crate::options::ProviderOptions;
+use crate::options::parse_bool_setting;
 use crate::provider::{SharedTokenProvider, TokenProvider};
 use crate::request::{Grant, TokenRequest};
+use crate::support::{REDACTED, parse_url};
 use crate::token::{AccessToken, ClientCredentials, Scopes};
 
 /// The settings every dialect takes, as [`with_config`](Builder::with_config) keys.
@@ -64,7 +65,7 @@ pub struct Dialect {
     credential_styles: &'static [&'static str],
     env_names: &'static [(&'static str, &'static str)],
     endpoint: fn(Url) -> TokenEndpoint,
-    map_error: Option<ErrorMapper>,
+    map_error: Option<fn(&Grant, Error) -> Error>,
 }
 
 impl fmt::Debug for Dialect {
@@ -153,7 +154,7 @@ impl Dialect {
     }
 
     /// Maps the dialect's own error answers to the RFC 6749 errors they mean.
-    pub const fn map_error(mut self, map: ErrorMapper) -> Self {
+    pub const fn map_error(mut self, map: fn(&Grant, Error) -> Error) -> Self {
         self.map_error = Some(map);
         self
     }
@@ -362,7 +363,7 @@ impl<D: Declared> fmt::Debug for Builder<D> {
         let mut s = f.debug_struct("Builder");
         s.field("dialect", &D::DIALECT.name)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| crate::request::REDACTED_MARKER))
+            .field("client_secret", &self.client_secret.as_ref().map(|_| REDACTED))
             .field("token_url", &self.token_url)
             .field("base_url", &self.base_url)
             .field("token_path", &self.token_path)

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes, TokenClient, TokenEndpoint, style::BasicAuthRaw};
+//! use tokensmith_core::{ClientCredentials, Scopes, TokenClient, TokenEndpoint, style::BasicAuthRaw, request::{BodyFormat, Grant}};
 //!
 //! let endpoint = TokenEndpoint::new("https://accounts.probit.com/token".parse().unwrap())
 //!     .body_format(BodyFormat::Json)
@@ -23,7 +23,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use tokensmith_core::secrecy::SecretString;
-//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes, TokenEndpoint, style::BodyCredentials};
+//! use tokensmith_core::{ClientCredentials, Scopes, TokenEndpoint, style::BodyCredentials, request::{BodyFormat, Grant}};
 //!
 //! let endpoint = TokenEndpoint::new("https://auth.example.test/v3/token".parse().unwrap())
 //!     .body_format(BodyFormat::Json)
@@ -51,16 +51,15 @@ use url::Url;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result, TransportError, TransportErrorKind};
-use crate::http::{ReqwestTransport, Transport, check_url};
+#[cfg(feature = "reqwest")]
+use crate::http::ReqwestTransport;
+use crate::http::Transport;
 use crate::parse::{ResponseFormat, parse_response};
-use crate::request::{BodyFormat, Grant, REDACTED_MARKER, TokenRequest, Value};
+use crate::request::{BodyFormat, Grant, TokenRequest, Value};
 use crate::retry::RetryPolicy;
 use crate::style::{BasicAuth, CredentialStyle};
+use crate::support::{REDACTED, check_url};
 use crate::token::{AccessToken, ClientCredentials, Scopes};
-
-/// A hook that turns a provider's own error shape into the error tokensmith should report (e.g.
-/// WhiteBIT's `400 {"data":{"token":[..]}}` on refresh into [`Error::ReauthorizationRequired`]).
-pub type ErrorMapper = fn(&Grant, Error) -> Error;
 
 /// What a provider's token endpoint expects: the dialect.
 #[derive(Debug, Clone)]
@@ -134,7 +133,7 @@ impl TokenEndpoint {
     /// The name the grant type is sent under (`grant_type` per RFC 6749; say `grantKind`).
     ///
     /// ```
-    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// # use tokensmith_core::{ClientCredentials, Scopes, TokenEndpoint, request::Grant};
     /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap()).grant_type_param("grantKind");
     /// let request = endpoint.build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "s"), &Scopes::empty()).unwrap();
     /// assert_eq!(request.wire_body(), b"grantKind=client_credentials");
@@ -149,7 +148,7 @@ impl TokenEndpoint {
     /// Other grants keep their RFC values; an unknown `grant` is refused when the client is built.
     ///
     /// ```
-    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// # use tokensmith_core::{ClientCredentials, Scopes, TokenEndpoint, request::Grant};
     /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap())
     ///     .grant_type_value("client_credentials", "server");
     /// let request = endpoint.build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "s"), &Scopes::empty()).unwrap();
@@ -189,7 +188,7 @@ impl TokenEndpoint {
     /// parameter of the same name replaces the first.
     ///
     /// ```
-    /// # use tokensmith_core::{ClientCredentials, Grant, Scopes, TokenEndpoint};
+    /// # use tokensmith_core::{ClientCredentials, Scopes, TokenEndpoint, request::Grant};
     /// use tokensmith_core::secrecy::SecretString;
     ///
     /// let endpoint = TokenEndpoint::new("https://auth.example.test/token".parse().unwrap())
@@ -205,7 +204,7 @@ impl TokenEndpoint {
     fn put_extra(mut self, name: String, value: Value) -> Self {
         let key_value = match &value {
             Value::Plain(v) => v.clone(),
-            _ => REDACTED_MARKER.to_owned(),
+            _ => REDACTED.to_owned(),
         };
         match self.extra_params.iter().position(|(n, _)| *n == name) {
             Some(at) => {
@@ -237,7 +236,7 @@ impl TokenEndpoint {
     }
 
     /// The extra parameters sent with every request (audience, resource, ...), in order, as the store
-    /// key digests them: a secret one's value is [`REDACTED_MARKER`].
+    /// key digests them: a secret one's value is [`REDACTED`].
     pub(crate) fn extra_params(&self) -> &[(String, String)] {
         &self.key_params
     }
@@ -285,8 +284,9 @@ impl TokenEndpoint {
         }
         // What the style adds, on a request of its own (so that a name it shares with another field
         // shows rather than replacing it), checked by the rules every request obeys.
-        let shaped =
-            TokenRequest::new(self.token_url.clone(), self.body_format).with_credentials(credentials, self.style())?;
+        let shaped = self
+            .get_credential_style()
+            .shape(credentials, TokenRequest::new(self.token_url.clone(), self.body_format))?;
         self.unshaped_request(&Grant::ClientCredentials, &Scopes::empty()).validate()?;
         let style_names = shaped.param_names();
         common.extend(style_names.iter().map(|n| (n.as_str(), "credential_style")));
@@ -319,18 +319,18 @@ impl TokenEndpoint {
         self.refresh_url.as_ref().unwrap_or(&self.token_url)
     }
 
-    /// The credential style.
-    pub fn style(&self) -> &dyn CredentialStyle {
+    /// The credential style (set with [`credential_style`](Self::credential_style)).
+    pub fn get_credential_style(&self) -> &dyn CredentialStyle {
         self.credential_style.as_ref()
     }
 
-    /// The response format.
-    pub fn response(&self) -> &ResponseFormat {
+    /// The response format (set with [`response_format`](Self::response_format)).
+    pub fn get_response_format(&self) -> &ResponseFormat {
         &self.response
     }
 
-    /// The body format.
-    pub fn format(&self) -> BodyFormat {
+    /// The body format (set with [`body_format`](Self::body_format)).
+    pub fn get_body_format(&self) -> BodyFormat {
         self.body_format
     }
 
@@ -341,7 +341,7 @@ impl TokenEndpoint {
         credentials: &ClientCredentials,
         scopes: &Scopes,
     ) -> Result<TokenRequest> {
-        self.unshaped_request(grant, scopes).with_credentials(credentials, self.credential_style.as_ref())
+        self.credential_style.shape(credentials, self.unshaped_request(grant, scopes))
     }
 
     /// The request for `grant` and `scopes` before the credential style shapes it.
@@ -383,7 +383,7 @@ pub struct TokenClient {
     transport: Arc<dyn Transport>,
     retry: RetryPolicy,
     clock: Arc<dyn Clock>,
-    error_mapper: Option<ErrorMapper>,
+    error_mapper: Option<fn(&Grant, Error) -> Error>,
     /// The last client-credentials request built, with the scopes it asks for. It depends on nothing
     /// else (the dialect and the credentials never change), so later fetches send it again as it is,
     /// wire form included, instead of building and rendering it anew — when the credential style
@@ -411,7 +411,7 @@ pub struct TokenClientBuilder {
     transport: Option<Arc<dyn Transport>>,
     retry: RetryPolicy,
     clock: Option<Arc<dyn Clock>>,
-    error_mapper: Option<ErrorMapper>,
+    error_mapper: Option<fn(&Grant, Error) -> Error>,
     allow_insecure_http: bool,
     secret_required: bool,
 }
@@ -427,8 +427,8 @@ impl fmt::Debug for TokenClientBuilder {
 }
 
 impl TokenClientBuilder {
-    /// The transport (default: a [`ReqwestTransport`] with its defaults and this builder's
-    /// insecure-HTTP setting).
+    /// The transport (default, with the `reqwest` feature: a `ReqwestTransport` with its defaults and
+    /// this builder's insecure-HTTP setting; without it a transport must be given).
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
         self.transport = Some(transport);
         self
@@ -446,8 +446,9 @@ impl TokenClientBuilder {
         self
     }
 
-    /// A hook mapping the provider's own errors.
-    pub fn error_mapper(mut self, mapper: ErrorMapper) -> Self {
+    /// A hook that turns a provider's own error shape into the error tokensmith should report (e.g.
+    /// WhiteBIT's `400 {"data":{"token":[..]}}` on refresh into [`Error::ReauthorizationRequired`]).
+    pub fn error_mapper(mut self, mapper: fn(&Grant, Error) -> Error) -> Self {
         self.error_mapper = Some(mapper);
         self
     }
@@ -477,7 +478,7 @@ impl TokenClientBuilder {
         self.endpoint.validate(&self.credentials)?;
         let transport = match self.transport {
             Some(t) => t,
-            None => Arc::new(ReqwestTransport::builder().allow_insecure_http(self.allow_insecure_http).build()?),
+            None => default_transport(self.allow_insecure_http)?,
         };
         Ok(TokenClient {
             provider: self.provider,
@@ -490,6 +491,21 @@ impl TokenClientBuilder {
             prepared: ArcSwapOption::empty(),
         })
     }
+}
+
+/// The transport a client gets when none is given: `reqwest`'s, when that feature is on.
+#[cfg(feature = "reqwest")]
+fn default_transport(allow_insecure_http: bool) -> Result<Arc<dyn Transport>> {
+    Ok(Arc::new(ReqwestTransport::builder().allow_insecure_http(allow_insecure_http).build()?))
+}
+
+/// Without the `reqwest` feature there is no default transport.
+#[cfg(not(feature = "reqwest"))]
+fn default_transport(_allow_insecure_http: bool) -> Result<Arc<dyn Transport>> {
+    Err(Error::config(
+        "transport",
+        "no transport is set and tokensmith-core was built without its `reqwest` feature; give one with `transport(..)` or enable the feature",
+    ))
 }
 
 impl TokenClient {
@@ -622,7 +638,7 @@ impl TokenClient {
 
     async fn send_with_retries(&self, request: &TokenRequest, grant: &Grant, scopes: &Scopes) -> Result<AccessToken> {
         let started = Instant::now();
-        let deadline = instant_after(tokio::time::Instant::now(), self.retry.overall_deadline());
+        let deadline = instant_after(tokio::time::Instant::now(), self.retry.get_deadline());
         let previous_refresh = match grant {
             Grant::RefreshToken(rt) => Some(rt),
             _ => None,
@@ -632,16 +648,16 @@ impl TokenClient {
             attempt = attempt.saturating_add(1);
             let attempt_started = Instant::now();
             // One timer bounds the attempt: its own timeout, or what is left of the deadline.
-            let attempt_deadline = instant_after(tokio::time::Instant::now(), self.retry.timeout_per_attempt());
+            let attempt_deadline = instant_after(tokio::time::Instant::now(), self.retry.get_attempt_timeout());
             let sent = tokio::time::timeout_at(attempt_deadline.min(deadline), self.transport.send(request)).await;
             let outcome = match sent {
                 Err(_) if attempt_deadline < deadline => Err(Error::Transport(TransportError::new(
                     TransportErrorKind::Timeout,
-                    format!("no response within the attempt timeout of {:?}", self.retry.timeout_per_attempt()),
+                    format!("no response within the attempt timeout of {:?}", self.retry.get_attempt_timeout()),
                 ))),
                 Err(_) => Err(Error::Transport(TransportError::new(
                     TransportErrorKind::Timeout,
-                    format!("no response within the overall deadline of {:?}", self.retry.overall_deadline()),
+                    format!("no response within the overall deadline of {:?}", self.retry.get_deadline()),
                 ))),
                 Ok(Err(e)) => Err(Error::Transport(e)),
                 Ok(Ok(response)) => {
@@ -679,7 +695,7 @@ impl TokenClient {
             let backoff = self.retry.backoff(attempt, error.retry_after());
             let retry = error.is_retryable()
                 && (!consumes_grant(grant) || surely_not_processed(&error))
-                && attempt < self.retry.attempts()
+                && attempt < self.retry.get_max_attempts()
                 && now.checked_add(backoff).is_some_and(|retry_at| retry_at < deadline);
             if !retry {
                 tracing::warn!(attempt, error = %error, elapsed_ms = started.elapsed().as_millis() as u64, "token request failed");
@@ -782,10 +798,10 @@ mod tests {
         let endpoint = renamed().extra_param("api_key", "public-now").secret_param("tenant", SecretString::from("t"));
         let r = endpoint.build_request(&Grant::ClientCredentials, &credentials(), &Scopes::empty()).unwrap();
         assert_eq!(r.param_redacted("api_key").as_deref(), Some("public-now"));
-        assert_eq!(r.param_redacted("tenant").as_deref(), Some(REDACTED_MARKER));
+        assert_eq!(r.param_redacted("tenant").as_deref(), Some(REDACTED));
         assert_eq!(
             endpoint.extra_params(),
-            [("tenant".to_owned(), REDACTED_MARKER.to_owned()), ("api_key".to_owned(), "public-now".to_owned())]
+            [("tenant".to_owned(), REDACTED.to_owned()), ("api_key".to_owned(), "public-now".to_owned())]
         );
     }
 

@@ -6,16 +6,19 @@
 //!
 //! - [`TokenProvider`]: "give me a valid token"; [`SharedTokenProvider`] is the cloneable handle,
 //!   [`provide_token_fn`] makes one from a closure.
-//! - [`CredentialStyle`]: how client credentials go on a request ([`style`] has the built-ins).
-//! - [`TokenRequest`]: one token request as a plain value, snapshot-testable with secrets redacted.
 //! - [`TokenEndpoint`] and [`TokenClient`]: a provider's dialect, and the client that speaks it with
-//!   retries ([`RetryPolicy`]).
-//! - [`Transport`]: the HTTP layer ([`http::ReqwestTransport`] by default).
+//!   retries ([`RetryPolicy`]). A dialect declared as data is a [`dialect::Dialect`].
+//! - [`request::TokenRequest`]: one token request as a plain value, snapshot-testable with secrets
+//!   redacted; [`style::CredentialStyle`] says how client credentials go on it.
+//! - [`http::Transport`]: the HTTP layer (`http::ReqwestTransport` by default).
 //! - [`parse`]: lenient, strict-where-it-matters token response parsing.
 //! - [`CachedProvider`]: the cache with early refresh, single-flight fetches and back-off; its
 //!   [`TokenStore`] keeps token sets.
-//! - [`AuthorizedClient`]: puts the token on resource requests.
-//! - [`Error`]: one error type, never holding a secret.
+//! - `AuthorizedClient`: puts the token on resource requests.
+//! - [`Error`]: one error type, never holding a secret; [`error`] has what it carries.
+//!
+//! Every public item has one path: the root holds what most code names, each module what belongs to
+//! one topic. `tests/public_surface.rs` lists the root's names, so a change to them shows in review.
 //!
 //! # Example
 //!
@@ -35,9 +38,15 @@
 //!
 //! # Feature flags
 //!
-//! - `testing`: `MockTransport`, a `mockall` mock of [`Transport`], for your own tests.
-//! - `encryption`: `StoreEncryption` (module `seal`), AES-256-GCM encryption of stored token sets,
-//!   e.g. `FileStore::with_encryption`.
+//! - `reqwest` (default): `http::ReqwestTransport`, the transport a [`TokenClient`] uses unless given
+//!   another, and `AuthorizedClient`. Without it no part of reqwest is compiled: a crate that only
+//!   implements the traits (a store, a tower layer) depends on `tokensmith-core` with
+//!   `default-features = false`.
+//! - `file-store` (default): `FileStore`, token sets in a file shared between processes.
+//! - `testing`: `http::MockTransport`, a `mockall` mock of [`http::Transport`], and the helpers of
+//!   `testing`, for your own tests.
+//! - `encryption`: `StoreEncryption`, AES-256-GCM encryption of stored token sets, e.g.
+//!   `FileStore::with_encryption`.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
@@ -48,51 +57,66 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Implementation modules: private. What they hold that users need is re-exported below, at the root,
+// or is reached through one of the public modules that follow.
+#[cfg(feature = "reqwest")]
 mod authorized;
 mod backoff;
 mod cache;
-pub mod clock;
-pub mod dialect;
+mod clock;
 mod endpoint;
-pub mod error;
+mod failure;
+#[cfg(feature = "file-store")]
 mod file_store;
-pub mod http;
-pub mod options;
-pub mod parse;
+mod options;
 mod provider;
-pub mod request;
 mod retry;
 #[cfg(feature = "encryption")]
-#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
-pub mod seal;
+mod seal;
 mod store;
-pub mod style;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod token;
 
+// Public modules: everything of one topic, none of it also at the root.
+pub mod dialect;
+pub mod error;
+pub mod http;
+pub mod parse;
+pub mod request;
+pub mod style;
+#[doc(hidden)]
+pub mod support;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use authorized::AuthorizedClient;
 pub use cache::{
     CachedProvider, CachedProviderBuilder, ClientCredentialsSource, ProviderSource, RefreshPolicy, RefreshTokenSource,
     TokenSource,
 };
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use endpoint::{ErrorMapper, TokenClient, TokenClientBuilder, TokenEndpoint};
-pub use error::{
-    CallbackError, Error, HttpError, OAuthError, OAuthErrorCode, Result, TransportError, TransportErrorKind,
-};
+pub use endpoint::{TokenClient, TokenClientBuilder, TokenEndpoint};
+pub use failure::{Error, Result};
+#[cfg(feature = "file-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
 pub use file_store::FileStore;
-#[cfg(feature = "testing")]
-pub use http::MockTransport;
-pub use http::{HttpResponse, ReqwestTransport, Transport};
 pub use provider::{ProvideTokenFn, SharedTokenProvider, TokenProvider, provide_token_fn};
-pub use request::{BodyFormat, Grant, TokenRequest};
 pub use retry::RetryPolicy;
 #[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub use seal::StoreEncryption;
 pub use store::{Coordinator, LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned, store_key};
-pub use style::CredentialStyle;
-pub use token::{AccessToken, AccessTokenBuilder, ClientCredentials, RefreshToken, Scopes, constant_time_eq};
+pub use token::{AccessToken, AccessTokenBuilder, ClientCredentials, RefreshToken, Scopes};
 
+/// Re-exported so that implementing [`TokenProvider`], [`TokenStore`] or [`http::Transport`] needs
+/// no `async-trait` line in your own `Cargo.toml`: write `#[tokensmith_core::async_trait::async_trait]`.
+pub use async_trait;
 /// Re-exported so that users need not name `secrecy` in their own `Cargo.toml`.
 pub use secrecy;
+
+// The README's sample is compiled as a doctest, so that it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}

@@ -6,7 +6,7 @@
 //! [`ProviderOptions::client_credentials`]:
 //!
 //! ```
-//! use tokensmith_core::options::ProviderOptions;
+//! use tokensmith_core::dialect::ProviderOptions;
 //! use tokensmith_core::{ClientCredentials, Scopes, TokenClient, TokenEndpoint};
 //!
 //! let endpoint = TokenEndpoint::new("https://auth.example.com/token".parse().unwrap());
@@ -23,10 +23,11 @@ use std::time::Duration;
 use crate::cache::{CachedProvider, CachedProviderBuilder, ClientCredentialsSource, RefreshPolicy, TokenSource};
 use crate::clock::Clock;
 use crate::endpoint::{TokenClient, TokenClientBuilder};
-use crate::error::{Error, Result, excerpt};
+use crate::error::{Error, Result};
 use crate::http::Transport;
 use crate::retry::RetryPolicy;
 use crate::store::TokenStore;
+use crate::support::excerpt;
 use crate::token::Scopes;
 
 /// The transport, retries, refresh policy, clock, token store and plain-`http://` opt-in of a
@@ -120,7 +121,7 @@ impl ProviderOptions {
 /// `impl` block.
 ///
 /// ```
-/// use tokensmith_core::options::ProviderOptions;
+/// use tokensmith_core::dialect::ProviderOptions;
 ///
 /// #[derive(Debug, Default)]
 /// struct MyBuilder {
@@ -138,7 +139,7 @@ impl ProviderOptions {
 macro_rules! provider_option_setters {
     () => {
         /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
-        pub fn transport(mut self, transport: ::std::sync::Arc<dyn $crate::Transport>) -> Self {
+        pub fn transport(mut self, transport: ::std::sync::Arc<dyn $crate::http::Transport>) -> Self {
             self.options.transport = ::std::option::Option::Some(transport);
             self
         }
@@ -185,7 +186,7 @@ macro_rules! provider_option_setters {
 /// `true`, `yes`, `on` or `0`, `false`, `no`, `off`, any case, surrounding spaces ignored.
 ///
 /// ```
-/// use tokensmith_core::options::parse_bool_setting;
+/// use tokensmith_core::support::parse_bool_setting;
 ///
 /// assert_eq!(parse_bool_setting("X", " Yes ").unwrap(), true);
 /// assert!(parse_bool_setting("X", "maybe").unwrap_err().to_string().contains("X"));
@@ -207,7 +208,7 @@ pub fn parse_bool_setting(name: &str, value: &str) -> Result<bool> {
 /// no setting can ask for a duration that overflows a clock (`Instant + Duration`) or is absurd.
 ///
 /// ```
-/// use tokensmith_core::options::seconds_setting;
+/// use tokensmith_core::support::seconds_setting;
 ///
 /// assert_eq!(seconds_setting("timeout", 30, 1..=3600).unwrap().as_secs(), 30);
 /// let err = seconds_setting("timeout", u64::MAX, 1..=3600).unwrap_err().to_string();
@@ -232,7 +233,7 @@ pub fn seconds_setting(name: &str, secs: u64, range: RangeInclusive<u64>) -> Res
 /// anything but a whole number in `range` is an error.
 ///
 /// ```
-/// use tokensmith_core::options::parse_seconds_setting;
+/// use tokensmith_core::support::parse_seconds_setting;
 ///
 /// assert_eq!(parse_seconds_setting("TOKENSMITH_TIMEOUT", " 15 ", 1..=3600).unwrap().as_secs(), 15);
 /// for bad in ["18446744073709551615", "99999999999999999999999", "-1", "1.5", "ten", "0"] {
@@ -265,7 +266,7 @@ fn describe_range(range: &RangeInclusive<u64>) -> String {
 pub const MAX_ENV_VAR_NAME_LEN: usize = 128;
 
 /// Whether `name` looks like an environment variable name: `[A-Za-z_][A-Za-z0-9_]*`, at most
-/// [`MAX_ENV_VAR_NAME_LEN`] characters.
+/// 128 characters.
 pub fn is_env_var_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
@@ -278,7 +279,7 @@ pub fn is_env_var_name(name: &str) -> bool {
 /// likely the secret.
 ///
 /// ```
-/// use tokensmith_core::options::check_env_var_name;
+/// use tokensmith_core::support::check_env_var_name;
 ///
 /// assert!(check_env_var_name("client_secret", "DJANGO_SECRET").is_ok());
 /// let err = check_env_var_name("client_secret", "Sup3rS3cretValue!").unwrap_err().to_string();

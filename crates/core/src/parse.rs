@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use tokensmith_core::{HttpResponse, parse::{ResponseFormat, parse_response}};
+//! use tokensmith_core::{parse::{ResponseFormat, parse_response}, http::HttpResponse};
 //!
 //! let format = ResponseFormat::default().envelope("/data");
 //! let response = HttpResponse::json(200, r#"{"data":{"access_token":"t","expires_in":"300","scope":"a,b","token_type":"bearer"}}"#);
@@ -31,8 +31,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, HttpError, OAuthError, OAuthErrorCode, Result, excerpt};
+use crate::error::{Error, HttpError, OAuthError, OAuthErrorCode, Result};
 use crate::http::HttpResponse;
+use crate::support::excerpt;
 use crate::token::{AccessToken, RefreshToken, Scopes};
 
 /// A member of a token response (or of an error answer) that a [`ResponseFormat`] can find at a JSON
@@ -110,7 +111,7 @@ const MAX_EPOCH_SECS: u64 = 253_402_300_799;
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use tokensmith_core::HttpResponse;
+/// use tokensmith_core::http::HttpResponse;
 /// use tokensmith_core::parse::{ResponseField, ResponseFormat, parse_response};
 ///
 /// let format = ResponseFormat::default()
@@ -245,7 +246,7 @@ pub fn parse_response(
     previous_refresh: Option<&RefreshToken>,
 ) -> Result<AccessToken> {
     if !(200..300).contains(&response.status) {
-        return Err(parse_error_with(response, format));
+        return Err(parse_error_with(response, format, now));
     }
     // The common case, a JSON object at the top: read in one pass, without building a map first.
     // Anything else (an envelope, fields at pointers of their own, form data, an `error` member, a
@@ -274,7 +275,7 @@ pub fn parse_response(
         return token_at_pointers(body, response, format, now, previous_refresh);
     }
     let mut body = body;
-    if let Some(error) = body.as_object().and_then(|b| oauth_error_in(b, response)) {
+    if let Some(error) = body.as_object().and_then(|b| oauth_error_in(b, response, now)) {
         return Err(Error::OAuth(error));
     }
     // Taken out of the body rather than cloned: the token's fields are moved into it.
@@ -289,7 +290,7 @@ pub fn parse_response(
         return Err(Error::invalid_response("the response is not a JSON object"));
     };
     if format.envelope.is_some() {
-        if let Some(error) = oauth_error_in(&fields, response) {
+        if let Some(error) = oauth_error_in(&fields, response, now) {
             return Err(Error::OAuth(error));
         }
     }
@@ -306,7 +307,7 @@ fn token_at_pointers(
     now: SystemTime,
     previous_refresh: Option<&RefreshToken>,
 ) -> Result<AccessToken> {
-    if let Some(error) = oauth_error_at(&body, response, format) {
+    if let Some(error) = oauth_error_at(&body, response, format, now) {
         return Err(Error::OAuth(error));
     }
     let access = format.pointer_of(ResponseField::AccessToken);
@@ -345,7 +346,12 @@ fn take_pointer(body: &mut Value, pointer: &str) -> Option<Value> {
 /// The error a body carries where `format` says errors are: the error code at its pointer (or
 /// `error` at the root, then under the envelope), with the description at its own pointer or beside
 /// the code.
-fn oauth_error_at(body: &Value, response: &HttpResponse, format: &ResponseFormat) -> Option<OAuthError> {
+fn oauth_error_at(
+    body: &Value,
+    response: &HttpResponse,
+    format: &ResponseFormat,
+    now: SystemTime,
+) -> Option<OAuthError> {
     let candidates: Vec<String> = match format.field_pointer(ResponseField::Error) {
         Some(pointer) => vec![pointer.to_owned()],
         None => std::iter::once("/error".to_owned())
@@ -363,7 +369,7 @@ fn oauth_error_at(body: &Value, response: &HttpResponse, format: &ResponseFormat
         error = error.with_description(d);
     }
     error.uri = beside("error_uri").and_then(Value::as_str).map(|u| excerpt(u, 200));
-    error.retry_after = retry_after(response);
+    error.retry_after = retry_after(response, now);
     Some(error)
 }
 
@@ -639,29 +645,30 @@ fn looks_like_html(response: &HttpResponse) -> bool {
 /// waited for: the request fails and says how long the server asked to wait).
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
-/// `Retry-After` in seconds or as an HTTP date, capped at [`MAX_RETRY_AFTER`].
-fn retry_after(response: &HttpResponse) -> Option<Duration> {
+/// `Retry-After` in seconds or as an HTTP date (counted from `now`, the caller's clock), capped at
+/// [`MAX_RETRY_AFTER`].
+fn retry_after(response: &HttpResponse, now: SystemTime) -> Option<Duration> {
     let value = response.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
     let wait = if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
         // Any run of digits, however long, is a (capped) number of seconds.
         value.parse::<u64>().map(Duration::from_secs).unwrap_or(MAX_RETRY_AFTER)
     } else {
         let at = httpdate::parse_http_date(value).ok()?;
-        at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+        at.duration_since(now).unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// An RFC 6749 `error` member in `body` (at the top or, for enveloped dialects, anywhere one level
 /// down), as an [`OAuthError`].
-fn oauth_error_in(obj: &Map<String, Value>, response: &HttpResponse) -> Option<OAuthError> {
+fn oauth_error_in(obj: &Map<String, Value>, response: &HttpResponse, now: SystemTime) -> Option<OAuthError> {
     let code = obj.get("error")?.as_str()?;
     let mut error = OAuthError::new(OAuthErrorCode::parse(code), response.status);
     if let Some(d) = obj.get("error_description").and_then(Value::as_str) {
         error = error.with_description(d);
     }
     error.uri = obj.get("error_uri").and_then(Value::as_str).map(|u| excerpt(u, 200));
-    error.retry_after = retry_after(response);
+    error.retry_after = retry_after(response, now);
     Some(error)
 }
 
@@ -669,37 +676,40 @@ fn oauth_error_in(obj: &Map<String, Value>, response: &HttpResponse) -> Option<O
 /// [`OAuthError`] when a code is found there, else what [`parse_error`] finds.
 ///
 /// ```
-/// use tokensmith_core::{Error, HttpResponse};
+/// use tokensmith_core::{Error, http::HttpResponse};
 /// use tokensmith_core::parse::{ResponseField, ResponseFormat, parse_error_with};
+/// use std::time::SystemTime;
 ///
 /// let format = ResponseFormat::default()
 ///     .field(ResponseField::Error, "/problem/type")
 ///     .field(ResponseField::ErrorDescription, "/problem/detail");
 /// let answer = HttpResponse::json(400, r#"{"problem":{"type":"invalid_request","detail":"no tenant"}}"#);
-/// match parse_error_with(&answer, &format) {
+/// match parse_error_with(&answer, &format, SystemTime::now()) {
 ///     Error::OAuth(e) => assert_eq!(e.description.as_deref(), Some("no tenant")),
 ///     other => panic!("{other}"),
 /// }
 /// ```
-pub fn parse_error_with(response: &HttpResponse, format: &ResponseFormat) -> Error {
+pub fn parse_error_with(response: &HttpResponse, format: &ResponseFormat, now: SystemTime) -> Error {
     if format.field_pointer(ResponseField::Error).is_some()
         || format.field_pointer(ResponseField::ErrorDescription).is_some()
     {
-        if let Some(error) = decode_body(response).and_then(|body| oauth_error_at(&body, response, format)) {
+        if let Some(error) = decode_body(response).and_then(|body| oauth_error_at(&body, response, format, now)) {
             return Error::OAuth(error);
         }
     }
-    parse_error(response)
+    parse_error(response, now)
 }
 
 /// Turns an error response (any status outside 2xx) into an [`Error`]: an [`OAuthError`] when the
 /// body is an RFC 6749 error, otherwise an [`HttpError`] with the provider's own code and message
 /// when its shape is known (ProBit `errorCode`/`message`, WhiteBIT `data.message`, `errors`,
-/// `data.token`), and a masked excerpt in every case.
-pub fn parse_error(response: &HttpResponse) -> Error {
+/// `data.token`), and a masked excerpt in every case. A `Retry-After` date is counted from `now`
+/// (the caller's clock).
+pub fn parse_error(response: &HttpResponse, now: SystemTime) -> Error {
     let body = decode_body(response);
     let object = body.as_ref().and_then(Value::as_object);
-    if let Some(error) = object.filter(|b| !is_status_page(b, response)).and_then(|b| oauth_error_in(b, response)) {
+    if let Some(error) = object.filter(|b| !is_status_page(b, response)).and_then(|b| oauth_error_in(b, response, now))
+    {
         return Error::OAuth(error);
     }
     let (code, message) = body.as_ref().map(known_error_shape).unwrap_or((None, None));
@@ -708,7 +718,7 @@ pub fn parse_error(response: &HttpResponse) -> Error {
         code: code.map(|c| excerpt(&c, 64)),
         message: message.map(|m| excerpt(&m, 200)),
         excerpt: excerpt(&String::from_utf8_lossy(&response.body), 120),
-        retry_after: retry_after(response),
+        retry_after: retry_after(response, now),
     })
 }
 
@@ -956,7 +966,7 @@ mod tests {
         // The description defaults to `error_description` beside the code.
         let format = ResponseFormat::default().field(ResponseField::Error, "/problem/code");
         let r = HttpResponse::json(400, r#"{"problem":{"code":"invalid_scope","error_description":"d"}}"#);
-        match parse_error_with(&r, &format) {
+        match parse_error_with(&r, &format, SystemTime::now()) {
             Error::OAuth(e) => {
                 assert_eq!(e.code, OAuthErrorCode::InvalidScope);
                 assert_eq!(e.description.as_deref(), Some("d"));
@@ -1068,7 +1078,7 @@ mod tests {
         let r =
             HttpResponse::json(401, r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#)
                 .with_header("retry-after", "7");
-        match parse_error(&r) {
+        match parse_error(&r, SystemTime::now()) {
             Error::OAuth(e) => {
                 assert_eq!(e.code, OAuthErrorCode::InvalidClient);
                 assert_eq!(e.status, 401);
@@ -1098,7 +1108,7 @@ mod tests {
             (400, r#"{"data":{"token":["Invalid token."]}}"#, Some("token"), Some("Invalid token.")),
         ];
         for (status, body, code, message) in cases {
-            match parse_error(&HttpResponse::json(status, body)) {
+            match parse_error(&HttpResponse::json(status, body), SystemTime::now()) {
                 Error::Http(e) => {
                     assert_eq!(e.status, status);
                     assert_eq!(e.code.as_deref(), code, "{body}");
@@ -1116,7 +1126,7 @@ mod tests {
             "text/html",
             "<html><title>403 Forbidden</title><body>Request blocked</body></html>",
         );
-        match parse_error(&r) {
+        match parse_error(&r, SystemTime::now()) {
             Error::Http(e) => {
                 assert_eq!(e.status, 403);
                 assert_eq!(e.excerpt, "403 Forbidden Request blocked");
@@ -1130,10 +1140,11 @@ mod tests {
 
     #[test]
     fn retry_after_http_date() {
-        let at = SystemTime::now() + Duration::from_secs(120);
+        // Counted from the caller's `now` (its injected clock), not the system clock.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = now + Duration::from_secs(120);
         let r = HttpResponse::json(429, "{}").with_header("retry-after", &httpdate::fmt_http_date(at));
-        let delay = parse_error(&r).retry_after().unwrap();
-        assert!(delay > Duration::from_secs(100) && delay <= Duration::from_secs(120), "{delay:?}");
+        assert_eq!(parse_error(&r, now).retry_after(), Some(Duration::from_secs(120)));
     }
 
     mod props {
@@ -1187,7 +1198,7 @@ mod tests {
                 let r = HttpResponse::new(status, ct, body);
                 let _ = parse_response(&r, &ResponseFormat::default().envelope("/data"), now(), None);
                 let _ = parse_response(&r, &ResponseFormat::default(), now(), None);
-                let _ = parse_error(&r);
+                let _ = parse_error(&r, SystemTime::now());
             }
 
             #[test]
@@ -1195,7 +1206,7 @@ mod tests {
                 let r = HttpResponse::json(status, value.to_string());
                 let _ = parse_response(&r, &ResponseFormat::default().envelope("/data"), now(), None);
                 let _ = parse_response(&r, &ResponseFormat::default(), now(), None);
-                let _ = parse_error(&r);
+                let _ = parse_error(&r, SystemTime::now());
                 let pointers = ResponseFormat::default()
                     .field(ResponseField::AccessToken, "/data/access_token")
                     .field(ResponseField::ExpiresAt, "/data/expires_in")
@@ -1203,7 +1214,7 @@ mod tests {
                     .field(ResponseField::Error, "/errors/error")
                     .field(ResponseField::ErrorDescription, "/error");
                 let _ = parse_response(&r, &pointers, now(), None);
-                let _ = parse_error_with(&r, &pointers);
+                let _ = parse_error_with(&r, &pointers, SystemTime::now());
             }
 
             /// The one-pass reader of a top-level object and the general path (the same object in

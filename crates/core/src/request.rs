@@ -6,12 +6,11 @@
 //! the real bytes to the transport.
 //!
 //! ```
-//! use tokensmith_core::{BodyFormat, ClientCredentials, Grant, TokenRequest, style::BasicAuthRaw};
+//! use tokensmith_core::{ClientCredentials, style::{BasicAuthRaw, CredentialStyle as _}, request::{BodyFormat, Grant, TokenRequest}};
 //!
 //! let url = "https://accounts.probit.com/token".parse().unwrap();
-//! let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials)
-//!     .with_credentials(&ClientCredentials::new("id", "secret"), &BasicAuthRaw)
-//!     .unwrap();
+//! let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials);
+//! let request = BasicAuthRaw.shape(&ClientCredentials::new("id", "secret"), request).unwrap();
 //! assert_eq!(request.wire_body(), br#"{"grant_type":"client_credentials"}"#);
 //! assert!(!format!("{request:?}").contains("secret\""));
 //! ```
@@ -27,15 +26,13 @@ use serde::{Serialize, Serializer};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::style::CredentialStyle;
-use crate::token::{ClientCredentials, RefreshToken, Scopes};
-
-/// The marker that stands for a secret in redacted renderings.
-pub const REDACTED_MARKER: &str = "[redacted]";
+use crate::support::REDACTED;
+use crate::token::{RefreshToken, Scopes};
 
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum BodyFormat {
     /// `application/x-www-form-urlencoded` (RFC 6749's format).
     #[default]
@@ -90,9 +87,9 @@ impl fmt::Debug for Grant {
             Grant::ClientCredentials => f.write_str("ClientCredentials"),
             Grant::AuthorizationCode { redirect_uri, code_verifier, .. } => f
                 .debug_struct("AuthorizationCode")
-                .field("code", &REDACTED_MARKER)
+                .field("code", &REDACTED)
                 .field("redirect_uri", redirect_uri)
-                .field("code_verifier", &code_verifier.as_ref().map(|_| REDACTED_MARKER))
+                .field("code_verifier", &code_verifier.as_ref().map(|_| REDACTED))
                 .finish(),
             Grant::RefreshToken(_) => f.write_str("RefreshToken([redacted])"),
         }
@@ -101,6 +98,7 @@ impl fmt::Debug for Grant {
 
 /// A parameter or header value: public, or a secret that is redacted in every rendering.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum Value {
     /// A value that may be shown.
     Plain(String),
@@ -132,8 +130,8 @@ impl Value {
     fn redacted(&self) -> String {
         match self {
             Value::Plain(s) => s.clone(),
-            Value::Secret(_) => REDACTED_MARKER.to_owned(),
-            Value::Basic { user, .. } => format!("Basic base64({user}:{REDACTED_MARKER})"),
+            Value::Secret(_) => REDACTED.to_owned(),
+            Value::Basic { user, .. } => format!("Basic base64({user}:{REDACTED})"),
         }
     }
 
@@ -169,7 +167,7 @@ impl From<SecretString> for Value {
 /// One request to a token endpoint.
 ///
 /// Built with [`TokenRequest::for_grant`] (or [`TokenRequest::new`]), then shaped by a
-/// [`CredentialStyle`] and a provider's dialect. Headers and parameters keep the order they were added
+/// [`CredentialStyle`](crate::style::CredentialStyle) and a provider's dialect. Headers and parameters keep the order they were added
 /// in (headers sorted by name when rendered), so renderings are stable.
 #[derive(Clone)]
 pub struct TokenRequest {
@@ -301,14 +299,6 @@ impl TokenRequest {
         self
     }
 
-    /// Places `credentials` on the request with `style`, then checks that they are sent one way only
-    /// and never in the URL.
-    pub fn with_credentials(mut self, credentials: &ClientCredentials, style: &dyn CredentialStyle) -> Result<Self> {
-        style.apply(credentials, &mut self)?;
-        self.validate()?;
-        Ok(self)
-    }
-
     /// Checks the rules every token request obeys: credentials never in the URL query, never both in
     /// a Basic header and in the body, and no parameter given twice.
     pub fn validate(&self) -> Result<()> {
@@ -352,7 +342,7 @@ impl TokenRequest {
     }
 
     /// The body format.
-    pub fn format(&self) -> BodyFormat {
+    pub fn body_format(&self) -> BodyFormat {
         self.format
     }
 

@@ -15,7 +15,7 @@ use crate::backoff::Backoff;
 /// use tokensmith_core::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default().max_attempts(5).deadline(Duration::from_secs(10));
-/// assert_eq!(policy.attempts(), 5);
+/// assert_eq!(policy.get_max_attempts(), 5);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -88,17 +88,17 @@ impl RetryPolicy {
     }
 
     /// Total attempts allowed.
-    pub fn attempts(&self) -> u32 {
+    pub fn get_max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
     /// The overall deadline.
-    pub fn overall_deadline(&self) -> Duration {
+    pub fn get_deadline(&self) -> Duration {
         self.deadline
     }
 
     /// The time allowed for one attempt.
-    pub fn timeout_per_attempt(&self) -> Duration {
+    pub fn get_attempt_timeout(&self) -> Duration {
         self.attempt_timeout
     }
 
@@ -153,6 +153,6 @@ mod tests {
 
     #[test]
     fn at_least_one_attempt() {
-        assert_eq!(RetryPolicy::default().max_attempts(0).attempts(), 1);
+        assert_eq!(RetryPolicy::default().max_attempts(0).get_max_attempts(), 1);
     }
 }

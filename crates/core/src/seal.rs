@@ -1,22 +1,4 @@
-//! [`StoreEncryption`]: authenticated encryption (AES-256-GCM) of token sets at rest, so that a stolen
-//! token file or a dump of a shared store yields no usable access or refresh token.
-//!
-//! Each token set is sealed on its own, with a fresh random 96-bit nonce, and is bound to the store
-//! key it is saved under: the key (with the format's version) is the AEAD's associated data, so a
-//! sealed record copied under another key, changed in any byte, or opened with another encryption key
-//! fails to open: [`Error::Store`] says what to check.
-//!
-//! # The sealed form
-//!
-//! `ts1:` followed by the URL-safe base64 (no padding) of `nonce (12 bytes) || ciphertext || tag (16
-//! bytes)`. The associated data is `ts1:` followed by the store key's UTF-8 bytes. The `ts1` prefix
-//! names the format's version, so that a later format can be told apart and read alongside.
-//!
-//! # The key
-//!
-//! 32 random bytes, given as base64 (standard or URL-safe, with or without padding) in an environment
-//! variable or a file, or as a file of the 32 raw bytes. Make one with `openssl rand -base64 32`, or
-//! with [`StoreEncryption::generate_key`].
+//! [`StoreEncryption`]: authenticated encryption (AES-256-GCM) of token sets at rest.
 
 use std::fmt;
 use std::path::Path;
@@ -34,10 +16,10 @@ use crate::error::{Error, Result};
 use crate::store::StoredToken;
 
 /// The prefix of every value sealed in the current format (version 1).
-pub const SEALED_PREFIX: &str = "ts1:";
+pub(crate) const SEALED_PREFIX: &str = "ts1:";
 
 /// The length of an encryption key, in bytes (AES-256).
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
@@ -56,7 +38,27 @@ const KEY_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
 const KEY_FORM: &str = "expected 32 random bytes in base64 (44 characters, standard or URL-safe, padding optional; \
      make one with `openssl rand -base64 32`)";
 
-/// Seals and opens token sets with one AES-256-GCM key (see the [module docs](self) for the format).
+/// Seals and opens token sets with one AES-256-GCM key, so that a stolen token file or a dump of a
+/// shared store yields no usable access or refresh token.
+///
+/// Each token set is sealed on its own, with a fresh random 96-bit nonce, and is bound to the store
+/// key it is saved under: the key (with the format's version) is the AEAD's associated data, so a
+/// sealed record copied under another key, changed in any byte, or opened with another encryption key
+/// fails to open: [`Error::Store`] says what to check.
+///
+/// # The sealed form
+///
+/// `ts1:` followed by the URL-safe base64 (no padding) of `nonce (12 bytes) || ciphertext || tag (16
+/// bytes)`. The associated data is `ts1:` followed by the store key's UTF-8 bytes. The `ts1` prefix
+/// names the format's version, so that a later format can be told apart and read alongside.
+///
+/// # The key
+///
+/// 32 random bytes, given as base64 (standard or URL-safe, with or without padding) in an environment
+/// variable or a file, or as a file of the 32 raw bytes. Make one with `openssl rand -base64 32`, or
+/// with [`StoreEncryption::generate_key`].
+///
+/// # Use
 ///
 /// Cheap to clone (the expanded key is copied; it is wiped from memory when dropped). `Debug` shows no
 /// key material.
@@ -88,7 +90,10 @@ pub struct StoreEncryption {
 
 impl fmt::Debug for StoreEncryption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreEncryption").field("algorithm", &"AES-256-GCM").field("key", &"** redacted **").finish()
+        f.debug_struct("StoreEncryption")
+            .field("algorithm", &"AES-256-GCM")
+            .field("key", &crate::support::REDACTED)
+            .finish()
     }
 }
 
@@ -99,8 +104,8 @@ impl StoreEncryption {
         StoreEncryption { cipher: Aes256Gcm::new(key_ref.into()) }
     }
 
-    /// A sealer with the key in the environment variable `var`, as base64 (see the
-    /// [module docs](self)).
+    /// A sealer with the key in the environment variable `var`, as base64 (see
+    /// [`StoreEncryption`]).
     ///
     /// An unset or empty variable, bad base64 or a key that is not 32 bytes long gives
     /// [`Error::Config`] naming `var` (never its value); a `var` that is not a variable name (the key
@@ -485,7 +490,7 @@ mod tests {
     fn debug_shows_no_key_bytes() {
         let key = [0xABu8; 32];
         let debug = format!("{:?}", sealer(key));
-        assert_eq!(debug, "StoreEncryption { algorithm: \"AES-256-GCM\", key: \"** redacted **\" }");
+        assert_eq!(debug, "StoreEncryption { algorithm: \"AES-256-GCM\", key: \"[redacted]\" }");
         for fragment in ["171", "ab", "AB", &STANDARD.encode(&key[..6])] {
             assert!(!debug.contains(fragment), "{debug}");
         }

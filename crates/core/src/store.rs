@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
@@ -345,10 +345,9 @@ impl From<StoredToken> for AccessToken {
             );
             UNIX_EPOCH
         });
-        let now = SystemTime::now();
         let mut builder = AccessToken::builder(stored.access_token)
             .expires_in(
-                expires_at.checked_sub(Duration::from_secs(stored.lifetime)).unwrap_or(now),
+                expires_at.checked_sub(Duration::from_secs(stored.lifetime)).unwrap_or(UNIX_EPOCH),
                 Duration::from_secs(stored.lifetime),
             )
             .scopes(stored.scopes)
@@ -361,6 +360,8 @@ impl From<StoredToken> for AccessToken {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     #[test]

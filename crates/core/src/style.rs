@@ -10,14 +10,14 @@
 //! | [`BodyCredentials`] | the id and secret in the body under names of the provider's choosing | servers that rename every field |
 //! | [`PublicClient`] | only `client_id` in the body | public clients (PKCE) |
 //!
-//! Credentials are never sent two ways at once and never in the URL: [`TokenRequest::with_credentials`]
+//! Credentials are never sent two ways at once and never in the URL: [`CredentialStyle::shape`]
 //! checks both after the style ran.
 //!
 //! # Implementing your own
 //!
 //! ```
 //! use secrecy::ExposeSecret;
-//! use tokensmith_core::{ClientCredentials, CredentialStyle, Result, TokenRequest, request::Value};
+//! use tokensmith_core::{ClientCredentials, Result, style::CredentialStyle, request::{TokenRequest, Value}};
 //!
 //! /// Sends the credentials in custom headers.
 //! #[derive(Debug)]
@@ -61,6 +61,15 @@ pub trait CredentialStyle: Send + Sync + Debug + 'static {
     /// Adds `credentials` to `request`.
     fn apply(&self, credentials: &ClientCredentials, request: &mut TokenRequest) -> Result<()>;
 
+    /// `request` with the credentials placed by [`apply`](Self::apply), checked by the rules every
+    /// token request obeys ([`TokenRequest::validate`]): credentials sent one way only, never in the
+    /// URL. This is how requests get their credentials; implementations keep this provided method.
+    fn shape(&self, credentials: &ClientCredentials, mut request: TokenRequest) -> Result<TokenRequest> {
+        self.apply(credentials, &mut request)?;
+        request.validate()?;
+        Ok(request)
+    }
+
     /// A short name for configuration and tracing (`basic`, `basic-raw`, `body`, `none`).
     fn name(&self) -> &'static str;
 
@@ -100,13 +109,12 @@ pub struct RequestBody;
 /// [`BodyCredentials::default`] sends `client_id` and `client_secret`, exactly as [`RequestBody`].
 ///
 /// ```
-/// use tokensmith_core::{BodyFormat, ClientCredentials, Grant, TokenRequest, style::BodyCredentials};
+/// use tokensmith_core::{ClientCredentials, style::{BodyCredentials, CredentialStyle as _}, request::{BodyFormat, Grant, TokenRequest}};
 ///
 /// let style = BodyCredentials::named("consumerKey", "consumerSecret");
 /// let url = "https://auth.example.test/token".parse().unwrap();
-/// let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials)
-///     .with_credentials(&ClientCredentials::new("id", "s3cret"), &style)
-///     .unwrap();
+/// let request = TokenRequest::for_grant(url, BodyFormat::Json, &Grant::ClientCredentials);
+/// let request = style.shape(&ClientCredentials::new("id", "s3cret"), request).unwrap();
 /// assert_eq!(
 ///     request.wire_body(),
 ///     br#"{"grant_type":"client_credentials","consumerKey":"id","consumerSecret":"s3cret"}"#
@@ -270,9 +278,11 @@ impl CredentialStyle for PublicClient {
     }
 }
 
-/// A built-in style by its configuration name: `basic`, `basic-raw`, `body` or `none`.
+/// A built-in style by its configuration name: `basic`, `basic-raw`, `body` or `none` (any case,
+/// surrounding spaces ignored). The one parser of style names: configuration, dialects and provider
+/// builders all go through it.
 pub fn by_name(name: &str) -> Option<std::sync::Arc<dyn CredentialStyle>> {
-    Some(match name {
+    Some(match name.trim().to_ascii_lowercase().as_str() {
         "basic" => std::sync::Arc::new(BasicAuth),
         "basic-raw" => std::sync::Arc::new(BasicAuthRaw),
         "body" => std::sync::Arc::new(RequestBody),
@@ -306,7 +316,7 @@ mod tests {
     #[test]
     fn basic_form_encodes_each_part_per_rfc6749() {
         let creds = ClientCredentials::new(ID, SECRET);
-        let r = request(BodyFormat::Form).with_credentials(&creds, &BasicAuth).unwrap();
+        let r = BasicAuth.shape(&creds, request(BodyFormat::Form)).unwrap();
         let decoded = basic_decoded(&r);
         assert_eq!(decoded, "client+id%3A%C3%A9%2B%2F:s3cr3t%3A+%25+%2B+%2F+%26+%3D+space+%C3%A9");
         // Decoding the way Django OAuth Toolkit does (split on the first ':', then unquote_plus) gives
@@ -320,24 +330,24 @@ mod tests {
     #[test]
     fn basic_raw_sends_values_as_is() {
         let creds = ClientCredentials::new("probit-id", SECRET);
-        let r = request(BodyFormat::Json).with_credentials(&creds, &BasicAuthRaw).unwrap();
+        let r = BasicAuthRaw.shape(&creds, request(BodyFormat::Json)).unwrap();
         assert_eq!(basic_decoded(&r), format!("probit-id:{SECRET}"));
     }
 
     #[test]
     fn basic_raw_refuses_colon_in_id() {
         let creds = ClientCredentials::new("a:b", "x");
-        let err = request(BodyFormat::Json).with_credentials(&creds, &BasicAuthRaw).unwrap_err();
+        let err = BasicAuthRaw.shape(&creds, request(BodyFormat::Json)).unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "client_id"));
     }
 
     #[test]
     fn body_style_follows_body_format() {
         let creds = ClientCredentials::new("id", "p&ss");
-        let form = request(BodyFormat::Form).with_credentials(&creds, &RequestBody).unwrap();
+        let form = RequestBody.shape(&creds, request(BodyFormat::Form)).unwrap();
         assert_eq!(form.wire_body(), b"grant_type=client_credentials&client_id=id&client_secret=p%26ss");
         assert!(!form.has_header("authorization"));
-        let json = request(BodyFormat::Json).with_credentials(&creds, &RequestBody).unwrap();
+        let json = RequestBody.shape(&creds, request(BodyFormat::Json)).unwrap();
         assert_eq!(json.wire_body(), br#"{"grant_type":"client_credentials","client_id":"id","client_secret":"p&ss"}"#);
     }
 
@@ -345,27 +355,27 @@ mod tests {
     fn body_credentials_take_the_providers_names() {
         let creds = ClientCredentials::new("id", "p&ss");
         let style = BodyCredentials::named("consumerKey", "consumerSecret");
-        let form = request(BodyFormat::Form).with_credentials(&creds, &style).unwrap();
+        let form = style.shape(&creds, request(BodyFormat::Form)).unwrap();
         assert_eq!(form.wire_body(), b"grant_type=client_credentials&consumerKey=id&consumerSecret=p%26ss");
-        assert_eq!(form.param_redacted("consumerSecret").as_deref(), Some(crate::request::REDACTED_MARKER));
+        assert_eq!(form.param_redacted("consumerSecret").as_deref(), Some(crate::support::REDACTED));
         assert!(!format!("{form:?}").contains("p&ss") && !format!("{form:?}").contains("p%26ss"));
         // The default names are the `body` style's.
-        let default = request(BodyFormat::Json).with_credentials(&creds, &BodyCredentials::default()).unwrap();
-        let body = request(BodyFormat::Json).with_credentials(&creds, &RequestBody).unwrap();
+        let default = BodyCredentials::default().shape(&creds, request(BodyFormat::Json)).unwrap();
+        let body = RequestBody.shape(&creds, request(BodyFormat::Json)).unwrap();
         assert_eq!(default.wire_body(), body.wire_body());
         // One name for both, or an empty one, is a configuration error naming the key.
-        let err = request(BodyFormat::Form).with_credentials(&creds, &BodyCredentials::named("k", "k")).unwrap_err();
+        let err = BodyCredentials::named("k", "k").shape(&creds, request(BodyFormat::Form)).unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secret_param"), "{err}");
-        let err = request(BodyFormat::Form).with_credentials(&creds, &BodyCredentials::named(" ", "k")).unwrap_err();
+        let err = BodyCredentials::named(" ", "k").shape(&creds, request(BodyFormat::Form)).unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "client_id_param"), "{err}");
-        let err = request(BodyFormat::Form).with_credentials(&ClientCredentials::public("id"), &style).unwrap_err();
+        let err = style.shape(&ClientCredentials::public("id"), request(BodyFormat::Form)).unwrap_err();
         assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secret"), "{err}");
     }
 
     #[test]
     fn public_client_sends_only_the_id() {
         let creds = ClientCredentials::new("id", "never-sent");
-        let r = request(BodyFormat::Form).with_credentials(&creds, &PublicClient).unwrap();
+        let r = PublicClient.shape(&creds, request(BodyFormat::Form)).unwrap();
         assert_eq!(r.wire_body(), b"grant_type=client_credentials&client_id=id");
     }
 
@@ -373,7 +383,7 @@ mod tests {
     fn secret_styles_need_a_secret() {
         let creds = ClientCredentials::public("id");
         for style in [&BasicAuth as &dyn CredentialStyle, &BasicAuthRaw, &RequestBody] {
-            let err = request(BodyFormat::Form).with_credentials(&creds, style).unwrap_err();
+            let err = style.shape(&creds, request(BodyFormat::Form)).unwrap_err();
             assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secret"));
         }
     }

@@ -510,7 +510,7 @@ mod tests {
     #[async_trait]
     impl TokenProvider for Uncached {
         async fn token(&self) -> Result<AccessToken> {
-            self.0.request_token(&crate::Grant::ClientCredentials, &Scopes::empty()).await
+            self.0.request_token(&crate::request::Grant::ClientCredentials, &Scopes::empty()).await
         }
     }
 
@@ -524,7 +524,7 @@ mod tests {
     async fn fake_endpoint_records_and_answers_in_order() {
         let endpoint = FakeEndpoint::default();
         endpoint.push_response(HttpResponse::json(503, "{}"));
-        let request = TokenRequest::new(BASE_URL.parse().unwrap(), crate::BodyFormat::Form);
+        let request = TokenRequest::new(BASE_URL.parse().unwrap(), crate::request::BodyFormat::Form);
         assert_eq!(endpoint.send(&request).await.unwrap().status, 503);
         let ok = endpoint.send(&request).await.unwrap();
         assert_eq!(ok.status, 200);

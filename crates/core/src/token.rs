@@ -9,10 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
 
 use crate::error::{Error, Result};
 
-const REDACTED: &str = "** redacted **";
+use crate::support::REDACTED;
 
 /// Client credentials: the client id and, for confidential clients, the client secret.
 ///
@@ -81,7 +82,7 @@ impl fmt::Debug for ClientCredentials {
 /// use tokensmith_core::RefreshToken;
 ///
 /// let rt = RefreshToken::new("rt-123");
-/// assert_eq!(format!("{rt:?}"), "RefreshToken(** redacted **)");
+/// assert_eq!(format!("{rt:?}"), "RefreshToken([redacted])");
 /// ```
 #[derive(Clone)]
 pub struct RefreshToken(SecretString);
@@ -99,7 +100,7 @@ impl RefreshToken {
 
     /// Whether two refresh tokens are the same value (compared in constant time).
     pub fn same_as(&self, other: &RefreshToken) -> bool {
-        constant_time_eq(self.0.expose_secret().as_bytes(), other.0.expose_secret().as_bytes())
+        bool::from(self.0.expose_secret().as_bytes().ct_eq(other.0.expose_secret().as_bytes()))
     }
 }
 
@@ -107,15 +108,6 @@ impl fmt::Debug for RefreshToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RefreshToken({REDACTED})")
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 /// A set of scopes, in the order the provider gave them.
@@ -286,7 +278,7 @@ impl AccessToken {
     /// Whether `other` carries the same token value (constant time).
     pub fn same_token(&self, other: &AccessToken) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
-            || constant_time_eq(self.0.secret.expose_secret().as_bytes(), other.0.secret.expose_secret().as_bytes())
+            || bool::from(self.0.secret.expose_secret().as_bytes().ct_eq(other.0.secret.expose_secret().as_bytes()))
     }
 
     /// A builder pre-filled with this token's values, for deriving a changed copy.
@@ -379,12 +371,18 @@ impl AccessTokenBuilder {
     /// a response or a caller) is moved to that bound, and the lifetime is at most the time to it:
     /// no later arithmetic or formatting of them can overflow.
     pub fn build(self) -> AccessToken {
-        let now = SystemTime::now();
-        let an_hour = now.checked_add(Duration::from_secs(3600)).unwrap_or(now);
-        let expires_at = self.expires_at.unwrap_or(an_hour).clamp(UNIX_EPOCH, latest_expiry());
+        // The system clock is read only for what the caller left out: a token from a store or from
+        // `expires_in(now, ..)` (the injected clock's now) has both, so its build reads no clock.
+        let expires_at = self
+            .expires_at
+            .unwrap_or_else(|| {
+                let now = SystemTime::now();
+                now.checked_add(Duration::from_secs(3600)).unwrap_or(now)
+            })
+            .clamp(UNIX_EPOCH, latest_expiry());
         let lifetime = self
             .lifetime
-            .unwrap_or_else(|| expires_at.duration_since(now).unwrap_or(Duration::ZERO))
+            .unwrap_or_else(|| expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
             .min(latest_expiry().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO));
         AccessToken(Arc::new(Inner {
             secret: self.secret,
@@ -457,12 +455,5 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(ClientCredentials::public("id").validate(false).is_ok());
-    }
-
-    #[test]
-    fn constant_time_eq_works() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

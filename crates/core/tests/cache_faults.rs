@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use tokensmith_core::error::{TransportError, TransportErrorKind};
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::{FakeEndpoint, ManualClock, rfc6749_success};
 use tokensmith_core::*;

@@ -14,6 +14,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::*;
+use tokensmith_core::{
+    error::TransportError,
+    http::{HttpResponse, Transport},
+    request::TokenRequest,
+};
 use tokio::time::Instant;
 
 const S: fn(u64) -> Duration = Duration::from_secs;

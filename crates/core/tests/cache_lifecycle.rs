@@ -13,6 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::*;
+use tokensmith_core::{
+    error::{TransportError, TransportErrorKind},
+    http::{HttpResponse, Transport},
+    request::TokenRequest,
+};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 

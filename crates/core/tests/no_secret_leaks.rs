@@ -10,6 +10,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::*;
+use tokensmith_core::{
+    error::{CallbackError, HttpError, OAuthError, OAuthErrorCode, TransportError, TransportErrorKind},
+    http::{HttpResponse, MockTransport, Transport},
+    request::{Grant, TokenRequest},
+};
 
 const CLIENT_SECRET: &str = "CLIENT-SECRET-Zq9: %+/&= x";
 const ACCESS_TOKEN: &str = "ACCESS-TOKEN-7f3a9c";

@@ -6,7 +6,11 @@
 use base64::Engine as _;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::style::{BasicAuth, BasicAuthRaw, PublicClient, RequestBody};
-use tokensmith_core::{BodyFormat, ClientCredentials, CredentialStyle, Grant, RefreshToken, Scopes, TokenEndpoint};
+use tokensmith_core::{
+    ClientCredentials, RefreshToken, Scopes, TokenEndpoint,
+    request::{BodyFormat, Grant},
+    style::CredentialStyle,
+};
 
 const CLIENT_ID: &str = "client é/+ =&%";
 const CLIENT_SECRET: &str = "s3cr3t: % + / & = space é";
@@ -59,13 +63,12 @@ fn every_style_format_and_grant() {
 
 fn decoded_basic(style: &dyn CredentialStyle) -> String {
     let creds = ClientCredentials::new(CLIENT_ID, CLIENT_SECRET);
-    let request = tokensmith_core::TokenRequest::for_grant(
+    let request = tokensmith_core::request::TokenRequest::for_grant(
         "https://auth.example.com/token".parse().unwrap(),
         BodyFormat::Form,
         &Grant::ClientCredentials,
-    )
-    .with_credentials(&creds, style)
-    .unwrap();
+    );
+    let request = style.shape(&creds, request).unwrap();
     let headers = request.wire_headers().unwrap();
     let value = headers.get("authorization").unwrap().to_str().unwrap().to_owned();
     let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
@@ -77,13 +80,12 @@ fn decoded_basic(style: &dyn CredentialStyle) -> String {
 fn basic_header_encodings() {
     assert_eq!(decoded_basic(&BasicAuth), "client+%C3%A9%2F%2B+%3D%26%25:s3cr3t%3A+%25+%2B+%2F+%26+%3D+space+%C3%A9",);
     let raw_creds = ClientCredentials::new("client-id", CLIENT_SECRET);
-    let request = tokensmith_core::TokenRequest::for_grant(
+    let request = tokensmith_core::request::TokenRequest::for_grant(
         "https://auth.example.com/token".parse().unwrap(),
         BodyFormat::Json,
         &Grant::ClientCredentials,
-    )
-    .with_credentials(&raw_creds, &BasicAuthRaw)
-    .unwrap();
+    );
+    let request = BasicAuthRaw.shape(&raw_creds, request).unwrap();
     let headers = request.wire_headers().unwrap();
     let value = headers.get("authorization").unwrap().to_str().unwrap();
     let raw = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
@@ -111,4 +113,52 @@ fn a_fully_renamed_dialect() {
         assert!(!shown.contains(API_KEY) && !shown.contains(CLIENT_SECRET), "{shown}");
     }
     insta::assert_yaml_snapshot!("renamed__json__client_credentials", request);
+}
+
+/// `text` with the port after each `127.0.0.1:` (or its form encoding, `127.0.0.1%3A`) replaced by `PORT`.
+fn without_loopback_port(text: &str) -> String {
+    let mut text = text.to_owned();
+    for marker in ["127.0.0.1:", "127.0.0.1%3A"] {
+        text = text
+            .split(marker)
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part.to_owned()
+                } else {
+                    format!("{marker}PORT{}", part.trim_start_matches(|c: char| c.is_ascii_digit()))
+                }
+            })
+            .collect();
+    }
+    text
+}
+
+/// docs/snapshot-testing.md's example of redacting a value that changes between runs: the port of a
+/// loopback `redirect_uri` (a listener on a free port), in `params` and in the `body` that repeats it.
+/// Two different ports give the same snapshot.
+#[test]
+fn a_loopback_redirect_uri_whose_port_changes_is_redacted() {
+    let creds = ClientCredentials::new("my-client", CLIENT_SECRET);
+    for (name, format) in
+        [("loopback_redirect_uri__form", BodyFormat::Form), ("loopback_redirect_uri__json", BodyFormat::Json)]
+    {
+        for port in [8400, 53117] {
+            let grant = Grant::AuthorizationCode {
+                code: SecretString::from("auth-code-123"),
+                redirect_uri: Some(format!("http://127.0.0.1:{port}/callback")),
+                code_verifier: Some(SecretString::from("verifier-abcdefghijklmnopqrstuvwxyz-0123456789")),
+            };
+            let endpoint =
+                TokenEndpoint::new("https://auth.example.com/oauth/token".parse().unwrap()).body_format(format);
+            let request = endpoint.build_request(&grant, &creds, &Scopes::empty()).unwrap();
+            assert!(serde_json::to_string(&request).unwrap().contains(&port.to_string()), "unredacted, the port shows");
+            insta::assert_yaml_snapshot!(name, request, {
+                ".params.redirect_uri" => "http://127.0.0.1:PORT/callback",
+                ".body" => insta::dynamic_redaction(|value, _| {
+                    value.as_str().map(without_loopback_port).unwrap_or_default()
+                }),
+            });
+        }
+    }
 }

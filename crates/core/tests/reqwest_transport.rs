@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokensmith_core::error::TransportErrorKind;
 use tokensmith_core::http::{ReqwestTransport, Transport};
-use tokensmith_core::{BodyFormat, TokenRequest};
+use tokensmith_core::request::{BodyFormat, TokenRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -83,7 +83,7 @@ fn request(url: &url::Url) -> TokenRequest {
 }
 
 fn transport_error(
-    result: Result<tokensmith_core::HttpResponse, tokensmith_core::error::TransportError>,
+    result: Result<tokensmith_core::http::HttpResponse, tokensmith_core::error::TransportError>,
 ) -> TransportErrorKind {
     match result {
         Err(e) => e.kind(),

@@ -1,6 +1,8 @@
 //! Retries inside one token fetch (`TokenClient::request_token`): exponential backoff with jitter on
-//! connect errors, timeouts, 5xx and 429; `Retry-After` honoured (seconds and HTTP date); never on OAuth
-//! 4xx errors; bounded attempts and an overall deadline. On `MockTransport` and tokio's paused clock.
+//! connect errors, timeouts, 408, 429 and 5xx, and OAuth `server_error`/`temporarily_unavailable` at any
+//! status; `Retry-After` honoured (seconds and HTTP date); never on the other OAuth errors; a grant that
+//! spends a code or refresh token only when surely unprocessed; bounded attempts and an overall
+//! deadline. On `MockTransport` and tokio's paused clock.
 #![cfg(feature = "testing")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,6 +12,12 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use tokensmith_core::*;
+use tokensmith_core::{
+    error::{TransportError, TransportErrorKind},
+    http::{HttpResponse, MockTransport, Transport},
+    request::{Grant, TokenRequest},
+    style::CredentialStyle,
+};
 
 type Reply = Result<HttpResponse, TransportError>;
 
@@ -136,8 +144,22 @@ async fn a_retry_after_beyond_the_deadline_gives_up_at_once() {
     assert_eq!(started.elapsed(), Duration::ZERO, "no pointless wait");
 }
 
+/// `server_error` and `temporarily_unavailable` say the server may answer differently later, whatever the
+/// status it sent them with (RFC 6749 §5.2 has them with 400 when a 5xx cannot be used).
 #[tokio::test(start_paused = true)]
-async fn oauth_errors_are_never_retried() {
+async fn oauth_server_error_and_temporarily_unavailable_are_retried_at_any_status() {
+    let (mock, times) = scripted(vec![
+        oauth(400, "temporarily_unavailable"),
+        oauth(400, "server_error"),
+        oauth(200, "server_error"),
+        ok(),
+    ]);
+    fetch(&client(mock, RetryPolicy::default().max_attempts(4))).await.unwrap();
+    assert_eq!(times.lock().unwrap().len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn oauth_client_errors_are_never_retried() {
     for (code, error) in [
         (401, "invalid_client"),
         (400, "invalid_client"),

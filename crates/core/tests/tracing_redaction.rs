@@ -10,6 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokensmith_core::*;
+use tokensmith_core::{
+    error::{TransportError, TransportErrorKind},
+    http::{HttpResponse, Transport},
+    request::TokenRequest,
+};
 
 const CLIENT_SECRET: &str = "TRACE-CLIENT-SECRET: %+/&= 9x";
 const ACCESS_TOKENS: [&str; 2] = ["TRACE-ACCESS-TOKEN-one-4f1c", "TRACE-ACCESS-TOKEN-two-8e2d"];

@@ -21,7 +21,7 @@
 //!     .base_url("https://payments.example.com")
 //!     .client_id("your-client-id")
 //!     .client_secret("your-client-secret")
-//! #   .base_url(&sandbox.base_url(tokensmith_sandbox::Dialect::GenericDjango))
+//! #   .base_url(sandbox.base_url(tokensmith_sandbox::Dialect::GenericDjango))
 //! #   .client_id(demo.client_id).client_secret(demo.client_secret)
 //!     .scopes(Scopes::parse("read write"))
 //!     .build()?;
@@ -73,9 +73,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
-use tokensmith_core::style::{BasicAuth, RequestBody};
-use tokensmith_core::{BodyFormat, CredentialStyle, Error, Result, TokenEndpoint};
+use tokensmith_core::style::{self, BasicAuth, RequestBody};
+use tokensmith_core::{Error, Result, TokenEndpoint, request::BodyFormat, style::CredentialStyle};
 use url::Url;
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}
 
 // Names the crate docs link to.
 #[cfg(doc)]
@@ -188,14 +193,17 @@ impl fmt::Display for DjangoCredentials {
 impl FromStr for DjangoCredentials {
     type Err = Error;
 
-    /// Parses `basic` or `body` (case-insensitive).
+    /// Parses `basic` or `body` (case-insensitive), with core's one parser of style names.
     fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "basic" => Ok(DjangoCredentials::Basic),
-            "body" => Ok(DjangoCredentials::Body),
-            other => Err(Error::config(
+        match style::by_name(s).as_deref().map(CredentialStyle::name) {
+            Some("basic") => Ok(DjangoCredentials::Basic),
+            Some("body") => Ok(DjangoCredentials::Body),
+            _ => Err(Error::config(
                 "credential_style",
-                format!("`{other}` is not a credential style of this provider; use `basic` or `body`"),
+                format!(
+                    "`{}` is not a credential style of this provider; use `basic` or `body`",
+                    s.trim().to_ascii_lowercase()
+                ),
             )),
         }
     }
@@ -205,10 +213,10 @@ impl FromStr for DjangoCredentials {
 /// `grant_type`, scopes separated by spaces.
 ///
 /// ```
-/// use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes};
+/// use tokensmith_core::{ClientCredentials, Scopes, request::{BodyFormat, Grant}};
 ///
 /// let endpoint = tokensmith_generic_django::endpoint("https://auth.example.com/o/token/".parse().unwrap());
-/// assert_eq!(endpoint.format(), BodyFormat::Form);
+/// assert_eq!(endpoint.get_body_format(), BodyFormat::Form);
 /// let request = endpoint
 ///     .build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "secret"), &Scopes::parse("read write"))
 ///     .unwrap();

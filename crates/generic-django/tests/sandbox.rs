@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokensmith_core::{
-    AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, Scopes, TokenRequest, Transport,
-    TransportError, TransportErrorKind,
+    AuthorizedClient, Error, Scopes,
+    error::{OAuthErrorCode, TransportError, TransportErrorKind},
+    http::{HttpResponse, ReqwestTransport, Transport},
+    request::TokenRequest,
 };
 use tokensmith_generic_django::{DjangoBuilder, DjangoCredentials, DjangoProvider};
 use tokensmith_sandbox::conformance::{ClientCredentialsKit, KitContext};

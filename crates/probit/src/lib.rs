@@ -71,8 +71,22 @@ use std::time::Duration;
 use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
 use tokensmith_core::parse::ResponseFormat;
 use tokensmith_core::style::BasicAuthRaw;
-use tokensmith_core::{BodyFormat, Error, Grant, OAuthError, OAuthErrorCode, TokenEndpoint};
+use tokensmith_core::{
+    Error, TokenEndpoint,
+    error::{OAuthError, OAuthErrorCode},
+    request::{BodyFormat, Grant},
+};
 use url::Url;
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}
+
+// The README's first example (at the workspace root) is compiled as a doctest of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
 
 // Names the crate docs link to.
 #[cfg(doc)]
@@ -140,11 +154,11 @@ pub type ProbitBuilder = Builder<Probit>;
 /// short fallback lifetime.
 ///
 /// ```
-/// use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes};
+/// use tokensmith_core::{ClientCredentials, Scopes, request::{BodyFormat, Grant}};
 ///
 /// let endpoint = tokensmith_probit::endpoint(tokensmith_probit::DEFAULT_TOKEN_URL.parse().unwrap());
-/// assert_eq!(endpoint.format(), BodyFormat::Json);
-/// assert_eq!(endpoint.style().name(), "basic-raw");
+/// assert_eq!(endpoint.get_body_format(), BodyFormat::Json);
+/// assert_eq!(endpoint.get_credential_style().name(), "basic-raw");
 /// let request = endpoint
 ///     .build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "secret"), &Scopes::empty())
 ///     .unwrap();
@@ -179,7 +193,7 @@ fn map_error(_grant: &Grant, error: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokensmith_core::{HttpError, Result};
+    use tokensmith_core::{Result, error::HttpError};
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())

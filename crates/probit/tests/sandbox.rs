@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokensmith_core::{
-    AuthorizedClient, Error, HttpResponse, OAuthErrorCode, ReqwestTransport, TokenRequest, Transport, TransportError,
+    AuthorizedClient, Error,
+    error::{OAuthErrorCode, TransportError},
+    http::{HttpResponse, ReqwestTransport, Transport},
+    request::TokenRequest,
 };
 use tokensmith_probit::{ProbitBuilder, ProbitProvider};
 use tokensmith_sandbox::conformance::{ClientCredentialsKit, KitContext};

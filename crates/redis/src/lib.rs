@@ -89,9 +89,9 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{IntoConnectionInfo as _, Script};
 use serde::{Deserialize, Serialize};
-use tokensmith_core::error::BoxError;
-use tokensmith_core::http::redact_url_password;
+use tokensmith_core::error::SharedError as BoxError;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
+use tokensmith_core::support::redact_url_password;
 use tokensmith_core::{
     AccessToken, Coordinator, Error, LockGuard, RefreshLock, Result, StoredToken, TokenStore, Versioned,
 };
@@ -1337,7 +1337,7 @@ mod tests {
     fn debug_and_errors_hide_a_query_password() {
         let store = RedisStore::new("redis+unix:///run/redis.sock?db=1&pass=hunter2").unwrap();
         let debug = format!("{store:?}");
-        assert!(!debug.contains("hunter2") && debug.contains("pass=redacted"), "{debug}");
+        assert!(!debug.contains("hunter2") && debug.contains("pass=[redacted]"), "{debug}");
         let builder = format!("{:?}", RedisStore::builder("redis+unix:///run/redis.sock?password=hunter2"));
         assert!(!builder.contains("hunter2"), "{builder}");
         for url in ["redis+unix:///run/redis.sock?db=x&pass=hunter2", "redis://:hunter2@h:99999/0?pass=hunter2"] {
@@ -1372,3 +1372,8 @@ mod tests {
         assert!(!err.to_string().contains("secret-value"), "{err}");
     }
 }
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}

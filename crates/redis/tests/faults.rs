@@ -228,7 +228,7 @@ async fn start_up_warns_once_about_eviction_and_missing_persistence() {
 fn whitebit(sandbox: &Sandbox, store: Arc<RedisStore>) -> WhitebitProvider {
     let client = sandbox.credentials(Dialect::Whitebit);
     WhitebitBuilder::new()
-        .base_url(&sandbox.base_url(Dialect::Whitebit))
+        .base_url(sandbox.base_url(Dialect::Whitebit))
         .client_id(client.client_id)
         .client_secret(client.client_secret)
         .allow_insecure_http(true)
@@ -352,7 +352,7 @@ async fn the_cache_keeps_the_lock_and_saves_again_when_cut_off_after_the_provide
     let build = |store: Arc<RedisStore>| {
         let client = sandbox.credentials(Dialect::Whitebit);
         WhitebitBuilder::new()
-            .base_url(&sandbox.base_url(Dialect::Whitebit))
+            .base_url(sandbox.base_url(Dialect::Whitebit))
             .client_id(client.client_id)
             .client_secret(client.client_secret)
             .allow_insecure_http(true)

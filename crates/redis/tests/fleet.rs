@@ -73,7 +73,7 @@ fn parent() {
     // Authorize WhiteBIT once; the token set goes to Redis under the provider's key.
     runtime.block_on(async {
         let provider = WhitebitBuilder::new()
-            .base_url(&sandbox.base_url(Dialect::Whitebit))
+            .base_url(sandbox.base_url(Dialect::Whitebit))
             .client_id(whitebit.client_id.clone())
             .client_secret(whitebit.client_secret.clone())
             .allow_insecure_http(true)
@@ -236,7 +236,7 @@ fn worker() {
             .unwrap()
             .shared();
         let whitebit = WhitebitBuilder::new()
-            .base_url(&env("FLEET_WHITEBIT_URL"))
+            .base_url(env("FLEET_WHITEBIT_URL"))
             .client_id(env("FLEET_WHITEBIT_ID"))
             .client_secret(env("FLEET_WHITEBIT_SECRET"))
             .allow_insecure_http(true)

@@ -59,7 +59,7 @@ fn probit(sandbox: &Sandbox, store: Arc<RedisStore>) -> ProbitProvider {
 fn whitebit(sandbox: &Sandbox, store: Arc<RedisStore>) -> WhitebitProvider {
     let client = sandbox.credentials(Dialect::Whitebit);
     WhitebitBuilder::new()
-        .base_url(&sandbox.base_url(Dialect::Whitebit))
+        .base_url(sandbox.base_url(Dialect::Whitebit))
         .client_id(client.client_id)
         .client_secret(client.client_secret)
         .allow_insecure_http(true)

@@ -21,7 +21,7 @@
 //!     .base_url("https://api.example.com")
 //!     .client_id("your-client-id")
 //!     .client_secret("your-client-secret")
-//! #   .base_url(&sandbox.base_url(tokensmith_sandbox::Dialect::RubyStyle))
+//! #   .base_url(sandbox.base_url(tokensmith_sandbox::Dialect::RubyStyle))
 //! #   .client_id(demo.client_id).client_secret(demo.client_secret)
 //!     .build()?;
 //!
@@ -71,8 +71,13 @@ use std::sync::Arc;
 
 use tokensmith_core::dialect::{Builder, Declared, Dialect, Provider};
 use tokensmith_core::style::RequestBody;
-use tokensmith_core::{BodyFormat, TokenEndpoint};
+use tokensmith_core::{TokenEndpoint, request::BodyFormat};
 use url::Url;
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}
 
 // Names the crate docs link to.
 #[cfg(doc)]
@@ -137,10 +142,10 @@ pub type RubyStyleBuilder = Builder<RubyStyle>;
 /// separated by spaces.
 ///
 /// ```
-/// use tokensmith_core::{BodyFormat, ClientCredentials, Grant, Scopes};
+/// use tokensmith_core::{ClientCredentials, Scopes, request::{BodyFormat, Grant}};
 ///
 /// let endpoint = tokensmith_ruby_style::endpoint("https://api.example.com/oauth/token".parse().unwrap());
-/// assert_eq!(endpoint.format(), BodyFormat::Json);
+/// assert_eq!(endpoint.get_body_format(), BodyFormat::Json);
 /// let request = endpoint
 ///     .build_request(&Grant::ClientCredentials, &ClientCredentials::new("id", "secret"), &Scopes::empty())
 ///     .unwrap();

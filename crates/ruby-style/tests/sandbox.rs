@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokensmith_core::{AuthorizedClient, Error, OAuthErrorCode, Scopes};
+use tokensmith_core::{AuthorizedClient, Error, Scopes, error::OAuthErrorCode};
 use tokensmith_ruby_style::{RubyStyleBuilder, RubyStyleProvider};
 use tokensmith_sandbox::conformance::{ClientCredentialsKit, KitContext};
 use tokensmith_sandbox::{Dialect, Sandbox};

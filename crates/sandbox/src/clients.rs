@@ -23,7 +23,7 @@ impl fmt::Debug for DemoClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DemoClient")
             .field("client_id", &self.client_id)
-            .field("client_secret", &"** redacted **")
+            .field("client_secret", &crate::REDACTED)
             .finish()
     }
 }

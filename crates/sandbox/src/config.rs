@@ -155,7 +155,7 @@ impl SandboxConfig {
         self
     }
 
-    /// Makes ProBit answer `"expires_in":"900"` (a string) instead of a number.
+    /// Makes ProBit answer its lifetime as a string (`"expires_in":"900"` by default) instead of a number.
     #[must_use]
     pub fn probit_expires_in_as_string(mut self, as_string: bool) -> Self {
         self.probit_expires_in_as_string = as_string;

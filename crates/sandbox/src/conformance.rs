@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::ManualClock;
-use tokensmith_core::{AuthorizedClient, Clock, Error, OAuthErrorCode, SharedTokenProvider, TokenProvider};
+use tokensmith_core::{AuthorizedClient, Clock, Error, SharedTokenProvider, TokenProvider, error::OAuthErrorCode};
 
 use crate::clients::SPECIAL_SECRET;
 use crate::config::{Dialect, SandboxConfig};
@@ -123,7 +123,7 @@ impl fmt::Debug for KitContext {
             .field("sandbox", &self.sandbox)
             .field("dialect", &self.dialect)
             .field("client_id", &self.client_id)
-            .field("client_secret", &"** redacted **")
+            .field("client_secret", &crate::REDACTED)
             .finish_non_exhaustive()
     }
 }

@@ -83,6 +83,76 @@ pub enum ExpiresInFault {
     String,
 }
 
+/// The longest latency a fault given as text may ask for.
+const MAX_LATENCY_MS: u64 = 600_000;
+/// The largest body a fault given as text may ask for.
+const MAX_OVERSIZED: usize = 64 * 1024 * 1024;
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    /// A fault by name, as `tokensmith sandbox --fault` and `POST /_sandbox/faults` take it:
+    /// `status:503`, `429` or `429:RETRY_AFTER`, `latency_ms:200`, `reset`, `truncated`,
+    /// `malformed_json`, `html:403`, `error_in_200`, `oversized:BYTES`, `redirect`,
+    /// `expires_in:missing|zero|negative|huge|string`, `missing_access_token`,
+    /// `lowercase_token_type`.
+    ///
+    /// ```
+    /// use tokensmith_sandbox::Fault;
+    ///
+    /// assert_eq!("status:503".parse::<Fault>().unwrap(), Fault::Status(503));
+    /// assert_eq!("429:5".parse::<Fault>().unwrap(), Fault::TooManyRequests { retry_after: Some("5".into()) });
+    /// assert!("latency_ms:99999999999".parse::<Fault>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (name, arg) = match text.split_once(':') {
+            Some((name, arg)) => (name, Some(arg)),
+            None => (text, None),
+        };
+        let number = |what: &str, max: u64| -> Result<u64, String> {
+            arg.and_then(|a| a.trim().parse::<u64>().ok())
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("`{name}` takes {what} up to {max}, e.g. `{name}:{}`", max.min(503)))
+        };
+        let status = |what: &str| -> Result<u16, String> {
+            number(what, 999).and_then(|n| u16::try_from(n).map_err(|_| format!("`{name}` takes {what}")))
+        };
+        Ok(match (name, arg) {
+            ("status", _) => Fault::Status(status("an HTTP status")?),
+            ("429", retry_after) => Fault::TooManyRequests { retry_after: retry_after.map(str::to_owned) },
+            ("latency_ms", _) => Fault::Latency(Duration::from_millis(number("milliseconds", MAX_LATENCY_MS)?)),
+            ("reset", None) => Fault::ResetConnection,
+            ("truncated", None) => Fault::TruncatedBody,
+            ("malformed_json", None) => Fault::MalformedJson,
+            ("html", _) => Fault::HtmlErrorPage(status("an HTTP status")?),
+            ("error_in_200", None) => Fault::ErrorIn200,
+            ("oversized", _) => {
+                let max = u64::try_from(MAX_OVERSIZED).unwrap_or(u64::MAX);
+                Fault::OversizedBody(usize::try_from(number("a size in bytes", max)?).unwrap_or(MAX_OVERSIZED))
+            }
+            ("redirect", None) => Fault::RedirectCrossHost,
+            ("expires_in", Some(kind)) => Fault::ExpiresIn(match kind {
+                "missing" => ExpiresInFault::Missing,
+                "zero" => ExpiresInFault::Zero,
+                "negative" => ExpiresInFault::Negative,
+                "huge" => ExpiresInFault::Huge,
+                "string" => ExpiresInFault::String,
+                _ => return Err("`expires_in` takes missing, zero, negative, huge or string".to_owned()),
+            }),
+            ("missing_access_token", None) => Fault::MissingAccessToken,
+            ("lowercase_token_type", None) => Fault::LowercaseTokenType,
+            _ => {
+                return Err(format!(
+                    "unknown fault `{text}`; use status:CODE, 429[:RETRY_AFTER], latency_ms:MS, reset, truncated, \
+                     malformed_json, html:CODE, error_in_200, oversized:BYTES, redirect, \
+                     expires_in:missing|zero|negative|huge|string, missing_access_token or lowercase_token_type"
+                ));
+            }
+        })
+    }
+}
+
 /// What a connection must do instead of (or besides) sending a response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ConnAction {

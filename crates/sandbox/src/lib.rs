@@ -89,6 +89,7 @@ mod clients;
 mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod control;
 mod dialects;
 mod fault;
 mod record;
@@ -106,7 +107,7 @@ pub use server::Sandbox;
 pub use spec::{
     BodyEncoding, ClientAuth, CustomDialect, DialectId, DialectSpec, ErrorShape, LifetimeFormat, RegisterError,
 };
-pub use standalone::run_standalone;
+pub use standalone::{FaultSpec, run_standalone, run_standalone_with};
 
 // The README's samples are compiled and run as doctests (they use the `conformance` feature).
 #[cfg(all(doctest, feature = "conformance"))]

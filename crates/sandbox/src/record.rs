@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 use crate::clients;
 use crate::spec::DialectId;
 
-/// What replaces a secret in the request log.
-pub const REDACTED: &str = "[redacted]";
+/// What replaces a secret in the request log: tokensmith's one redaction marker.
+pub const REDACTED: &str = tokensmith_core::support::REDACTED;
 
 /// Fields whose values never reach the log.
 const SENSITIVE: [&str; 7] =
@@ -244,6 +244,7 @@ fn scrub_secrets(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use http::HeaderValue;
 
     #[test]

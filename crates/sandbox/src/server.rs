@@ -272,6 +272,11 @@ fn register(shared: &Shared, spec: DialectSpec) -> Result<CustomDialect, Registe
 /// Every request lands here: record it, apply a fault, route it to its dialect.
 async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    if parts.uri.path().starts_with(crate::control::PREFIX) {
+        let body = axum::body::to_bytes(body, MAX_BODY).await.unwrap_or_default();
+        return crate::control::handle(&shared, &parts.method, parts.uri.path(), parts.uri.query(), &body)
+            .into_response();
+    }
     let Some((route, path)) = Route::split(&shared, parts.uri.path()) else {
         return index(&shared, parts.uri.path());
     };

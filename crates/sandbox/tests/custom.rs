@@ -13,8 +13,11 @@ use serde_json::{Value, json};
 use tokensmith_core::parse::ResponseFormat;
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::{
-    BodyFormat, ClientCredentials, CredentialStyle, Error, Grant, HttpResponse, OAuthErrorCode, ReqwestTransport,
-    Scopes, TokenClient, TokenEndpoint, TokenRequest, Transport, TransportError,
+    ClientCredentials, Error, Scopes, TokenClient, TokenEndpoint,
+    error::{OAuthErrorCode, TransportError},
+    http::{HttpResponse, ReqwestTransport, Transport},
+    request::{BodyFormat, Grant, TokenRequest},
+    style::CredentialStyle,
 };
 use tokensmith_sandbox::{
     BodyEncoding, ClientAuth, CustomDialect, Dialect, DialectSpec, ErrorShape, ExpiresInFault, Fault, LifetimeFormat,

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
-use tokensmith_core::http::redact_url_password;
-use tokensmith_core::options::{
+use tokensmith_core::support::redact_url_password;
+use tokensmith_core::support::{
     check_env_var_name, is_env_var_name, parse_bool_setting, parse_seconds_setting, seconds_setting,
 };
 use tokensmith_core::{Error, Result, RetryPolicy};
@@ -114,7 +114,7 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Secret::Value(_) => f.write_str("Value(** redacted **)"),
+            Secret::Value(_) => write!(f, "Value({})", tokensmith_core::support::REDACTED),
             Secret::Env(name) if is_env_var_name(name) => f.debug_tuple("Env").field(name).finish(),
             Secret::Env(_) => f.write_str("Env(** not a variable name, not shown **)"),
             Secret::File(path) => f.debug_tuple("File").field(path).finish(),
@@ -390,7 +390,7 @@ impl fmt::Debug for StoreConfig {
 /// use tokensmith::config::StoreConfig;
 ///
 /// let redis = StoreConfig::Redis { url: "redis://:hunter2@10.0.0.5:6379/0".into(), prefix: None };
-/// assert_eq!(redis.to_string(), "Redis at redis://:redacted@10.0.0.5:6379/0");
+/// assert_eq!(redis.to_string(), "Redis at redis://:[redacted]@10.0.0.5:6379/0");
 /// ```
 impl fmt::Display for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -859,8 +859,72 @@ impl Config {
     /// Parses TOML text. An unknown key, or a value of the wrong type, gives [`Error::Config`] naming
     /// the key.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let mut table: toml::Table = toml::from_str(text)
-            .map_err(|e| Error::config("config", format!("the file is not valid TOML: {}", one_line(e.message()))))?;
+        Self::from_table(parse_toml(text)?)
+    }
+
+    /// Reads the configuration from the table `section` of a larger TOML document: a service's own
+    /// configuration file with a `[tokensmith]` table. The keys, their checks and their errors are those
+    /// of [`Config::from_toml_str`]; apply the `TOKENSMITH_*` overrides with [`Config::merge_env`] (or
+    /// use [`Config::load_section`]).
+    ///
+    /// ```
+    /// use tokensmith::config::Config;
+    ///
+    /// let service_toml = r#"
+    /// listen = "127.0.0.1:8080"
+    ///
+    /// [tokensmith]
+    /// provider = "probit"
+    /// client_id = "my-client"
+    /// client_secret = { env = "PROBIT_SECRET" }
+    /// "#;
+    /// let config = Config::from_toml_section(service_toml, "tokensmith").unwrap();
+    /// assert_eq!(config.provider.as_deref(), Some("probit"));
+    /// let err = Config::from_toml_section(service_toml, "oauth").unwrap_err();
+    /// assert!(err.to_string().contains("[oauth]"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`]: the document is not TOML (with line and column), `section` is missing or not
+    /// a table (naming it), or a key in it is wrong (naming the key).
+    pub fn from_toml_section(text: &str, section: &str) -> Result<Self> {
+        let mut document = parse_toml(text)?;
+        match document.remove(section) {
+            Some(toml::Value::Table(table)) => Self::from_table(table),
+            Some(_) => Err(Error::config(
+                section,
+                format!("`{section}` must be a table: `[{section}]` followed by tokensmith's keys"),
+            )),
+            None => Err(Error::config(
+                section,
+                format!("the file has no `[{section}]` table; put tokensmith's keys under `[{section}]`"),
+            )),
+        }
+    }
+
+    /// [`Config::from_toml_section`] on the file at `path`, then the `TOKENSMITH_*` environment variables
+    /// on top (they override the file, as with [`Config::load`]), with secrets given as `{ env = .. }`
+    /// resolved: what a service that embeds tokensmith's configuration in its own file calls at start-up.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::from_toml_section`] and [`Config::load`], naming the key or variable at fault.
+    pub fn load_section(path: impl AsRef<Path>, section: &str) -> Result<Self> {
+        warn_unknown_env_vars();
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config("config", format!("cannot read the configuration file `{}` ({e})", path.display()))
+        })?;
+        let mut config = Self::from_toml_section(&text, section)?;
+        let env = |name: &str| std::env::var(name).ok();
+        config.merge_env(env)?;
+        config.resolve_secrets_with(&env)?;
+        Ok(config)
+    }
+
+    /// The configuration in `table`, checked key by key.
+    fn from_table(mut table: toml::Table) -> Result<Self> {
         // `[store] encryption_key` goes to `store_encryption_key`, not into `StoreConfig`.
         let mut encryption_key = None;
         if let Some(toml::Value::Table(store)) = table.get_mut("store") {
@@ -931,7 +995,9 @@ impl Config {
         Self::from_env_with(|name| std::env::var(name).ok())
     }
 
-    /// Reads the configuration from an injected environment (see [`ENV_VARS`]).
+    /// Reads the configuration from an injected environment (see [`ENV_VARS`]); secrets given by
+    /// variable name (`TOKENSMITH_CLIENT_SECRET_ENV`, `{ env = .. }`) are looked up with `env` too, when
+    /// it has them.
     ///
     /// ```
     /// use tokensmith::config::Config;
@@ -945,7 +1011,8 @@ impl Config {
     /// ```
     pub fn from_env_with(env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut config = Config::default();
-        config.merge_env(env)?;
+        config.merge_env(&env)?;
+        config.take_env_secrets(&env);
         Ok(config)
     }
 
@@ -957,14 +1024,38 @@ impl Config {
         Self::load_with(|name| std::env::var(name).ok())
     }
 
-    /// [`Config::load`] with an injected environment.
+    /// [`Config::load`] with an injected environment: the file variable, the `TOKENSMITH_*` variables and
+    /// the variables secrets name (`client_secret = { env = .. }`, when `env` has them) are all looked up
+    /// with `env`.
     pub fn load_with(env: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut config = match env(CONFIG_FILE_VAR).filter(|p| !p.is_empty()) {
             Some(path) => Self::from_file(path)?,
             None => Config::default(),
         };
-        config.merge_env(env)?;
+        config.merge_env(&env)?;
+        config.take_env_secrets(&env);
         Ok(config)
+    }
+
+    /// Replaces each secret given by variable name (`{ env = "VAR" }`, `TOKENSMITH_CLIENT_SECRET_ENV`)
+    /// with the variable's value when `env` has it, so that a configuration read through an injected
+    /// environment does not later read the process's. A variable `env` lacks is left for building to
+    /// report (a flag may still override the secret); files are read when the provider is built.
+    fn take_env_secrets(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let take = |secret: &mut Secret| {
+            if let Secret::Env(var) = secret {
+                if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                    *secret = Secret::Value(SecretString::from(value));
+                }
+            }
+        };
+        self.client_secret.iter_mut().for_each(take);
+        self.refresh_token.iter_mut().for_each(take);
+        for value in self.extra_params.iter_mut().flat_map(|params| params.values_mut()) {
+            if let ExtraParam::Secret(secret) = value {
+                take(secret);
+            }
+        }
     }
 
     /// Applies environment variables (see [`ENV_VARS`]) on top of this configuration. Errors name the
@@ -1009,7 +1100,7 @@ impl Config {
             Error::config(
                 "provider",
                 format!(
-                    "no provider is configured; set {} to {} or custom",
+                    "no provider is configured; set {} to {} or custom, or point {CONFIG_FILE_VAR} at a configuration file",
                     hint("provider"),
                     crate::BUILT_IN.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
                 ),
@@ -1044,7 +1135,7 @@ impl Config {
             None => Ok(policy),
             Some(secs) => {
                 let timeout = seconds_setting("timeout", secs, TIMEOUT_SECS)?;
-                let deadline = timeout.max(policy.overall_deadline());
+                let deadline = timeout.max(policy.get_deadline());
                 Ok(policy.attempt_timeout(timeout).deadline(deadline))
             }
         }
@@ -1262,6 +1353,22 @@ fn unknown_key_message(suggestion: Option<&str>, known: &str) -> String {
         Some(suggestion) => format!("unknown key; did you mean `{suggestion}`? ({known})"),
         None => format!("unknown key; {known}"),
     }
+}
+
+/// Parses a TOML document; an error gives the line and column of the fault.
+fn parse_toml(text: &str) -> Result<toml::Table> {
+    toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|span| {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count().saturating_add(1);
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()).saturating_add(1);
+            format!(" (line {line}, column {column})")
+        });
+        Error::config(
+            "config",
+            format!("the file is not valid TOML{}: {}", at.unwrap_or_default(), one_line(e.message())),
+        )
+    })
 }
 
 fn one_line(text: &str) -> String {

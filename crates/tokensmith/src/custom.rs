@@ -21,11 +21,11 @@
 
 use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
-use tokensmith_core::http::parse_url;
 use tokensmith_core::parse::{ResponseField, ResponseFormat};
+use tokensmith_core::support::parse_url;
 use tokensmith_core::{
-    AccessToken, BodyFormat, CachedProvider, ClientCredentials, ClientCredentialsSource, Error, RefreshToken,
-    RefreshTokenSource, Result, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenSource, style,
+    AccessToken, CachedProvider, ClientCredentials, ClientCredentialsSource, Error, RefreshToken, RefreshTokenSource,
+    Result, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenSource, request::BodyFormat, style,
 };
 
 use crate::config::{Config, ExtraParam, check_response_key};

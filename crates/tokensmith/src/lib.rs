@@ -57,6 +57,7 @@
 //! | `ruby-style` | `ruby-style` | `tokensmith-ruby-style` |
 //! | `whitebit` | `whitebit` | `tokensmith-whitebit` |
 //!
+//! `blocking` (off by default) adds `blocking::BlockingProvider` for programs that are not async.
 //! `encryption` (on by default) encrypts the file store's token sets when `[store] encryption_key` is
 //! set ([`build_store_encryption`]); `redis` adds the Redis store.
 //!
@@ -73,11 +74,23 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// The Rust samples of `docs/writing-a-provider.md`, compiled as doctests.
+// The Rust samples of the guides in docs/, compiled as doctests so that they cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/writing-a-provider.md")]
 mod writing_a_provider_doc {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/configuration.md")]
+mod configuration_doc {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/services.md")]
+mod services_doc {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/snapshot-testing.md")]
+mod snapshot_testing_doc {}
 
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
 pub mod config;
 pub mod custom;
 mod providers;
@@ -146,3 +159,8 @@ pub fn from_env_with(env: impl Fn(&str) -> Option<String>) -> Result<SharedToken
 pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<SharedTokenProvider> {
     from_config(&Config::from_file(path)?)
 }
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}

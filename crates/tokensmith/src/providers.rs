@@ -7,7 +7,7 @@
 
 use tokensmith_core::{Error, Result};
 
-use crate::config::{Config, KEYS};
+use crate::config::{Config, KEY_TABLE, KEYS};
 
 /// Keys the facade itself handles for every provider: the rest belong to the provider.
 const FACADE_KEYS: &[&str] = &["provider", "client_secret", "store", "timeout"];
@@ -24,6 +24,20 @@ fn text(config: &Config, key: &str) -> Option<String> {
         "redirect_uri" => config.redirect_uri.clone(),
         "allow_insecure_http" => config.allow_insecure_http.map(|b| b.to_string()),
         _ => None,
+    }
+}
+
+/// A configuration error from a provider names the key; add the variables that set it, since the user
+/// may have set `TOKENSMITH_BASE_URL` rather than `base_url`.
+fn with_variables(error: Error) -> Error {
+    match &error {
+        Error::Config { key, message } => match KEY_TABLE.iter().find(|spec| spec.key == key) {
+            Some(spec) if !spec.env.is_empty() => {
+                Error::config(key.clone(), format!("{message} (set by {})", spec.hint()))
+            }
+            _ => error,
+        },
+        _ => error,
     }
 }
 
@@ -47,7 +61,7 @@ fn apply<B>(
             ));
         }
         if let Some(value) = text(config, key) {
-            builder = set(builder, key, &value)?;
+            builder = set(builder, key, &value).map_err(with_variables)?;
         }
     }
     Ok(builder)
@@ -68,12 +82,12 @@ pub(crate) fn declared<D: tokensmith_core::dialect::Declared>(
         .client_secret(config.require_client_secret()?)
         .retry(config.retry_policy()?)
         .store(crate::store::build_store(config)?);
-    Ok(builder.build()?.shared())
+    Ok(builder.build().map_err(with_variables)?.shared())
 }
 
 #[cfg(feature = "whitebit")]
 pub(crate) fn whitebit(config: &Config) -> Result<tokensmith_core::SharedTokenProvider> {
-    Ok(whitebit_builder(config)?.build()?.shared())
+    Ok(whitebit_builder(config)?.build().map_err(with_variables)?.shared())
 }
 
 /// The WhiteBIT builder `config` describes, for running the authorization flow yourself

@@ -103,7 +103,7 @@ fn debug_never_shows_an_inline_secret() {
     let config = Config::from_toml_str(r#"client_secret = "sup3r-s3cret-value""#).unwrap();
     let debug = format!("{config:?}");
     assert!(!debug.contains("sup3r-s3cret-value"), "{debug}");
-    assert!(debug.contains("** redacted **"), "{debug}");
+    assert!(debug.contains("[redacted]"), "{debug}");
     let from_env = Config::from_env_with(env_of(&[("TOKENSMITH_CLIENT_SECRET", "sup3r-s3cret-value")])).unwrap();
     assert!(!format!("{from_env:?}").contains("sup3r-s3cret-value"));
 }
@@ -447,11 +447,11 @@ fn the_timeout_becomes_the_retry_policy_of_every_provider() {
     };
     assert_eq!(with(None).retry_policy().unwrap(), tokensmith::RetryPolicy::default());
     let short = with(Some(5)).retry_policy().unwrap();
-    assert_eq!(short.timeout_per_attempt(), std::time::Duration::from_secs(5));
-    assert_eq!(short.overall_deadline(), std::time::Duration::from_secs(30));
+    assert_eq!(short.get_attempt_timeout(), std::time::Duration::from_secs(5));
+    assert_eq!(short.get_deadline(), std::time::Duration::from_secs(30));
     // A timeout longer than the default deadline lengthens the deadline: one attempt fits.
     let long = with(Some(45)).retry_policy().unwrap();
-    assert_eq!(long.overall_deadline(), std::time::Duration::from_secs(45));
+    assert_eq!(long.get_deadline(), std::time::Duration::from_secs(45));
     assert_key(with(Some(0)).retry_policy(), "timeout");
 
     for (provider, extra) in [
@@ -668,7 +668,7 @@ fn a_dialect_that_renames_every_field_is_configuration() {
     let debug = format!("{config:?}");
     assert!(!debug.contains("client-secret-0f3a") && !debug.contains("api-key-9c1d"), "{debug}");
     let (client, scopes) = tokensmith::custom::client(&config).unwrap();
-    let request = client.build_request(&tokensmith::Grant::ClientCredentials, &scopes).unwrap();
+    let request = client.build_request(&tokensmith::request::Grant::ClientCredentials, &scopes).unwrap();
     assert_eq!(
         String::from_utf8(request.wire_body()).unwrap(),
         r#"{"grantKind":"client_credentials","permissions":"read write","api_key":"api-key-9c1d","tenant":"eu-1","consumerKey":"my-client","consumerSecret":"client-secret-0f3a"}"#
@@ -677,7 +677,7 @@ fn a_dialect_that_renames_every_field_is_configuration() {
     for shown in [format!("{request:?}"), format!("{client:?}")] {
         assert!(!shown.contains("client-secret-0f3a") && !shown.contains("api-key-9c1d"), "{shown}");
     }
-    let pointers = client.endpoint().response();
+    let pointers = client.endpoint().get_response_format();
     use tokensmith::parse::ResponseField;
     assert_eq!(pointers.field_pointer(ResponseField::AccessToken), Some("/issued/bearer"));
     assert_eq!(pointers.field_pointer(ResponseField::ErrorDescription), Some("/problem/detail"));
@@ -741,9 +741,86 @@ fn the_documented_renamed_dialect_works() {
     let mut config = Config::from_toml_str(toml).unwrap();
     config.resolve_secrets_with(&env_of(&[("MY_SECRET", "s3cr3t-doc-1"), ("MY_API_KEY", "k3y-doc-2")])).unwrap();
     let (client, scopes) = tokensmith::custom::client(&config).unwrap();
-    let request = client.build_request(&tokensmith::Grant::ClientCredentials, &scopes).unwrap();
+    let request = client.build_request(&tokensmith::request::Grant::ClientCredentials, &scopes).unwrap();
     assert_eq!(
         request.redacted_body(),
         r#"{"grantKind":"client_credentials","permissions":"read write","api_key":"[redacted]","tenant":"eu-1","consumerKey":"my-client","consumerSecret":"[redacted]"}"#
     );
+}
+
+#[test]
+fn secrets_named_by_variable_come_from_the_injected_environment() {
+    let dir = temp_dir("injected-secrets");
+    let path = dir.join("tokensmith.toml");
+    std::fs::write(
+        &path,
+        "provider = \"custom\"\ntoken_url = \"https://auth.example.com/token\"\nclient_id = \"id\"\n\
+         client_secret = { env = \"INJECTED_ONLY_SECRET\" }\n\
+         [extra_params]\napi_key = { env = \"INJECTED_ONLY_KEY\" }\n",
+    )
+    .unwrap();
+    let path_text = path.display().to_string();
+    // The variables exist only in the injected environment, never in the process's.
+    assert!(std::env::var("INJECTED_ONLY_SECRET").is_err());
+    let env = env_of(&[
+        ("TOKENSMITH_CONFIG", &path_text),
+        ("INJECTED_ONLY_SECRET", "from-the-closure"),
+        ("INJECTED_ONLY_KEY", "key-from-the-closure"),
+    ]);
+    let config = Config::load_with(env).unwrap();
+    assert_eq!(config.require_client_secret().unwrap().expose_secret(), "from-the-closure");
+    let params = config.extra_params.as_ref().unwrap();
+    assert!(params["api_key"].as_plain().is_none(), "still a secret");
+    assert!(Registry::default().build(&config).is_ok());
+    // A variable the injected environment lacks is reported when the provider is built, naming the key.
+    let config = Config::load_with(env_of(&[("TOKENSMITH_CONFIG", &path_text)])).unwrap();
+    let err = config.require_client_secret().unwrap_err();
+    assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secret"), "{err}");
+}
+
+#[test]
+fn a_service_file_embeds_the_configuration_in_a_section() {
+    let dir = temp_dir("section");
+    let path = dir.join("service.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:8080\"\n\n[tokensmith]\nprovider = \"probit\"\nclient_id = \"svc\"\nclient_secret = \"s\"\n",
+    )
+    .unwrap();
+    let config = Config::load_section(&path, "tokensmith").unwrap();
+    assert_eq!(config.client_id.as_deref(), Some("svc"));
+    assert!(Registry::default().build(&config).is_ok());
+    // The section's keys are checked like a file's, naming the key.
+    let err = Config::from_toml_section("[tokensmith]\nclient_secrt = \"x\"\n", "tokensmith").unwrap_err();
+    assert!(matches!(err, Error::Config { ref key, .. } if key == "client_secrt"), "{err}");
+    assert!(err.to_string().contains("client_secret"), "suggests the key: {err}");
+    let err = Config::from_toml_section("tokensmith = 3\n", "tokensmith").unwrap_err();
+    assert!(err.to_string().contains("must be a table"), "{err}");
+}
+
+#[test]
+fn a_toml_error_gives_line_and_column() {
+    let err = Config::from_toml_str("provider = \"probit\"\nclient_id = \"x\"\ntimeout = = 3\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("line 3, column"), "{text}");
+}
+
+#[test]
+fn nothing_configured_mentions_the_config_file_variable() {
+    let err = Config::default().provider_name().unwrap_err().to_string();
+    assert!(err.contains("TOKENSMITH_CONFIG") && err.contains("TOKENSMITH_PROVIDER"), "{err}");
+}
+
+#[test]
+fn a_bad_value_from_a_variable_names_the_key_and_the_variable() {
+    let env = env_of(&[
+        ("TOKENSMITH_PROVIDER", "probit"),
+        ("TOKENSMITH_CLIENT_ID", "id"),
+        ("TOKENSMITH_CLIENT_SECRET", "s"),
+        ("TOKENSMITH_BASE_URL", "ftp://x"),
+    ]);
+    let config = Config::from_env_with(env).unwrap();
+    let err = Registry::default().build(&config).unwrap_err();
+    assert!(matches!(err, Error::Config { ref key, .. } if key == "base_url"), "{err}");
+    assert!(err.to_string().contains("TOKENSMITH_BASE_URL"), "{err}");
 }

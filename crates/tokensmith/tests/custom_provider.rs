@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use tokensmith::config::Config;
 use tokensmith::secrecy::ExposeSecret as _;
-use tokensmith::{Error, Grant, Scopes};
+use tokensmith::{Error, Scopes, request::Grant};
 use tokensmith_sandbox::{DemoClient, Dialect, Sandbox, SandboxConfig};
 
 fn temp_dir(test: &str) -> PathBuf {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use common::renamed_server::{API_KEY, CLIENT_SECRET, Expiry, RENEWAL, RenamedServer, SCOPE, TOKEN};
 use tokensmith::config::Config;
 use tokensmith::secrecy::ExposeSecret as _;
-use tokensmith::{Error, Grant, OAuthErrorCode};
+use tokensmith::{Error, error::OAuthErrorCode, request::Grant};
 use tokensmith_core::testing::LogCapture;
 
 fn temp_dir(test: &str) -> PathBuf {

@@ -9,12 +9,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
-use tokensmith_core::error::excerpt;
+use subtle::ConstantTimeEq as _;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
-use tokensmith_core::{CallbackError, Error, OAuthErrorCode, Result, constant_time_eq};
+use tokensmith_core::support::excerpt;
+use tokensmith_core::{
+    Error, Result,
+    error::{CallbackError, OAuthErrorCode},
+};
 use url::Url;
 
-const REDACTED: &str = "** redacted **";
+use tokensmith_core::support::REDACTED;
 
 /// Random bytes in a `state` (256 bits; the issue asks for at least 128).
 const STATE_BYTES: usize = 32;
@@ -219,7 +223,7 @@ impl PendingAuthorization {
 /// to `expected`, compared in constant time. An empty `expected` matches nothing.
 fn state_matches(params: &[(String, String)], expected: &str) -> bool {
     let state = params.iter().find(|(n, _)| n == "state").map(|(_, v)| v.as_str());
-    !expected.is_empty() && state.is_some_and(|s| constant_time_eq(s.as_bytes(), expected.as_bytes()))
+    !expected.is_empty() && state.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())))
 }
 
 /// Whether `callback` (a URL or query string) is well formed and carries the `expected` state: the

@@ -10,7 +10,7 @@
 //! 2. WhiteBIT redirects the user back to your redirect URI (a web handler, or a
 //!    [`LoopbackListener`] for a CLI) with `code` and `state`.
 //! 3. [`WhitebitProvider::complete`] verifies the callback (state in constant time, once only,
-//!    `error=` as [`CallbackError::Denied`](tokensmith_core::CallbackError::Denied)), exchanges the
+//!    `error=` as [`CallbackError::Denied`](tokensmith_core::error::CallbackError::Denied)), exchanges the
 //!    code and saves the tokens in the store.
 //! 4. From then on the provider is a [`TokenProvider`]: `token()` hands out the cached access token
 //!    and refreshes it early with the refresh token (one refresh at a time; the rotated refresh token
@@ -106,3 +106,8 @@ pub use scope::Scope;
 
 #[doc(no_inline)]
 pub use tokensmith_core::{TokenProvider, TokenStore};
+
+// The README's samples are compiled as doctests, so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}

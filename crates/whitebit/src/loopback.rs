@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokensmith_core::{CallbackError, Error, Result};
+use tokensmith_core::{Error, Result, error::CallbackError};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
@@ -243,7 +243,10 @@ struct Shared {
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").field("state", &"** redacted **").field("claimed", &self.claimed).finish()
+        f.debug_struct("Shared")
+            .field("state", &tokensmith_core::support::REDACTED)
+            .field("claimed", &self.claimed)
+            .finish()
     }
 }
 
@@ -563,7 +566,7 @@ mod tests {
         let provider = crate::WhitebitProvider::builder()
             .client_id("cid")
             .client_secret("secret")
-            .redirect_uri(&listener.redirect_uri())
+            .redirect_uri(listener.redirect_uri())
             .build()
             .unwrap();
         let pending = provider.authorize();

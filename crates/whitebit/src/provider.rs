@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokensmith_core::http::parse_url;
-use tokensmith_core::options::ProviderOptions;
+use tokensmith_core::dialect::ProviderOptions;
 use tokensmith_core::parse::ResponseFormat;
 use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::style::RequestBody;
+use tokensmith_core::support::parse_url;
 use tokensmith_core::{
-    AccessToken, BodyFormat, CachedProvider, ClientCredentials, Error, FileStore, Grant, RefreshToken,
-    RefreshTokenSource, Result, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenProvider, TokenRequest,
+    AccessToken, CachedProvider, ClientCredentials, Error, FileStore, RefreshToken, RefreshTokenSource, Result, Scopes,
+    SharedTokenProvider, TokenClient, TokenEndpoint, TokenProvider,
+    request::{BodyFormat, Grant, TokenRequest},
 };
 use url::Url;
 
@@ -92,7 +93,7 @@ impl fmt::Debug for WhitebitBuilder {
         f.debug_struct("WhitebitBuilder")
             .field("base_url", &self.base_url)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "** redacted **"))
+            .field("client_secret", &self.client_secret.as_ref().map(|_| tokensmith_core::support::REDACTED))
             .field("redirect_uri", &self.redirect_uri)
             .field("options", &self.options)
             .finish_non_exhaustive()
@@ -157,7 +158,7 @@ impl WhitebitBuilder {
         }
         if let Some(value) = var("ALLOW_INSECURE_HTTP") {
             builder.options.allow_insecure_http =
-                tokensmith_core::options::parse_bool_setting(&format!("{ENV_PREFIX}ALLOW_INSECURE_HTTP"), &value)?;
+                tokensmith_core::support::parse_bool_setting(&format!("{ENV_PREFIX}ALLOW_INSECURE_HTTP"), &value)?;
         }
         Ok(builder)
     }
@@ -205,7 +206,7 @@ impl WhitebitBuilder {
                 }
             }
             "allow_insecure_http" => {
-                self.allow_insecure_http(tokensmith_core::options::parse_bool_setting(key, value)?)
+                self.allow_insecure_http(tokensmith_core::support::parse_bool_setting(key, value)?)
             }
             _ => {
                 return Err(Error::config(
@@ -509,7 +510,7 @@ impl TokenProvider for WhitebitProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokensmith_core::HttpError;
+    use tokensmith_core::error::HttpError;
 
     fn builder() -> WhitebitBuilder {
         WhitebitProvider::builder().client_id("cid").client_secret("secret")

@@ -85,7 +85,7 @@ fn parent() {
     // Authorize once; the token set goes to the file.
     runtime.block_on(async {
         let provider = WhitebitBuilder::new()
-            .base_url(&sandbox.base_url(Dialect::Whitebit))
+            .base_url(sandbox.base_url(Dialect::Whitebit))
             .client_id(client.client_id.clone())
             .client_secret(client.client_secret.clone())
             .allow_insecure_http(true)
@@ -163,7 +163,7 @@ fn parent() {
     sandbox.advance_clock(Duration::from_secs(2));
     runtime.block_on(async {
         let provider = WhitebitBuilder::new()
-            .base_url(&sandbox.base_url(Dialect::Whitebit))
+            .base_url(sandbox.base_url(Dialect::Whitebit))
             .client_id(client.client_id.clone())
             .client_secret(client.client_secret.clone())
             .allow_insecure_http(true)
@@ -222,7 +222,7 @@ fn worker() {
         let start_at: u64 = line.strip_prefix("go ").unwrap().parse().unwrap();
         let report = runtime.block_on(async {
             let provider = WhitebitBuilder::new()
-                .base_url(&env("FILE_FLEET_URL"))
+                .base_url(env("FILE_FLEET_URL"))
                 .client_id(env("FILE_FLEET_ID"))
                 .client_secret(env("FILE_FLEET_SECRET"))
                 .allow_insecure_http(true)

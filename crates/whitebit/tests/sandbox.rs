@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::{
-    AccessToken, CallbackError, Clock, Error, FileStore, OAuthErrorCode, RefreshPolicy, RetryPolicy, TokenProvider,
-    TokenStore,
+    AccessToken, Clock, Error, FileStore, RefreshPolicy, RetryPolicy, TokenProvider, TokenStore,
+    error::{CallbackError, OAuthErrorCode},
 };
 use tokensmith_sandbox::{Dialect, Sandbox};
 #[cfg(feature = "loopback")]
@@ -133,7 +133,7 @@ impl Drop for TempDir {
 fn builder(sandbox: &Sandbox) -> WhitebitBuilder {
     let client = sandbox.credentials(D);
     WhitebitProvider::builder()
-        .base_url(&sandbox.base_url(D))
+        .base_url(sandbox.base_url(D))
         .client_id(client.client_id)
         .client_secret(client.client_secret)
 }
@@ -251,7 +251,7 @@ async fn full_flow() {
 async fn pkce_flow_through_the_loopback_listener() {
     let sandbox = sandbox().await;
     let listener = LoopbackListener::bind(0).unwrap();
-    let provider = builder(&sandbox).redirect_uri(&listener.redirect_uri()).build().unwrap();
+    let provider = builder(&sandbox).redirect_uri(listener.redirect_uri()).build().unwrap();
     let pending = provider.authorize_pkce();
     let url = pending.url().as_str().to_owned();
     assert!(url.contains("code_challenge_method=S256") && url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"));

@@ -8,7 +8,8 @@ use http::Method;
 use http::header::{ALLOW, LOCATION, RETRY_AFTER};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use url::{Host, Url};
+use tokensmith_core::support::is_loopback_host;
+use url::Url;
 
 use super::{Req, first, secs};
 use crate::clients;
@@ -93,15 +94,8 @@ pub(crate) fn redirect_allowed(registered: &str, given: &str) -> bool {
     let (Ok(reg), Ok(given)) = (Url::parse(registered), Url::parse(given)) else {
         return false;
     };
-    let loopback = |u: &Url| {
-        u.scheme() == "http"
-            && match u.host() {
-                Some(Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                None => false,
-            }
-    };
+    // The workspace's one loopback rule (literal loopback addresses and `localhost` itself).
+    let loopback = |u: &Url| u.scheme() == "http" && u.host().is_some_and(|h| is_loopback_host(&h));
     loopback(&reg)
         && loopback(&given)
         && reg.host() == given.host()

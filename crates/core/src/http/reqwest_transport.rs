@@ -1,0 +1,226 @@
+//! [`ReqwestTransport`], the default [`Transport`] (feature `reqwest`), and the one classification of
+//! `reqwest` errors.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{HttpResponse, Transport};
+use crate::error::{Error, Result, TransportError, TransportErrorKind};
+use crate::request::TokenRequest;
+use crate::support::{check_url, excerpt};
+
+/// The default transport, on `reqwest`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokensmith_core::http::ReqwestTransport;
+///
+/// let transport = ReqwestTransport::builder()
+///     .connect_timeout(Duration::from_secs(5))
+///     .max_body_bytes(64 * 1024)
+///     .build()
+///     .unwrap();
+/// # let _ = transport;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+    max_body_bytes: usize,
+    allow_insecure_http: bool,
+}
+
+/// Configures a [`ReqwestTransport`].
+#[derive(Debug, Clone)]
+pub struct ReqwestTransportBuilder {
+    connect_timeout: Duration,
+    timeout: Option<Duration>,
+    max_body_bytes: usize,
+    allow_insecure_http: bool,
+    user_agent: String,
+}
+
+impl Default for ReqwestTransportBuilder {
+    fn default() -> Self {
+        ReqwestTransportBuilder {
+            connect_timeout: Duration::from_secs(10),
+            timeout: None,
+            max_body_bytes: 1024 * 1024,
+            allow_insecure_http: false,
+            user_agent: concat!("tokensmith/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl ReqwestTransportBuilder {
+    /// Time allowed to establish a connection (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for a whole request and response, enforced by the transport itself (default:
+    /// none here, because [`TokenClient`](crate::TokenClient) already bounds every attempt with
+    /// [`RetryPolicy::attempt_timeout`](crate::RetryPolicy::attempt_timeout); set one when you call the
+    /// transport directly).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The largest response body read (default 1 MiB); larger bodies are an error of kind
+    /// [`TransportErrorKind::BodyTooLarge`].
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// Allows plain `http://` to hosts that are not loopback. Credentials then cross the network in
+    /// clear text: only for networks you trust.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// The `User-Agent` sent (default `tokensmith/<version>`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Builds the transport.
+    pub fn build(self) -> Result<ReqwestTransport> {
+        let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            .user_agent(self.user_agent);
+        if let Some(timeout) = self.timeout {
+            client = client.timeout(timeout);
+        }
+        let client = client
+            .build()
+            .map_err(|e| Error::config("transport", format!("the HTTP client could not be built: {e}")))?;
+        Ok(ReqwestTransport {
+            client,
+            max_body_bytes: self.max_body_bytes,
+            allow_insecure_http: self.allow_insecure_http,
+        })
+    }
+}
+
+impl ReqwestTransport {
+    /// A builder with the defaults.
+    pub fn builder() -> ReqwestTransportBuilder {
+        ReqwestTransportBuilder::default()
+    }
+
+    /// The transport with all defaults.
+    pub fn new() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// Whether plain `http://` to non-loopback hosts is allowed.
+    pub fn allows_insecure_http(&self) -> bool {
+        self.allow_insecure_http
+    }
+}
+
+/// What kind of failure a `reqwest` error is: the one classification, for token requests and for
+/// [`AuthorizedClient`](crate::AuthorizedClient)'s resource requests alike.
+fn classify(e: &reqwest::Error) -> TransportErrorKind {
+    if e.is_timeout() {
+        return TransportErrorKind::Timeout;
+    }
+    if e.is_redirect() {
+        return TransportErrorKind::RedirectRefused;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return TransportErrorKind::Tls;
+        }
+        source = s.source();
+    }
+    if e.is_builder() {
+        TransportErrorKind::InvalidUrl
+    } else if e.is_connect() {
+        TransportErrorKind::Connect
+    } else if e.is_body() || e.is_decode() || e.is_request() {
+        TransportErrorKind::Io
+    } else {
+        TransportErrorKind::Other
+    }
+}
+
+/// A `reqwest` error as a [`TransportError`] whose message starts with `what`, without the URL.
+pub(crate) fn transport_error(e: reqwest::Error, what: &str) -> TransportError {
+    let kind = classify(&e);
+    // reqwest's message names the URL, which may carry a secret (a resource URL's query): dropped.
+    let e = e.without_url();
+    TransportError::new(kind, format!("{what}: {e}")).with_source(e)
+}
+
+#[async_trait]
+impl Transport for ReqwestTransport {
+    async fn send(&self, request: &TokenRequest) -> Result<HttpResponse, TransportError> {
+        check_url(request.url(), self.allow_insecure_http)?;
+        let mut outgoing = reqwest::Request::new(request.method().clone(), request.url().clone());
+        *outgoing.headers_mut() =
+            request.wire_headers().map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))?;
+        *outgoing.body_mut() = Some(request.wire_body_bytes().into());
+        let mut response =
+            self.client.execute(outgoing).await.map_err(|e| transport_error(e, "sending the token request failed"))?;
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| excerpt(l, 120))
+                .unwrap_or_default();
+            return Err(TransportError::new(
+                TransportErrorKind::RedirectRefused,
+                format!("the token endpoint answered {status} redirecting to `{location}`"),
+            ));
+        }
+        if let Some(len) = response.content_length() {
+            if len > self.max_body_bytes as u64 {
+                return Err(TransportError::new(
+                    TransportErrorKind::BodyTooLarge,
+                    format!("the response announces {len} bytes, more than the limit of {}", self.max_body_bytes),
+                ));
+            }
+        }
+        let headers = std::mem::take(response.headers_mut());
+        let too_large = |max: usize| {
+            TransportError::new(
+                TransportErrorKind::BodyTooLarge,
+                format!("the response body is larger than the limit of {max} bytes"),
+            )
+        };
+        // A small body arrives in one chunk, kept as it is; more chunks are joined.
+        let mut first: Option<Bytes> = None;
+        let mut joined: Vec<u8> = Vec::new();
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| transport_error(e, "reading the token response failed"))?
+        {
+            let received =
+                first.as_ref().map_or(0, Bytes::len).saturating_add(joined.len()).saturating_add(chunk.len());
+            if received > self.max_body_bytes {
+                return Err(too_large(self.max_body_bytes));
+            }
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                None => joined.extend_from_slice(&chunk),
+                Some(previous) => {
+                    joined.extend_from_slice(&previous);
+                    joined.extend_from_slice(&chunk);
+                }
+            }
+        }
+        let body = first.unwrap_or_else(|| Bytes::from(joined));
+        Ok(HttpResponse { status, headers, body })
+    }
+}

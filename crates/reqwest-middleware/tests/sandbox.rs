@@ -1,0 +1,66 @@
+//! The middleware against the sandbox: one token request for many calls, exactly one retry after a 401.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use tokensmith_probit::ProbitProvider;
+use tokensmith_reqwest_middleware::AuthMiddleware;
+use tokensmith_sandbox::{Dialect, Fault, Sandbox};
+
+const D: Dialect = Dialect::Probit;
+const BALANCE: &str = "/api/exchange/v1/balance";
+
+fn client(sandbox: &Sandbox) -> ClientWithMiddleware {
+    let demo = sandbox.credentials(D);
+    let provider = ProbitProvider::builder()
+        .client_id(demo.client_id)
+        .client_secret(demo.client_secret)
+        .base_url(sandbox.base_url(D))
+        .build()
+        .unwrap();
+    ClientBuilder::new(reqwest::Client::new()).with(AuthMiddleware::new(provider.shared())).build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_calls_cost_one_token_request() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = client(&sandbox);
+    let url = sandbox.protected_url(D);
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    assert_eq!(sandbox.request_count(D, "/token"), 1);
+    assert_eq!(sandbox.request_count(D, BALANCE), 50);
+    let logged = sandbox.requests(D);
+    assert!(
+        logged.iter().filter(|r| r.path == BALANCE).all(|r| r.header("authorization") == Some("Bearer [redacted]"))
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_401_is_retried_once_with_a_new_token() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let client = client(&sandbox);
+    assert_eq!(client.get(sandbox.protected_url(D)).send().await.unwrap().status(), 200);
+    // The resource server refuses the current token once: the middleware invalidates it, gets a new
+    // one and replays the request (with a body, which can be cloned).
+    sandbox.inject(D, BALANCE, Fault::Status(401), 1);
+    let response = client.get(sandbox.protected_url(D)).body("{}").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(sandbox.request_count(D, "/token"), 2, "one new token for the retry");
+    assert_eq!(sandbox.request_count(D, BALANCE), 3);
+
+    // Refused twice: exactly one retry, then the 401 is the caller's.
+    sandbox.inject(D, BALANCE, Fault::Status(401), 2);
+    let response = client.get(sandbox.protected_url(D)).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(sandbox.request_count(D, BALANCE), 5, "the call and one retry");
+    assert_eq!(sandbox.request_count(D, "/token"), 3);
+    sandbox.shutdown().await;
+}
