@@ -111,7 +111,7 @@ fn run_threads(subjects: &Subjects, read: Read, threads: usize, iters: u64) -> D
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
-                    let _ = subjects.read(read); // this thread's replica, made outside the timing
+                    let _ = subjects.read(read); // one untimed read per thread (warms its cache lines)
                     barrier.wait();
                     let started = Instant::now();
                     let mut sum = 0usize;

@@ -67,6 +67,7 @@
 // or is reached through one of the public modules that follow.
 #[cfg(feature = "reqwest")]
 mod authorized;
+mod backoff;
 mod cache;
 mod clock;
 mod endpoint;
@@ -112,7 +113,7 @@ pub use retry::RetryPolicy;
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
 pub use seal::StoreEncryption;
-pub use store::{LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned, store_key};
+pub use store::{Coordinator, LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned, store_key};
 pub use token::{AccessToken, AccessTokenBuilder, ClientCredentials, RefreshToken, Scopes};
 
 /// Re-exported so that implementing [`TokenProvider`], [`TokenStore`] or [`http::Transport`] needs

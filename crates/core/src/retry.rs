@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rand::Rng as _;
+use crate::backoff::Backoff;
 
 /// When and how often a failed token request is retried.
 ///
@@ -105,20 +105,17 @@ impl RetryPolicy {
     /// The delay before attempt `attempt + 1` (where `attempt` counts from 1), at least `retry_after`
     /// when the server asked for one.
     pub fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp =
-            self.initial_backoff.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1))).min(self.max_backoff);
-        let delay = if self.jitter && !exp.is_zero() {
-            let half = exp.checked_div(2).unwrap_or_default();
-            half.saturating_add(Duration::from_nanos(
-                rand::rng().random_range(0..=u64::try_from(half.as_nanos()).unwrap_or(u64::MAX)),
-            ))
-        } else {
-            exp
-        };
+        let delay = self.schedule().delay(attempt);
         match retry_after {
             Some(ra) => delay.max(ra),
             None => delay,
         }
+    }
+
+    /// The back-off between attempts: from `initial_backoff`, doubling up to `max_backoff`; with
+    /// jitter, uniformly between half and all of that ("equal jitter").
+    fn schedule(&self) -> Backoff {
+        Backoff::new(self.initial_backoff, self.max_backoff).jitter(if self.jitter { 0.5 } else { 0.0 })
     }
 }
 

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::token::{AccessToken, RefreshToken, Scopes};
 
 /// Stores token sets by key.
@@ -37,25 +37,10 @@ use crate::token::{AccessToken, RefreshToken, Scopes};
 /// # Coordinating refreshes across processes
 ///
 /// A store shared by many processes (Redis; a [`FileStore`](crate::FileStore), with OS file locks)
-/// can also make sure that across all of them exactly one refresh of a key is in flight, by
-/// overriding the default methods below; stores that do not (the default: [`MemoryStore`]) need
-/// none of them. A store whose locks have no lease (OS file locks last until released or until
-/// their process exits) ignores `lease`.
-/// - [`coordinates`](TokenStore::coordinates) returns `true`.
-/// - [`lock_refresh`](TokenStore::lock_refresh) takes a lease-bound lock on the key and returns
-///   [`RefreshLock::Acquired`] with a [`LockGuard`] carrying a *fencing number* that is larger than any
-///   handed out before for the key, or [`RefreshLock::HeldElsewhere`].
-/// - [`extend_lock`](TokenStore::extend_lock) renews the lease while the refresh runs; `Ok(false)`
-///   when the lock was lost (the lease lapsed and someone else took it).
-/// - [`save_fenced`](TokenStore::save_fenced) saves only if no token set with a larger fencing number
-///   was saved meanwhile, and says whether it wrote: a process that lost its lock mid-refresh can
-///   never overwrite a newer token set.
-/// - [`unlock`](TokenStore::unlock) releases the lock only if `guard` still holds it.
-///
-/// The cache ([`CachedProvider`](crate::CachedProvider)) calls these only around a fetch, never on a
-/// cached read. When a coordinating store fails, the cache applies its failure policy: sources that
-/// do not rotate their grant (client credentials) fetch on their own with a warning; a rotating
-/// refresh token is never refreshed without the lock.
+/// can also make sure that across all of them exactly one refresh of a key is in flight: it
+/// implements [`Coordinator`] and returns itself from [`coordination`](TokenStore::coordination).
+/// That is the one way a store says whether it coordinates; a store that does not (the default:
+/// [`MemoryStore`]) implements nothing more.
 #[async_trait]
 pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// Loads the token set saved under `key`.
@@ -92,46 +77,63 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// How this store coordinates refreshes across processes, if it does (default `None`: it does
+    /// not, and the cache fetches as a single process would).
+    ///
+    /// ```
+    /// use tokensmith_core::{MemoryStore, TokenStore};
+    ///
+    /// assert!(MemoryStore::new().coordination().is_none());
+    /// ```
+    fn coordination(&self) -> Option<&dyn Coordinator> {
+        None
+    }
+}
+
+/// Cross-process coordination of refreshes, offered by a store shared by many processes through
+/// [`TokenStore::coordination`].
+///
+/// # Contract
+///
+/// A store whose locks have no lease (OS file locks last until released or until their process
+/// exits) ignores `lease`.
+/// - [`lock_refresh`](Coordinator::lock_refresh) takes a lease-bound lock on the key, without
+///   waiting, and returns [`RefreshLock::Acquired`] with a [`LockGuard`] carrying a *fencing number*
+///   that is larger than any handed out before for the key, or [`RefreshLock::HeldElsewhere`].
+/// - [`extend_lock`](Coordinator::extend_lock) renews the lease while the refresh runs; `Ok(false)`
+///   when the lock was lost (the lease lapsed and someone else took it).
+/// - [`save_fenced`](Coordinator::save_fenced) saves only if no token set with a larger fencing
+///   number was saved meanwhile, and says whether it wrote: a process that lost its lock
+///   mid-refresh can never overwrite a newer token set. A set written this way has the version
+///   `guard.fence()` (see [`TokenStore::load_versioned`]).
+/// - [`unlock`](Coordinator::unlock) releases the lock only if `guard` still holds it.
+///
+/// The cache ([`CachedProvider`](crate::CachedProvider)) calls these only around a fetch, never on a
+/// cached read. When a coordinating store fails, the cache applies its failure policy: sources that
+/// do not rotate their grant (client credentials) fetch on their own with a warning, if the store
+/// [may be unreachable](Coordinator::may_be_unreachable) for a while; a rotating refresh token is
+/// never refreshed without the lock.
+#[async_trait]
+pub trait Coordinator: Send + Sync + fmt::Debug {
+    /// Tries to take the refresh lock on `key` for `lease`, without waiting.
+    async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock>;
+
+    /// Renews a held lock for another `lease`; `Ok(false)` if `guard` no longer holds it.
+    async fn extend_lock(&self, key: &str, guard: &LockGuard, lease: Duration) -> Result<bool>;
+
+    /// Saves `token` under `key` unless a token set with a larger fencing number than `guard`'s was
+    /// saved meanwhile; returns whether it was written.
+    async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool>;
+
+    /// Releases the lock if `guard` still holds it (compare-and-delete).
+    async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()>;
+
     /// Whether a failure of this store may be an outage that passes (a server briefly unreachable),
     /// so that a source that does not rotate its grant (client credentials) may fetch for its
     /// process alone meanwhile (default `false`; Redis: `true`). A store that says `false` fails the
     /// fetch with its error instead: a file that cannot be read or decrypted will not fix itself.
     fn may_be_unreachable(&self) -> bool {
         false
-    }
-
-    /// Whether this store coordinates refreshes across processes (default `false`).
-    fn coordinates(&self) -> bool {
-        false
-    }
-
-    /// Tries to take the refresh lock on `key` for `lease`, without waiting.
-    ///
-    /// The default (a store that does not coordinate) is [`RefreshLock::NotCoordinated`].
-    async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {
-        let _ = (key, lease);
-        Ok(RefreshLock::NotCoordinated)
-    }
-
-    /// Renews a held lock for another `lease`; `Ok(false)` if `guard` no longer holds it.
-    async fn extend_lock(&self, key: &str, guard: &LockGuard, lease: Duration) -> Result<bool> {
-        let _ = (key, guard, lease);
-        Ok(true)
-    }
-
-    /// Saves `token` under `key` unless a token set with a larger fencing number than `guard`'s was
-    /// saved meanwhile; returns whether it was written. A set written this way has the version
-    /// `guard.fence()` (see [`load_versioned`](TokenStore::load_versioned)). The default saves
-    /// unconditionally.
-    async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
-        let _ = guard;
-        self.save(key, token).await.map(|()| true)
-    }
-
-    /// Releases the lock if `guard` still holds it (compare-and-delete).
-    async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()> {
-        let _ = (key, guard);
-        Ok(())
     }
 }
 
@@ -179,12 +181,10 @@ impl Versioned {
     }
 }
 
-/// The outcome of [`TokenStore::lock_refresh`].
+/// The outcome of [`Coordinator::lock_refresh`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefreshLock {
-    /// The store does not coordinate refreshes: fetch as a single process would.
-    NotCoordinated,
     /// This process holds the lock until the lease lapses or it unlocks.
     Acquired(LockGuard),
     /// Another process holds the lock: wait for the token set it will save.
@@ -242,17 +242,20 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The token sets, also after a panic elsewhere while they were held: every change is one
+    /// insert or remove, so a panic cannot leave them half-changed, and a lock poisoned by another
+    /// thread's panic is not the store's failure.
+    fn sets(&self) -> std::sync::MutexGuard<'_, Versions> {
+        self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<String> = self.tokens.lock().map(|t| t.sets.keys().cloned().collect()).unwrap_or_default();
+        let keys: Vec<String> = self.sets().sets.keys().cloned().collect();
         f.debug_struct("MemoryStore").field("keys", &keys).finish()
     }
-}
-
-fn poisoned() -> Error {
-    Error::store("the in-memory store's lock is poisoned (a thread panicked while holding it)", None)
 }
 
 #[async_trait]
@@ -266,17 +269,17 @@ impl TokenStore for MemoryStore {
     }
 
     async fn remove(&self, key: &str) -> Result<()> {
-        self.tokens.lock().map_err(|_| poisoned())?.sets.remove(key);
+        self.sets().sets.remove(key);
         Ok(())
     }
 
     async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
-        let tokens = self.tokens.lock().map_err(|_| poisoned())?;
+        let tokens = self.sets();
         Ok(tokens.sets.get(key).map(|(token, version)| Versioned::new(token.clone(), Some(*version))))
     }
 
     async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
-        let mut tokens = self.tokens.lock().map_err(|_| poisoned())?;
+        let mut tokens = self.sets();
         tokens.last = tokens.last.saturating_add(1);
         let version = tokens.last;
         tokens.sets.insert(key.to_owned(), (token.clone(), version));
@@ -361,20 +364,29 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn default_coordination_methods_do_not_coordinate() {
-        let store = MemoryStore::new();
-        assert!(!store.coordinates());
-        let lock = store.lock_refresh("k", Duration::from_secs(5)).await.unwrap();
-        assert_eq!(lock, RefreshLock::NotCoordinated);
+    #[test]
+    fn a_memory_store_does_not_coordinate_and_a_guard_hides_its_owner() {
+        assert!(MemoryStore::new().coordination().is_none());
         let guard = LockGuard::new("owner-value", 7);
-        assert!(store.extend_lock("k", &guard, Duration::from_secs(5)).await.unwrap());
-        let token = AccessToken::builder("at").build();
-        assert!(store.save_fenced("k", &token, &guard).await.unwrap());
-        assert!(store.load("k").await.unwrap().unwrap().same_token(&token));
-        store.unlock("k", &guard).await.unwrap();
         let debug = format!("{guard:?}");
         assert!(!debug.contains("owner-value") && debug.contains("fence: 7"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn a_memory_store_survives_a_panic_while_its_lock_is_held() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        store.save("k", &AccessToken::builder("at").build()).await.unwrap();
+        let poisoner = store.clone();
+        let panicked = std::thread::spawn(move || {
+            let _held = poisoner.tokens.lock().unwrap();
+            panic!("a panic while the store's lock is held");
+        })
+        .join();
+        assert!(panicked.is_err() && store.tokens.is_poisoned());
+        assert!(store.load("k").await.unwrap().is_some(), "still readable");
+        store.save("k2", &AccessToken::builder("at2").build()).await.unwrap();
+        store.remove("k").await.unwrap();
+        assert!(store.load("k").await.unwrap().is_none() && store.load("k2").await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -104,10 +104,13 @@ impl TokenStore for FleetStore {
         Ok(())
     }
 
-    fn coordinates(&self) -> bool {
-        true
+    fn coordination(&self) -> Option<&dyn Coordinator> {
+        Some(self)
     }
+}
 
+#[async_trait]
+impl Coordinator for FleetStore {
     fn may_be_unreachable(&self) -> bool {
         true
     }
@@ -373,15 +376,27 @@ async fn lock_wait_is_bounded_by_elapsed_time_not_by_the_sum_of_sleeps() {
         async fn remove(&self, key: &str) -> Result<()> {
             self.0.remove(key).await
         }
-        fn coordinates(&self) -> bool {
-            true
+        fn coordination(&self) -> Option<&dyn Coordinator> {
+            Some(self)
         }
+    }
+    #[async_trait]
+    impl Coordinator for SlowStore {
         fn may_be_unreachable(&self) -> bool {
             true
         }
         async fn lock_refresh(&self, key: &str, lease: Duration) -> Result<RefreshLock> {
             tokio::time::sleep(Duration::from_millis(200)).await;
             self.0.lock_refresh(key, lease).await
+        }
+        async fn extend_lock(&self, key: &str, guard: &LockGuard, lease: Duration) -> Result<bool> {
+            self.0.extend_lock(key, guard, lease).await
+        }
+        async fn save_fenced(&self, key: &str, token: &AccessToken, guard: &LockGuard) -> Result<bool> {
+            self.0.save_fenced(key, token, guard).await
+        }
+        async fn unlock(&self, key: &str, guard: &LockGuard) -> Result<()> {
+            self.0.unlock(key, guard).await
         }
     }
     let fleet = Arc::new(Fleet::default());

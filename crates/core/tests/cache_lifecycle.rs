@@ -406,7 +406,7 @@ async fn a_burst_of_401s_causes_one_refetch() {
 async fn cached_reads_follow_replacements_on_every_thread() {
     let (cache, _) = paused_cache(S(900));
     let first = cache.token().await.unwrap();
-    // Warm this thread's replica, then replace the token: the replica must not be handed out.
+    // Read the token on this thread, then replace it: the old one must not be handed out again.
     assert!(cache.cached_token().unwrap().same_token(&first));
     assert_eq!(cache.with_cached(secret).unwrap(), "token-1");
     cache.invalidate(&cache.cached_token().unwrap());
@@ -417,7 +417,7 @@ async fn cached_reads_follow_replacements_on_every_thread() {
     // And from other threads.
     let other = std::thread::scope(|s| s.spawn(|| cache.cached_token().map(|t| secret(&t))).join().unwrap());
     assert_eq!(other.as_deref(), Some("token-2"));
-    // Many caches read on one thread (more than it keeps replicas of) each give their own token.
+    // Many caches read on one thread each give their own token.
     let caches: Vec<_> = (0..10).map(|_| paused_cache(S(900)).0).collect();
     for c in &caches {
         c.token().await.unwrap();

@@ -92,7 +92,9 @@ use serde::{Deserialize, Serialize};
 use tokensmith_core::error::SharedError as BoxError;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::support::redact_url_password;
-use tokensmith_core::{AccessToken, Error, LockGuard, RefreshLock, Result, StoredToken, TokenStore, Versioned};
+use tokensmith_core::{
+    AccessToken, Coordinator, Error, LockGuard, RefreshLock, Result, StoredToken, TokenStore, Versioned,
+};
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "tokensmith";
@@ -1148,10 +1150,14 @@ impl TokenStore for RedisStore {
         self.ping().await
     }
 
-    fn coordinates(&self) -> bool {
-        true
+    /// Refreshes are coordinated across every process sharing the store.
+    fn coordination(&self) -> Option<&dyn Coordinator> {
+        Some(self)
     }
+}
 
+#[async_trait]
+impl Coordinator for RedisStore {
     /// `true`: Redis may be unreachable for a while; client credentials are fetched per process
     /// meanwhile.
     fn may_be_unreachable(&self) -> bool {

@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime};
 use common::{Proxy, RedisServer};
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::LogCapture;
-use tokensmith_core::{AccessToken, Error, LockGuard, RefreshLock, RefreshPolicy, RefreshToken, TokenStore};
+use tokensmith_core::{
+    AccessToken, Coordinator, Error, LockGuard, RefreshLock, RefreshPolicy, RefreshToken, TokenStore,
+};
 use tokensmith_redis::RedisStore;
 use tokensmith_sandbox::{Dialect, Sandbox, SandboxConfig};
 use tokensmith_whitebit::{WhitebitBuilder, WhitebitProvider};

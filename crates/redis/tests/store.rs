@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::RedisServer;
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, Error, RefreshLock, RefreshToken, TokenStore};
+use tokensmith_core::{AccessToken, Coordinator, Error, RefreshLock, RefreshToken, TokenStore};
 use tokensmith_probit::ProbitBuilder;
 use tokensmith_redis::RedisStore;
 use tokensmith_sandbox::{Dialect, Sandbox};
@@ -62,7 +62,7 @@ async fn the_lock_is_exclusive_leased_and_released_by_its_owner_only() {
     let redis = RedisServer::start();
     let a = RedisStore::new(&redis.url()).unwrap();
     let b = RedisStore::new(&redis.url()).unwrap();
-    assert!(a.coordinates());
+    assert!(a.coordination().is_some());
     let lease = Duration::from_secs(5);
     let guard_a = acquired(a.lock_refresh("k", lease).await.unwrap());
     assert_eq!(b.lock_refresh("k", lease).await.unwrap(), RefreshLock::HeldElsewhere);
