@@ -190,8 +190,10 @@ async fn authorize_in_browser(sandbox: &Sandbox, driver: &ChromeDriver, dir: &Pa
             .for_element(Locator::Css(&format!("button[name='decision'][value='{decision}']")))
             .await?;
         button.click().await?;
-        // The consent form posts to the sandbox, which redirects to the CLI's loopback listener.
-        browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("body p")).await?;
+        // The consent form posts to the sandbox, which redirects to the CLI's loopback listener. Its
+        // pages have a paragraph and no form; the consent page (still shown until the redirect lands)
+        // has both, so waiting for any paragraph could read the consent page again.
+        browser.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("body:not(:has(form)) p")).await?;
         Ok::<_, fantoccini::error::CmdError>((browser.source().await?, browser.current_url().await?.to_string()))
     }
     .await;
