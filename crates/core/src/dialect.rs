@@ -271,8 +271,8 @@ impl<D: Declared> Provider<D> {
     /// A valid token: the cached one while it is fresh, read without a lock, an allocation or a
     /// boxed future (this inherent method is what `provider.token()` calls, also with the
     /// [`TokenProvider`] trait in scope); otherwise fetched, one request however many callers wait.
-    pub async fn token(&self) -> Result<AccessToken> {
-        self.inner.token().await
+    pub fn token(&self) -> impl std::future::Future<Output = Result<AccessToken>> + Send + '_ {
+        self.inner.token()
     }
 
     /// Wraps the provider in a cloneable [`SharedTokenProvider`] (for

@@ -444,8 +444,8 @@ impl WhitebitProvider {
     /// A valid token: the cached one while it is fresh, read without a lock, an allocation or a
     /// boxed future (this inherent method is what `provider.token()` calls, also with the
     /// [`TokenProvider`] trait in scope); otherwise fetched, one request however many callers wait.
-    pub async fn token(&self) -> Result<AccessToken> {
-        self.inner.cache.token().await
+    pub fn token(&self) -> impl std::future::Future<Output = Result<AccessToken>> + Send + '_ {
+        self.inner.cache.token()
     }
 
     /// This provider as a cloneable [`SharedTokenProvider`].

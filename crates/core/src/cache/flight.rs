@@ -2,7 +2,10 @@
 //! everyone waits for its result; a failed fetch starts a back-off, and a flight always ends, whatever
 //! happens to its task.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::sync::watch;
 
@@ -46,10 +49,21 @@ impl<S: TokenSource> CachedProvider<S> {
     /// a panic). Blocking on `token()` (e.g. with `Handle::block_on` or `futures::executor::block_on`)
     /// from the only thread of a `current_thread` runtime cannot complete: the fetch task needs that
     /// thread to run. Use a multi-thread runtime, or `.await` it.
-    pub async fn token(&self) -> Result<AccessToken> {
-        if let Some(token) = self.cached_token() {
-            return Ok(token);
+    ///
+    /// # Cost on a hit
+    ///
+    /// The cached path runs when `token()` is called, and the future it returns is then ready at its
+    /// first poll: no state machine of the fetch is built or moved, and nothing is allocated. Only a
+    /// miss boxes the fetch's future (one allocation, next to a network request).
+    pub fn token(&self) -> impl Future<Output = Result<AccessToken>> + Send + '_ {
+        match self.cached_token() {
+            Some(token) => TokenFuture::Ready(Some(token)),
+            None => TokenFuture::Fetch(Box::pin(self.fetch_or_wait())),
         }
+    }
+
+    /// The miss path of [`token`](Self::token): joins the flight in progress or starts one.
+    async fn fetch_or_wait(&self) -> Result<AccessToken> {
         let (mut receiver, flight) = {
             let mut state = self.shared.lock_state();
             if let Some(token) = self.shared.fresh() {
@@ -95,6 +109,25 @@ impl<S: TokenSource> CachedProvider<S> {
         match outcome.as_ref() {
             Some(result) => result.clone(),
             None => Err(Error::Runtime { message: "the token fetch ended without a result".to_owned() }),
+        }
+    }
+}
+
+/// What [`CachedProvider::token`] returns: the cached token, ready, or the boxed fetch.
+enum TokenFuture<'a> {
+    Ready(Option<AccessToken>),
+    Fetch(Pin<Box<dyn Future<Output = Result<AccessToken>> + Send + 'a>>),
+}
+
+impl Future for TokenFuture<'_> {
+    type Output = Result<AccessToken>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<AccessToken>> {
+        match self.get_mut() {
+            TokenFuture::Ready(token) => Poll::Ready(token.take().ok_or_else(|| Error::Runtime {
+                message: "a token future was polled again after it completed".to_owned(),
+            })),
+            TokenFuture::Fetch(fetch) => fetch.as_mut().poll(cx),
         }
     }
 }
