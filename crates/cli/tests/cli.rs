@@ -353,7 +353,9 @@ async fn a_transport_failure_exits_4() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}/ruby");
     let out = run(&ruby_args(&base, "ruby-demo-client"), "ruby-demo-secret").await;
-    assert_failure(&out, 4, &["connect"]);
+    // Issue 19 item 5: the host and port, and the cause, not reqwest's "error sending request".
+    let at = format!("127.0.0.1:{port}");
+    assert_failure(&out, 4, &["connect", at.as_str(), "Connection refused"]);
 
     // A redirect is refused, not followed.
     let sandbox = Sandbox::start().await.unwrap();

@@ -187,12 +187,34 @@ fn classify(e: &reqwest::Error) -> TransportErrorKind {
     }
 }
 
-/// A `reqwest` error as a [`TransportError`] whose message starts with `what`, without the URL.
+/// A `reqwest` error as a [`TransportError`] whose message says `what` failed, at which host and
+/// port, and why: the causes under reqwest's own "error sending request" (`tcp connect error:
+/// Connection refused`, `dns error: failed to lookup address information: ...`), never the URL's
+/// path or query (a resource URL's query may carry a secret).
 pub(crate) fn transport_error(e: reqwest::Error, what: &str) -> TransportError {
     let kind = classify(&e);
-    // reqwest's message names the URL, which may carry a secret (a resource URL's query): dropped.
+    let at = e.url().and_then(|url| {
+        let host = url.host_str()?;
+        Some(match url.port_or_known_default() {
+            Some(port) => format!(" ({host}:{port})"),
+            None => format!(" ({host})"),
+        })
+    });
     let e = e.without_url();
-    TransportError::new(kind, format!("{what}: {e}")).with_source(e)
+    let mut causes: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // A wrapper often repeats its source's text, and hyper's client wraps everything in "client
+        // error (Connect)": keep each message once, and the ones that say something.
+        let says_something = !text.is_empty() && !text.starts_with("client error (");
+        if says_something && !causes.iter().any(|c| c.contains(&text) || text.contains(c.as_str())) {
+            causes.push(excerpt(&text, 200));
+        }
+        source = cause.source();
+    }
+    let why = if causes.is_empty() { e.to_string() } else { causes.join(": ") };
+    TransportError::new(kind, format!("{what}{}: {why}", at.unwrap_or_default())).with_source(e)
 }
 
 #[async_trait]
