@@ -64,3 +64,38 @@ async fn a_401_is_retried_once_with_a_new_token() {
     assert_eq!(sandbox.request_count(D, "/token"), 3);
     sandbox.shutdown().await;
 }
+
+/// With reqwest-retry before it and reqwest-tracing around it: a 503 is retried by the retry
+/// middleware, and each attempt carries the current token.
+#[tokio::test]
+async fn it_composes_with_reqwest_retry_and_reqwest_tracing() {
+    use reqwest_retry::RetryTransientMiddleware;
+    use reqwest_retry::policies::ExponentialBackoff;
+
+    let sandbox = Sandbox::start().await.unwrap();
+    let demo = sandbox.credentials(D);
+    let provider = ProbitProvider::builder()
+        .client_id(demo.client_id)
+        .client_secret(demo.client_secret)
+        .base_url(sandbox.base_url(D))
+        .build()
+        .unwrap();
+    let retry = ExponentialBackoff::builder()
+        .retry_bounds(std::time::Duration::from_millis(1), std::time::Duration::from_millis(5))
+        .build_with_max_retries(2);
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(reqwest_tracing::TracingMiddleware::default())
+        .with(RetryTransientMiddleware::new_with_policy(retry))
+        .with(AuthMiddleware::new(provider.shared()))
+        .build();
+    sandbox.inject(D, BALANCE, Fault::Status(503), 1);
+    let response = client.get(sandbox.protected_url(D)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the 503 was retried");
+    assert_eq!(sandbox.request_count(D, BALANCE), 2);
+    assert_eq!(sandbox.request_count(D, "/token"), 1, "both attempts used the one cached token");
+    let logged = sandbox.requests(D);
+    assert!(
+        logged.iter().filter(|r| r.path == BALANCE).all(|r| r.header("authorization") == Some("Bearer [redacted]"))
+    );
+    sandbox.shutdown().await;
+}
