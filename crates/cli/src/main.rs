@@ -136,18 +136,6 @@ pub(crate) struct ProviderArgs {
     /// A file holding the client secret.
     #[arg(long, value_name = "FILE")]
     client_secret_file: Option<PathBuf>,
-    /// Scopes to request, separated by spaces or commas.
-    #[arg(long, value_name = "SCOPES")]
-    scope: Option<String>,
-    /// How credentials are sent: basic, basic-raw, body or none.
-    #[arg(long, value_name = "STYLE")]
-    credential_style: Option<String>,
-    /// The request body format: form or json (custom provider).
-    #[arg(long, value_name = "FORMAT")]
-    body_format: Option<String>,
-    /// A JSON pointer to the token fields in the response, e.g. /data (custom provider).
-    #[arg(long, value_name = "POINTER")]
-    envelope: Option<String>,
     /// Where tokens are kept: a JSON file that keeps them between runs (needed by whitebit),
     /// `redis://host:port/db` (or `rediss://`, `redis+unix://`) to share them (and their refreshes)
     /// with a fleet of processes, or `memory`. A Redis URL with a password belongs in --store-env or
@@ -167,10 +155,46 @@ pub(crate) struct ProviderArgs {
     allow_insecure_http: bool,
 }
 
+/// What shapes a client-credentials request (`tokensmith token` only: `authorize` runs WhiteBIT's
+/// flow, whose dialect is fixed).
+#[derive(Debug, Args)]
+struct DialectArgs {
+    /// Scopes to request, separated by spaces or commas.
+    #[arg(long, value_name = "SCOPES")]
+    scope: Option<String>,
+    /// How credentials are sent: basic, basic-raw, body or none.
+    #[arg(long, value_name = "STYLE")]
+    credential_style: Option<String>,
+    /// The request body format: form or json (custom provider).
+    #[arg(long, value_name = "FORMAT")]
+    body_format: Option<String>,
+    /// A JSON pointer to the token fields in the response, e.g. /data (custom provider).
+    #[arg(long, value_name = "POINTER")]
+    envelope: Option<String>,
+}
+
+impl DialectArgs {
+    /// Applies the flags over `config`.
+    fn apply(&self, config: &mut Config) {
+        for (slot, flag) in [
+            (&mut config.scope, &self.scope),
+            (&mut config.credential_style, &self.credential_style),
+            (&mut config.body_format, &self.body_format),
+            (&mut config.envelope, &self.envelope),
+        ] {
+            if let Some(value) = flag {
+                *slot = Some(value.clone());
+            }
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct TokenArgs {
     #[command(flatten)]
     provider: ProviderArgs,
+    #[command(flatten)]
+    dialect: DialectArgs,
     /// Print one JSON object: access_token, token_type, expires_in, scope.
     #[arg(long)]
     json: bool,
@@ -219,10 +243,6 @@ impl ProviderArgs {
         set(&mut config.base_url, &self.base_url);
         set(&mut config.token_url, &self.token_url);
         set(&mut config.client_id, &self.client_id);
-        set(&mut config.scope, &self.scope);
-        set(&mut config.credential_style, &self.credential_style);
-        set(&mut config.body_format, &self.body_format);
-        set(&mut config.envelope, &self.envelope);
         if let Some(var) = &self.client_secret_env {
             check_env_var_name("--client-secret-env", var)?;
             config.client_secret = Some(Secret::Env(var.clone()));
@@ -308,6 +328,7 @@ pub(crate) fn fail(error: &Error) -> ExitCode {
 
 async fn token(args: TokenArgs) -> Result<(), Error> {
     let mut config = args.provider.config()?;
+    args.dialect.apply(&mut config);
     if config.store.is_none() && !args.no_cache {
         config.store = user_cache().map(|path| StoreConfig::File { path });
     }

@@ -1209,4 +1209,10 @@ async fn each_command_help_has_examples_exit_codes_and_variables() {
     }
     let token = run(&["token", "--help"], "unused-secret").await.stdout;
     assert!(token.contains("TOKENSMITH_CONFIG") && token.contains("--no-cache"), "{token}");
+    // authorize lists only what it uses: no flags of the client-credentials dialect, no --no-cache.
+    let authorize = run(&["authorize", "--help"], "unused-secret").await.stdout;
+    for unused in ["--scope", "--credential-style", "--body-format", "--envelope", "--no-cache", "--json"] {
+        assert!(!authorize.contains(unused), "`authorize --help` lists {unused}:\n{authorize}");
+    }
+    assert!(authorize.contains("--redirect-uri") && authorize.contains("--store"), "{authorize}");
 }
