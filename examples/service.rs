@@ -12,7 +12,6 @@
 //! routes once and shuts down, so that it runs anywhere with no network.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -109,7 +108,7 @@ async fn main() -> Result<(), BoxError> {
 /// fetched yet, or due for refresh: the next request fetches one), so the route answers 200 either way.
 async fn health(State(app): State<Arc<App>>) -> Json<Value> {
     let token = match app.provider.cached_token() {
-        Some(token) => json!({ "state": "fresh", "expires_in_s": token.expires_in(SystemTime::now()).as_secs() }),
+        Some(token) => json!({ "state": "fresh", "expires_in_s": token.remaining().as_secs() }),
         None => json!({ "state": "fetched on next use" }),
     };
     Json(json!({ "status": "ok", "token": token }))

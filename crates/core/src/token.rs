@@ -239,9 +239,26 @@ impl AccessToken {
         self.0.lifetime
     }
 
-    /// Time left until expiry as seen from `now` (zero once expired).
+    /// Time left until expiry as seen from `now` (zero once expired). With an injected clock, pass
+    /// its time; otherwise [`remaining`](AccessToken::remaining) reads the system clock.
     pub fn expires_in(&self, now: SystemTime) -> Duration {
         self.0.expires_at.duration_since(now).unwrap_or(Duration::ZERO)
+    }
+
+    /// Time left until expiry now, by the system clock (zero once expired): for a health route or a
+    /// log line. The cache itself decides freshness on its own clock, with a safety margin, so a
+    /// token [`cached_token`](crate::TokenProvider::cached_token) returns has more left than its
+    /// refresh margin.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tokensmith_core::AccessToken;
+    ///
+    /// let token = AccessToken::builder("t").expires_in(SystemTime::now(), Duration::from_secs(900)).build();
+    /// assert!(token.remaining() > Duration::from_secs(890));
+    /// ```
+    pub fn remaining(&self) -> Duration {
+        self.expires_in(SystemTime::now())
     }
 
     /// Whether the token has expired at `now`.
