@@ -220,7 +220,7 @@ impl fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The owner value is not a credential, but it is what lets a holder release the lock: keep it
         // out of logs anyway.
-        f.debug_struct("LockGuard").field("owner", &"** redacted **").field("fence", &self.fence).finish()
+        f.debug_struct("LockGuard").field("owner", &crate::support::REDACTED).field("fence", &self.fence).finish()
     }
 }
 
@@ -312,11 +312,11 @@ pub struct StoredToken {
 impl fmt::Debug for StoredToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredToken")
-            .field("access_token", &"** redacted **")
+            .field("access_token", &crate::support::REDACTED)
             .field("expires_at", &self.expires_at)
             .field("lifetime", &self.lifetime)
             .field("scopes", &self.scopes)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "** redacted **"))
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| crate::support::REDACTED))
             .finish_non_exhaustive()
     }
 }

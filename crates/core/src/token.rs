@@ -1,7 +1,7 @@
 //! Access tokens, refresh tokens, scopes and client credentials.
 //!
 //! Every secret is held in a [`secrecy`] type and every type here that holds one has a hand-written
-//! `Debug` that prints `** redacted **` in its place.
+//! `Debug` that prints `[redacted]` in its place.
 
 use std::fmt;
 use std::sync::Arc;

@@ -288,7 +288,7 @@ struct HeldLock {
 impl fmt::Debug for HeldLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // As `LockGuard`'s: the owner value is what lets a holder release the lock.
-        f.debug_struct("HeldLock").field("owner", &"** redacted **").field("file", &self.file).finish()
+        f.debug_struct("HeldLock").field("owner", &crate::support::REDACTED).field("file", &self.file).finish()
     }
 }
 
