@@ -9,15 +9,18 @@ use tokensmith_sandbox::{Dialect, Fault, Sandbox};
 const D: Dialect = Dialect::Probit;
 const BALANCE: &str = "/api/exchange/v1/balance";
 
-fn client(sandbox: &Sandbox) -> ClientWithMiddleware {
+fn provider(sandbox: &Sandbox) -> ProbitProvider {
     let demo = sandbox.credentials(D);
-    let provider = ProbitProvider::builder()
+    ProbitProvider::builder()
         .client_id(demo.client_id)
         .client_secret(demo.client_secret)
         .base_url(sandbox.base_url(D))
         .build()
-        .unwrap();
-    ClientBuilder::new(reqwest::Client::new()).with(AuthMiddleware::new(provider.shared())).build()
+        .unwrap()
+}
+
+fn client(sandbox: &Sandbox) -> ClientWithMiddleware {
+    ClientBuilder::new(reqwest::Client::new()).with(AuthMiddleware::new(provider(sandbox).shared())).build()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,20 +76,13 @@ async fn it_composes_with_reqwest_retry_and_reqwest_tracing() {
     use reqwest_retry::policies::ExponentialBackoff;
 
     let sandbox = Sandbox::start().await.unwrap();
-    let demo = sandbox.credentials(D);
-    let provider = ProbitProvider::builder()
-        .client_id(demo.client_id)
-        .client_secret(demo.client_secret)
-        .base_url(sandbox.base_url(D))
-        .build()
-        .unwrap();
     let retry = ExponentialBackoff::builder()
         .retry_bounds(std::time::Duration::from_millis(1), std::time::Duration::from_millis(5))
         .build_with_max_retries(2);
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(reqwest_tracing::TracingMiddleware::default())
         .with(RetryTransientMiddleware::new_with_policy(retry))
-        .with(AuthMiddleware::new(provider.shared()))
+        .with(AuthMiddleware::new(provider(&sandbox).shared()))
         .build();
     sandbox.inject(D, BALANCE, Fault::Status(503), 1);
     let response = client.get(sandbox.protected_url(D)).send().await.unwrap();
