@@ -39,10 +39,9 @@
 )]
 
 use async_trait::async_trait;
-use http::{Extensions, HeaderValue, StatusCode, header::AUTHORIZATION};
+use http::{Extensions, StatusCode, header::AUTHORIZATION};
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
-use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::{AccessToken, SharedTokenProvider};
 
 /// Puts the provider's token on every request; see the [crate docs](crate).
@@ -59,22 +58,11 @@ impl AuthMiddleware {
 
     async fn authorize(&self, request: &mut Request) -> reqwest_middleware::Result<AccessToken> {
         let token = self.provider.token().await.map_err(reqwest_middleware::Error::middleware)?;
-        request.headers_mut().insert(AUTHORIZATION, header_value(&token)?);
+        // `Bearer <token>`, marked sensitive so that no `Debug` of the request shows it.
+        let value = token.header_value().map_err(reqwest_middleware::Error::middleware)?;
+        request.headers_mut().insert(AUTHORIZATION, value);
         Ok(token)
     }
-}
-
-/// `Bearer <token>`, marked sensitive so that no `Debug` of the request shows it.
-fn header_value(token: &AccessToken) -> reqwest_middleware::Result<HeaderValue> {
-    let mut value = HeaderValue::try_from(format!("{} {}", token.token_type(), token.secret().expose_secret()))
-        .map_err(|_| {
-            reqwest_middleware::Error::middleware(tokensmith_core::Error::config(
-                "access_token",
-                "the provider's token cannot be sent in an HTTP header (it holds control characters)",
-            ))
-        })?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 #[async_trait]

@@ -51,9 +51,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response, StatusCode};
-use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, SharedTokenProvider};
+use http::{Request, Response, StatusCode};
+use tokensmith_core::SharedTokenProvider;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -152,7 +151,7 @@ where
             // Copied before the token goes on, so that a replay gets the new token and nothing else.
             let replay = try_clone_request(&request);
             let token = provider.token().await?;
-            request.headers_mut().insert(AUTHORIZATION, header_value(&token)?);
+            request.headers_mut().insert(AUTHORIZATION, token.header_value()?);
             let response = inner.call(request).await.map_err(Into::into)?;
             if !refused(&response) {
                 return Ok(response);
@@ -162,7 +161,7 @@ where
             provider.invalidate(&token);
             let Some(mut again) = replay else { return Ok(response) };
             let token = provider.token().await?;
-            again.headers_mut().insert(AUTHORIZATION, header_value(&token)?);
+            again.headers_mut().insert(AUTHORIZATION, token.header_value()?);
             std::future::poll_fn(|cx| inner.poll_ready(cx)).await.map_err(Into::into)?;
             inner.call(again).await.map_err(Into::into)
         })
@@ -183,18 +182,6 @@ fn try_clone_request<B: ReplayBody>(request: &Request<B>) -> Option<Request<B>> 
     *copy.headers_mut() = request.headers().clone();
     *copy.extensions_mut() = request.extensions().clone();
     Some(copy)
-}
-
-/// `Bearer <token>`, marked sensitive so that no `Debug` of the request shows it.
-fn header_value(token: &AccessToken) -> Result<HeaderValue, BoxError> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret().expose_secret())).map_err(|_| {
-        tokensmith_core::Error::config(
-            "access_token",
-            "the provider's token cannot be sent in an HTTP header (it holds control characters)",
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 // The README's samples are compiled as doctests, so that they cannot drift from the API.
