@@ -113,6 +113,17 @@ async fn a_save_fenced_by_a_lost_lock_never_overwrites_a_newer_set() {
     assert!(guard.fence() > version);
 }
 
+/// Polls `lock_refresh` (real time, bounded: Redis expires the lease) until it gives the lock.
+async fn eventually_locked(store: &RedisStore) -> tokensmith_core::LockGuard {
+    for _ in 0..250 {
+        if let RefreshLock::Acquired(guard) = store.lock_refresh("k", Duration::from_secs(5)).await.unwrap() {
+            return guard;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the lapsed lock was never free to take");
+}
+
 /// Polls `load` (real time, bounded) until it gives the set with access token `access`.
 async fn eventually_stored(store: &RedisStore, access: &str) -> bool {
     for _ in 0..250 {
@@ -160,14 +171,15 @@ async fn a_written_back_set_never_overwrites_a_newer_one() {
         .pending_timeout(Duration::ZERO)
         .build()
         .unwrap();
-    let guard_a = acquired(a.lock_refresh("k", Duration::from_secs(5)).await.unwrap());
+    // A short lease, so that it really lapses: a lock deleted before its lease ends is a data loss,
+    // and a's watchdog would (rightly) re-assert it.
+    let guard_a = acquired(a.lock_refresh("k", Duration::from_millis(200)).await.unwrap());
     redis.pause();
     assert!(a.save_fenced("k", &token("at-a", "rt-a"), &guard_a).await.is_err());
     redis.resume();
-    // Meanwhile b takes the lock (a's lapsed) and saves a newer set; whichever of b's save and a's
-    // write-back comes first, b's set (the later fence) is the one left.
-    redis.cli(&["DEL", "tokensmith:lock:{k}"]);
-    let guard_b = acquired(b.lock_refresh("k", Duration::from_secs(5)).await.unwrap());
+    // Meanwhile b takes the lock once a's has lapsed and saves a newer set; whichever of b's save and
+    // a's write-back comes first, b's set (the later fence) is the one left.
+    let guard_b = eventually_locked(&b).await;
     assert!(guard_b.fence() > guard_a.fence());
     assert!(b.save_fenced("k", &token("at-b", "rt-b"), &guard_b).await.unwrap());
     // Give a's watchdog time to try (it runs every 50 ms), then check.
