@@ -427,8 +427,9 @@ impl fmt::Debug for TokenClientBuilder {
 }
 
 impl TokenClientBuilder {
-    /// The transport (default, with the `reqwest` feature: a `ReqwestTransport` with its defaults and
-    /// this builder's insecure-HTTP setting; without it a transport must be given).
+    /// The transport (default, with the `reqwest` feature: the process-wide
+    /// `ReqwestTransport::shared`, one connection pool for every client built without one, with this
+    /// builder's insecure-HTTP setting; without the feature a transport must be given).
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
         self.transport = Some(transport);
         self
@@ -493,10 +494,19 @@ impl TokenClientBuilder {
     }
 }
 
-/// The transport a client gets when none is given: `reqwest`'s, when that feature is on.
+/// The transport a client gets when none is given, when the `reqwest` feature is on: the process-wide
+/// [`ReqwestTransport::shared`], one connection pool for every provider. The two handles (HTTPS only,
+/// and plain `http://` allowed) are made once, so building a provider allocates no transport.
 #[cfg(feature = "reqwest")]
 fn default_transport(allow_insecure_http: bool) -> Result<Arc<dyn Transport>> {
-    Ok(Arc::new(ReqwestTransport::builder().allow_insecure_http(allow_insecure_http).build()?))
+    static HTTPS_ONLY: std::sync::OnceLock<Arc<dyn Transport>> = std::sync::OnceLock::new();
+    static INSECURE_ALLOWED: std::sync::OnceLock<Arc<dyn Transport>> = std::sync::OnceLock::new();
+    let slot = if allow_insecure_http { &INSECURE_ALLOWED } else { &HTTPS_ONLY };
+    if let Some(transport) = slot.get() {
+        return Ok(Arc::clone(transport));
+    }
+    let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::shared(allow_insecure_http)?);
+    Ok(Arc::clone(slot.get_or_init(|| transport)))
 }
 
 /// Without the `reqwest` feature there is no default transport.
@@ -542,6 +552,11 @@ impl TokenClient {
     /// The client credentials.
     pub fn credentials(&self) -> &ClientCredentials {
         &self.credentials
+    }
+
+    /// The transport the client sends through (unless one was given: the process-wide shared one).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
     }
 
     /// The clock.

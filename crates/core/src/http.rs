@@ -1,6 +1,8 @@
 //! The HTTP transport: sends a [`TokenRequest`] and returns the raw response.
 //!
-//! [`ReqwestTransport`] (feature `reqwest`, on by default) is the default. It never follows redirects, has a 10 s connect timeout, caps
+//! [`ReqwestTransport`] (feature `reqwest`, on by default) is the default: every client built without a
+//! transport shares one, [`ReqwestTransport::shared`] (one connection pool and TLS configuration per
+//! process). It never follows redirects, has a 10 s connect timeout, caps
 //! response bodies at 1 MiB, and refuses plain `http://` to a host that is not loopback unless insecure
 //! HTTP was allowed explicitly. The time one request may take is bounded by the caller:
 //! [`TokenClient`](crate::TokenClient) gives each attempt

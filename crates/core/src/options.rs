@@ -35,7 +35,7 @@ use crate::token::Scopes;
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct ProviderOptions {
-    /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
+    /// The HTTP transport (default: the process-wide `ReqwestTransport::shared`, one connection pool).
     pub transport: Option<Arc<dyn Transport>>,
     /// How failed token requests are retried.
     pub retry: RetryPolicy,
@@ -138,7 +138,7 @@ impl ProviderOptions {
 #[macro_export]
 macro_rules! provider_option_setters {
     () => {
-        /// The HTTP transport (default: a `ReqwestTransport` with its defaults).
+        /// The HTTP transport (default: the process-wide `ReqwestTransport::shared`, one connection pool).
         pub fn transport(mut self, transport: ::std::sync::Arc<dyn $crate::http::Transport>) -> Self {
             self.options.transport = ::std::option::Option::Some(transport);
             self

@@ -1,6 +1,8 @@
 //! [`ReqwestTransport`], the default [`Transport`] (feature `reqwest`), and the one classification of
 //! `reqwest` errors.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +31,8 @@ pub struct ReqwestTransport {
     client: reqwest::Client,
     max_body_bytes: usize,
     allow_insecure_http: bool,
+    /// Which `reqwest::Client` this is (its clones share a pool): a number per `build_from`.
+    pool: u64,
 }
 
 /// Configures a [`ReqwestTransport`].
@@ -124,10 +128,12 @@ impl ReqwestTransportBuilder {
         let client = client
             .build()
             .map_err(|e| Error::config("transport", format!("the HTTP client could not be built: {e}")))?;
+        static POOLS: AtomicU64 = AtomicU64::new(0);
         Ok(ReqwestTransport {
             client,
             max_body_bytes: self.max_body_bytes,
             allow_insecure_http: self.allow_insecure_http,
+            pool: POOLS.fetch_add(1, Ordering::Relaxed),
         })
     }
 }
@@ -148,9 +154,53 @@ impl ReqwestTransport {
         ReqwestTransportBuilder::default()
     }
 
-    /// The transport with all defaults.
+    /// The transport with all defaults, on a `reqwest` client of its own (its own connection pool and
+    /// TLS configuration). Most programs want [`shared`](ReqwestTransport::shared) instead.
     pub fn new() -> Result<Self> {
         Self::builder().build()
+    }
+
+    /// The process-wide transport with all defaults: one `reqwest` client, created on first use, whose
+    /// connection pool and TLS configuration every caller shares. This is what a
+    /// [`TokenClient`](crate::TokenClient) built without a transport uses, so that a thousand providers
+    /// cost one pool, not a thousand (see `docs/performance.md`). Each returned value is a handle (a
+    /// reference count) with its own `allow_insecure_http` setting; timeouts, retries and the HTTPS
+    /// rule of each provider still apply to each of its requests.
+    ///
+    /// A pooled connection runs on the tokio runtime that opened it. A program that runs several
+    /// runtimes and shuts one down while another sends to the same host may see one request fail
+    /// (reported as a broken connection and retried on a new one); such a program can give each
+    /// runtime's providers a transport of their own ([`new`](ReqwestTransport::new)).
+    ///
+    /// ```
+    /// use tokensmith_core::http::ReqwestTransport;
+    ///
+    /// let a = ReqwestTransport::shared(false).unwrap();
+    /// let b = ReqwestTransport::shared(true).unwrap();
+    /// assert!(a.shares_pool_with(&b));
+    /// assert!(!a.shares_pool_with(&ReqwestTransport::new().unwrap()));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming `transport` when `reqwest` cannot build the client (the next call
+    /// tries again).
+    pub fn shared(allow_insecure_http: bool) -> Result<Self> {
+        static SHARED: OnceLock<ReqwestTransport> = OnceLock::new();
+        let shared = match SHARED.get() {
+            Some(shared) => shared,
+            // Two first callers may both build one; only the first is kept.
+            None => {
+                let built = Self::new()?;
+                SHARED.get_or_init(|| built)
+            }
+        };
+        Ok(ReqwestTransport { allow_insecure_http, ..shared.clone() })
+    }
+
+    /// Whether `self` and `other` send through the same `reqwest` client (one connection pool).
+    pub fn shares_pool_with(&self, other: &ReqwestTransport) -> bool {
+        self.pool == other.pool
     }
 
     /// Whether plain `http://` to non-loopback hosts is allowed.
