@@ -15,6 +15,7 @@
 //! - [`CachedProvider`]: the cache with early refresh, single-flight fetches and back-off; its
 //!   [`TokenStore`] keeps token sets.
 //! - `AuthorizedClient`: puts the token on resource requests.
+//! - [`flows`]: the authorization code flow with PKCE (and its loopback listener) for any server.
 //! - [`Error`]: one error type, never holding a secret; [`error`] has what it carries.
 //!
 //! Every public item has one path: the root holds what most code names, each module what belongs to
@@ -53,6 +54,8 @@
 //!   `testing`, for your own tests.
 //! - `encryption`: `StoreEncryption`, AES-256-GCM encryption of stored token sets, e.g.
 //!   `FileStore::with_encryption`.
+//! - `loopback`: `flows::LoopbackListener`, which receives the authorization callback on 127.0.0.1
+//!   (tokio's `net` and `io-util`, and `httparse`).
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
@@ -85,6 +88,7 @@ mod token;
 // Public modules: everything of one topic, none of it also at the root.
 pub mod dialect;
 pub mod error;
+pub mod flows;
 pub mod http;
 pub mod parse;
 pub mod request;
