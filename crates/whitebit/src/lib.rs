@@ -58,6 +58,9 @@
 //! | PKCE ("Fast API Key") | `redirect_uri`, `code_challenge`, `code_challenge_method=S256` in the URL, `code_verifier` in the exchange; a 4 h token, no refresh token | RFC 7636 |
 //!
 //! Choices made here:
+//! - The authorization request, the callback check and the loopback listener are core's
+//!   ([`tokensmith_core::flows`]), given WhiteBIT's differences as data: no `response_type`,
+//!   `clientId`, the `/auth/login` path, and no `redirect_uri` in the exchange.
 //! - Requests go through core's [`TokenEndpoint`](tokensmith_core::TokenEndpoint): the refresh's
 //!   `token=` is core's refresh-token parameter renamed, not separate refresh code; no `grant_type`.
 //! - `400 {"data":{"token":[..]}}` on a refresh or exchange becomes `ReauthorizationRequired`.
@@ -77,7 +80,8 @@
 //!
 //! # Feature flags
 //!
-//! - `loopback` (default): [`LoopbackListener`], which needs tokio's `net` and `io-util`.
+//! - `loopback` (default): [`LoopbackListener`] (tokensmith-core's `loopback`), which needs tokio's
+//!   `net` and `io-util`.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
@@ -88,21 +92,20 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod authorize;
-#[cfg(feature = "loopback")]
-mod loopback;
 mod provider;
 mod scope;
 
-pub use authorize::{AuthorizationCode, PendingAuthorization, pkce_challenge};
-#[cfg(feature = "loopback")]
-#[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
-pub use loopback::LoopbackListener;
+// The flow itself lives in tokensmith-core (`tokensmith_core::flows`), shared by every dialect; these
+// are the same types under the names this crate has always had.
 pub use provider::{
     ACCESS_TOKEN_LIFETIME, DEFAULT_BASE_URL, ENV_PREFIX, EU_BASE_URL, REFRESH_TOKEN_LIFETIME, WhitebitBuilder,
     WhitebitProvider,
 };
 pub use scope::Scope;
+#[cfg(feature = "loopback")]
+#[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
+pub use tokensmith_core::flows::LoopbackListener;
+pub use tokensmith_core::flows::{AuthorizationCode, PendingAuthorization, pkce_challenge};
 
 #[doc(no_inline)]
 pub use tokensmith_core::{TokenProvider, TokenStore};

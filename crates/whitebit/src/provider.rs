@@ -17,7 +17,7 @@ use tokensmith_core::{
 };
 use url::Url;
 
-use crate::authorize::{AuthorizationCode, PendingAuthorization};
+use tokensmith_core::flows::{AuthorizationCode, AuthorizationRequest, CodeExchange, PendingAuthorization};
 
 /// WhiteBIT's address.
 pub const DEFAULT_BASE_URL: &str = "https://whitebit.com";
@@ -317,7 +317,16 @@ impl WhitebitBuilder {
             // The key names the token URL (so two WhiteBIT hosts never share a grant); earlier versions
             // stored under `whitebit/{client_id}/{base}`, read once so an upgrade loses no grant.
             .legacy_key(format!("whitebit/{client_id}/{base}"));
-        Ok(WhitebitProvider { inner: Arc::new(Inner { authorize_url, redirect_uri, cache: cache.build() }) })
+        // WhiteBIT's authorization request: `clientId`, no `response_type`, no scope (fixed when the
+        // client is set up), PKCE only in the Fast API Key flow.
+        let mut authorization = AuthorizationRequest::new(authorize_url, client_id)
+            .client_id_param("clientId")
+            .send_response_type(false)
+            .pkce(false);
+        if let Some(uri) = &redirect_uri {
+            authorization = authorization.redirect_uri(uri);
+        }
+        Ok(WhitebitProvider { inner: Arc::new(Inner { authorization, redirect_uri, cache: cache.build() }) })
     }
 }
 
@@ -331,7 +340,7 @@ pub struct WhitebitProvider {
 }
 
 struct Inner {
-    authorize_url: Url,
+    authorization: AuthorizationRequest,
     redirect_uri: Option<String>,
     cache: CachedProvider<RefreshTokenSource>,
 }
@@ -339,7 +348,7 @@ struct Inner {
 impl fmt::Debug for WhitebitProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WhitebitProvider")
-            .field("authorize_url", &self.inner.authorize_url.as_str())
+            .field("authorize_url", &self.inner.authorization.authorize_url().as_str())
             .field("redirect_uri", &self.inner.redirect_uri)
             .field("cache", &self.inner.cache)
             .finish()
@@ -371,24 +380,14 @@ impl WhitebitProvider {
     /// tokens stay in this provider's cache (served, saved again in the background, and readable
     /// with `provider.cache().unsaved()`).
     pub fn authorize(&self) -> PendingAuthorization {
-        PendingAuthorization::start(
-            &self.inner.authorize_url,
-            self.client_id(),
-            self.inner.redirect_uri.as_deref(),
-            false,
-        )
+        self.inner.authorization.start()
     }
 
     /// The partner "Fast API Key" flow: the standard URL plus `redirect_uri` (when configured),
     /// `code_challenge` and `code_challenge_method=S256`. Its token lasts 4 hours and comes without a
     /// refresh token, so after it expires [`token`](TokenProvider::token) says to authorize again.
     pub fn authorize_pkce(&self) -> PendingAuthorization {
-        PendingAuthorization::start(
-            &self.inner.authorize_url,
-            self.client_id(),
-            self.inner.redirect_uri.as_deref(),
-            true,
-        )
+        self.inner.authorization.clone().pkce(true).start()
     }
 
     /// Verifies `callback` (the full callback URL or its query string) against `pending`, exchanges
@@ -411,16 +410,7 @@ impl WhitebitProvider {
     ///
     /// As [`complete`](Self::complete), without the callback errors.
     pub async fn exchange(&self, pending: &PendingAuthorization, code: &AuthorizationCode) -> Result<AccessToken> {
-        let grant = exchange_grant(pending, code.secret().clone());
-        let token = self.client().request_token(&grant, &Scopes::empty()).await?;
-        self.inner.cache.insert(token.clone()).await?;
-        tracing::info!(
-            pkce = pending.is_pkce(),
-            refresh_token = token.refresh_token().is_some(),
-            lifetime_s = token.lifetime().as_secs(),
-            "whitebit authorization completed"
-        );
-        Ok(token)
+        self.code_exchange().exchange(pending, code).await
     }
 
     /// The code exchange request this provider would send (no I/O), for inspection and snapshots.
@@ -429,7 +419,13 @@ impl WhitebitProvider {
     ///
     /// [`Error::Config`] if the request cannot be built.
     pub fn exchange_request(&self, pending: &PendingAuthorization, code: &str) -> Result<TokenRequest> {
-        self.client().build_request(&exchange_grant(pending, SecretString::from(code)), &Scopes::empty())
+        self.code_exchange().request(pending, &AuthorizationCode::new(code))
+    }
+
+    /// Core's exchange with WhiteBIT's difference: no `redirect_uri` with the code. It saves the
+    /// tokens in this provider's cache and store.
+    fn code_exchange(&self) -> CodeExchange<'_> {
+        CodeExchange::saving_to(&self.inner.cache).send_redirect_uri(false)
     }
 
     /// The refresh request this provider would send (no I/O), for inspection and snapshots.
@@ -460,7 +456,7 @@ impl WhitebitProvider {
 
     /// The authorization endpoint, `{base}/auth/login`.
     pub fn authorize_url(&self) -> &Url {
-        &self.inner.authorize_url
+        self.inner.authorization.authorize_url()
     }
 
     /// The configured redirect URI, if any.
@@ -476,11 +472,6 @@ impl WhitebitProvider {
     fn client(&self) -> &TokenClient {
         self.inner.cache.source().client()
     }
-}
-
-/// WhiteBIT's exchange carries `code` (and `code_verifier` in the PKCE flow) but no `redirect_uri`.
-fn exchange_grant(pending: &PendingAuthorization, code: SecretString) -> Grant {
-    Grant::AuthorizationCode { code, redirect_uri: None, code_verifier: pending.code_verifier().cloned() }
 }
 
 #[async_trait]
