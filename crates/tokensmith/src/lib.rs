@@ -79,6 +79,9 @@
 #[doc = include_str!("../../../docs/writing-a-provider.md")]
 mod writing_a_provider_doc {}
 #[cfg(doctest)]
+#[doc = include_str!("../../../docs/flows.md")]
+mod flows_doc {}
+#[cfg(doctest)]
 #[doc = include_str!("../../../docs/configuration.md")]
 mod configuration_doc {}
 #[cfg(doctest)]
