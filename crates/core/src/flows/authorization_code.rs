@@ -170,7 +170,8 @@ impl AuthorizationRequest {
             if let Some(v) = &verifier {
                 query.append_pair("code_challenge", &pkce_challenge(v)).append_pair("code_challenge_method", "S256");
             }
-            for (name, value) in &self.extra {
+            // A client id name set after an extra parameter of that name still wins.
+            for (name, value) in self.extra.iter().filter(|(name, _)| *name != self.client_id_param) {
                 query.append_pair(name, value);
             }
         }

@@ -185,6 +185,9 @@ fn the_url_is_built_from_data() {
         )
     );
     assert_eq!(p.redirect_uri(), Some("http://127.0.0.1:9/callback"));
+    // The client id name set after an extra parameter of that name: the client id still wins.
+    let late = AuthorizationRequest::new(login(), "cid").extra_param("clientId", "evil").client_id_param("clientId");
+    assert_eq!(late.start_with("st".into(), None).url().query_pairs().filter(|(n, _)| n == "clientId").count(), 1);
     // A scope separator of the dialect's; no PKCE when turned off.
     let plain = AuthorizationRequest::new(login(), "c").scopes(Scopes::parse("a b")).scope_separator(",").pkce(false);
     let p = plain.start_with("st".into(), None);
