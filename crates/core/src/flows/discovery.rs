@@ -149,12 +149,23 @@ fn same_issuer(asked: &str, found: &str) -> bool {
     trim(asked) == trim(found)
 }
 
+/// An issuer identifier for a message: not a secret, so not masked as [`excerpt`] would, but without
+/// control characters and at most 200 characters.
+fn shown(text: &str) -> String {
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
 /// Fetches `issuer`'s metadata: `/.well-known/oauth-authorization-server` (RFC 8414, the segment
 /// inserted before the issuer's path), and when that is not found (an HTTP error status),
 /// `{issuer}/.well-known/openid-configuration` (OpenID Connect Discovery).
 ///
-/// The `issuer` in the document must equal the one asked for, else [`Error::InvalidResponse`]: a
-/// server answering for another issuer is how a mix-up attack starts. The issuer and every endpoint
+/// The `issuer` in the document must equal the one asked for, else [`Error::Config`] naming the
+/// `issuer` key: a server answering for another issuer is how a mix-up attack starts. A document
+/// that is not JSON, lacks `issuer` or names an unusable endpoint is [`Error::InvalidResponse`]. The issuer and every endpoint
 /// in the document must be `https://` or `http://` to a loopback host ([`Error::Config`] and
 /// [`Error::InvalidResponse`]); [`MetadataCache::allow_insecure_http`] lifts that. Redirects are
 /// never followed (the transport refuses them) and a document over 256 KiB is refused.
@@ -213,11 +224,14 @@ pub(crate) fn parse_metadata(
         .issuer
         .ok_or_else(|| Error::invalid_response(format!("the metadata document at {document_url} has no `issuer`")))?;
     if !same_issuer(asked, &found) {
-        return Err(Error::invalid_response(format!(
-            "the metadata document at {document_url} is for the issuer `{}`, not `{}` (RFC 8414 §3.3: they must be identical); check the issuer URL",
-            excerpt(&found, 120),
-            excerpt(asked, 120)
-        )));
+        return Err(Error::config(
+            "issuer",
+            format!(
+                "the metadata document at {document_url} is for the issuer `{}`, not `{}` (RFC 8414 §3.3: they must be identical); check the issuer URL, and do not use this server's endpoints",
+                shown(&found),
+                shown(asked)
+            ),
+        ));
     }
     let endpoint = |name: &str, value: Option<String>| -> Result<Option<Url>> {
         let Some(text) = value else { return Ok(None) };
