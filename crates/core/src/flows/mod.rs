@@ -24,7 +24,7 @@
 //! # async fn run() -> tokensmith_core::Result<()> {
 //! let transport = ReqwestTransport::new()?;
 //! let metadata = discover(&transport, "https://auth.example.com").await?;
-//! let client = FlowClient::builder(metadata.token_endpoint()?, ClientCredentials::new("id", "secret")).build()?;
+//! let client = FlowClient::builder(metadata.endpoint()?, ClientCredentials::new("id", "secret")).build()?;
 //! let device_url = metadata.device_authorization_endpoint.clone().expect("the server supports the device grant");
 //! let authorization = client.request_device_authorization(&device_url, &Scopes::parse("read")).await?;
 //! println!("open {} and enter {}", authorization.verification_uri(), authorization.user_code());
