@@ -87,6 +87,9 @@ mod services_doc {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/snapshot-testing.md")]
 mod snapshot_testing_doc {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/flows.md")]
+mod flows_doc {}
 
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
