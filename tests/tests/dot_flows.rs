@@ -269,7 +269,7 @@ async fn revocation_makes_the_next_refresh_fail() {
     // The revocation endpoint from discovery, the client's dialect and credentials.
     let metadata = discover(transport().as_ref(), &issuer(server)).await.unwrap();
     let revocation = metadata.revocation_endpoint.clone().unwrap();
-    let flows = FlowClient::for_token_client(&client, transport()).build().unwrap();
+    let flows = FlowClient::for_token_client(&client).build().unwrap();
     let store = MemoryStore::new();
     store.save("dot-code", &token).await.unwrap();
     assert!(flows.revoke_stored(&revocation, &store, "dot-code").await.expect("DOT revokes"));

@@ -188,11 +188,10 @@ impl FlowClient {
         }
     }
 
-    /// A builder with `client`'s dialect, credentials and clock, and `transport` (a [`TokenClient`]
-    /// does not hand out its own).
-    pub fn for_token_client(client: &TokenClient, transport: Arc<dyn Transport>) -> FlowClientBuilder {
+    /// A builder with `client`'s dialect, credentials, clock and transport.
+    pub fn for_token_client(client: &TokenClient) -> FlowClientBuilder {
         FlowClient::builder(client.endpoint().clone(), client.credentials().clone())
-            .transport(transport)
+            .transport(Arc::clone(client.transport()))
             .clock(Arc::clone(client.clock()))
     }
 
