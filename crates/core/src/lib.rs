@@ -17,6 +17,7 @@
 //! - `AuthorizedClient`: puts the token on resource requests.
 //! - [`flows`]: server metadata discovery (RFC 8414), the device authorization grant (RFC 8628) and
 //!   token revocation (RFC 7009), for any RFC-compliant server.
+//! - [`manager::TokenManager`]: one cached token per key, for thousands of users or clients.
 //! - [`Error`]: one error type, never holding a secret; [`error`] has what it carries.
 //!
 //! Every public item has one path: the root holds what most code names, each module what belongs to
@@ -89,6 +90,7 @@ pub mod dialect;
 pub mod error;
 pub mod flows;
 pub mod http;
+pub mod manager;
 pub mod parse;
 pub mod request;
 pub mod style;
