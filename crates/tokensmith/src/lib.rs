@@ -90,6 +90,9 @@ mod snapshot_testing_doc {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/flows.md")]
 mod flows_doc {}
+#[cfg(all(doctest, feature = "whitebit", feature = "redis"))]
+#[doc = include_str!("../../../docs/many-users.md")]
+mod many_users_doc {}
 
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]

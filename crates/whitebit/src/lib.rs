@@ -99,8 +99,8 @@ pub use authorize::{AuthorizationCode, PendingAuthorization, pkce_challenge};
 #[cfg_attr(docsrs, doc(cfg(feature = "loopback")))]
 pub use loopback::LoopbackListener;
 pub use provider::{
-    ACCESS_TOKEN_LIFETIME, DEFAULT_BASE_URL, ENV_PREFIX, EU_BASE_URL, REFRESH_TOKEN_LIFETIME, WhitebitBuilder,
-    WhitebitProvider,
+    ACCESS_TOKEN_LIFETIME, DEFAULT_BASE_URL, ENV_PREFIX, EU_BASE_URL, REFRESH_TOKEN_LIFETIME, UserRefresh,
+    WhitebitBuilder, WhitebitProvider,
 };
 pub use scope::Scope;
 
