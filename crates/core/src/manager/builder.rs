@@ -1,6 +1,6 @@
 //! Configures a [`TokenManager`].
 
-use std::collections::hash_map::RandomState;
+use foldhash::fast::RandomState;
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
@@ -91,7 +91,7 @@ impl<K: Key> TokenManagerBuilder<K> {
 
     /// Builds the manager. It holds no key until one is used.
     pub fn build(self) -> TokenManager<K> {
-        let hasher = RandomState::new();
+        let hasher = RandomState::default();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
         let now = clock.monotonic();
         TokenManager {
