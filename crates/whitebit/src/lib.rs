@@ -69,6 +69,15 @@
 //!   client id and `refresh_token`, so two WhiteBIT hosts never share a grant; a set stored by
 //!   earlier versions under `whitebit/{client_id}/{base_url}` is still found (and copied).
 //!
+//! # Many users
+//!
+//! A service acting for each of its users holds one token set per user: build a
+//! [`TokenManager`](tokensmith_core::manager::TokenManager) on
+//! [`WhitebitProvider::user_source`], give it each user's set from
+//! [`WhitebitProvider::redeem`] (the code exchange, without this provider's own cache) with
+//! `insert(&user, token)`, and ask it for `token(&user)`. With a Redis store every replica serves
+//! every user and each user's rotating refresh token is sent once. The guide: `docs/many-users.md`.
+//!
 //! # Environment
 //!
 //! [`WhitebitBuilder::from_env`] reads `TOKENSMITH_WHITEBIT_BASE_URL`, `_CLIENT_ID`, `_CLIENT_SECRET`,
