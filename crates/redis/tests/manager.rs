@@ -8,7 +8,6 @@ mod common;
 use std::sync::Arc;
 
 use common::RedisServer;
-use tokensmith_core::http::{ReqwestTransport, Transport};
 use tokensmith_core::manager::TokenManager;
 use tokensmith_core::{ClientCredentials, ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint, TokenSource};
 use tokensmith_redis::RedisStore;
@@ -23,19 +22,18 @@ async fn two_managers_on_one_redis_make_one_token_request_per_key() {
     let sandbox = Sandbox::start().await.unwrap();
     let demo = sandbox.credentials(D);
     let token_url = sandbox.token_url(D);
-    let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new().unwrap());
     let manager = |store: RedisStore| {
-        let (token_url, demo, transport) = (token_url.clone(), demo.clone(), transport.clone());
+        let (token_url, demo) = (token_url.clone(), demo.clone());
         TokenManager::for_clients(move |tenant: &u32| {
             // Each tenant its own client (here all with the sandbox's one demo client, so that the
-            // keys differ only by tenant: one record each, under `.../{tenant}`).
+            // keys differ only by tenant: one record each, under `.../{tenant}`); all share the
+            // process-wide transport.
             let endpoint = TokenEndpoint::new(token_url.parse().unwrap());
             let client = TokenClient::builder(
                 "tenants",
                 endpoint,
                 ClientCredentials::new(demo.client_id.clone(), demo.client_secret.clone()),
             )
-            .transport(transport.clone())
             .allow_insecure_http(true)
             .build()?;
             let _ = tenant;
