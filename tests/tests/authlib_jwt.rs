@@ -16,8 +16,7 @@ use authlib::{AuthlibServer, ES256_CLIENT_ID, HS256_CLIENT_ID, HS256_SECRET, RS2
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::style::{ClientSecretJwt, CredentialStyle, PrivateKeyJwt};
 use tokensmith_core::{
-    AccessToken, CachedProvider, ClientCredentials, ClientCredentialsSource, Error, Scopes, TokenClient, TokenEndpoint,
-    error::OAuthErrorCode, request::Grant,
+    AccessToken, ClientCredentials, Error, Scopes, TokenClient, TokenEndpoint, error::OAuthErrorCode, request::Grant,
 };
 
 /// The server shared by this binary's tests, or return (skipped).
@@ -87,18 +86,6 @@ async fn each_style_gets_tokens_from_authlib() {
         seen.dedup();
         assert_eq!(seen.len(), 3, "{id}: three requests, three tokens");
     }
-}
-
-/// Through the cache: a provider built on the style serves the token Authlib issued.
-#[tokio::test]
-async fn a_cached_provider_serves_authlib_tokens() {
-    let server = server!();
-    let client =
-        client(server, Arc::new(private_key("test-only-ec-p256.pem")), ClientCredentials::public(ES256_CLIENT_ID));
-    let provider = CachedProvider::new(ClientCredentialsSource::new(client, Scopes::parse("read write")));
-    let first = provider.token().await.expect("a token");
-    let again = provider.token().await.expect("the cached token");
-    assert_eq!(first.secret().expose_secret(), again.secret().expose_secret());
 }
 
 /// Wrong keys are refused with `invalid_client`: a key the server does not have for the client, an
@@ -176,4 +163,68 @@ async fn the_client_secret_never_goes_on_the_wire() {
     assert!(!body.contains(HS256_SECRET) && !body.contains("client_secret"));
     assert!(!request.has_header("authorization"));
     token(&client).await.expect("a token");
+}
+
+/// The facade's declarative provider (`provider = "custom"`), configured in TOML with
+/// `credential_style = "private-key-jwt"`, `private_key_file` and `key_id`, or `"client-secret-jwt"`,
+/// gets tokens through its cache; an unregistered key is `invalid_client`, and a bad key file fails at
+/// build naming `private_key_file`.
+#[tokio::test]
+async fn the_configured_custom_provider_authenticates_with_jwts() {
+    let server = server!();
+    let config = |id: &str, style: &str, extra: &str| {
+        tokensmith::Config::from_toml_str(&format!(
+            "provider = 'custom'\n\
+             token_url = '{}'\n\
+             allow_insecure_http = true\n\
+             client_id = '{id}'\n\
+             credential_style = '{style}'\n\
+             scope = 'read'\n\
+             {extra}",
+            server.token_url()
+        ))
+        .expect("a valid configuration")
+    };
+    let key_file = |name: &str| format!("private_key_file = '{}'\nkey_id = 'test-key'\n", fixture(name).display());
+    let rs = tokensmith::from_config(&config(RS256_CLIENT_ID, "private-key-jwt", &key_file("test-only-rsa.pem")))
+        .expect("a private-key-jwt provider");
+    let first = rs.token().await.expect("a token through the facade");
+    let again = rs.token().await.expect("the cached token");
+    assert_eq!(first.secret().expose_secret(), again.secret().expose_secret(), "served from the cache");
+    let es = tokensmith::from_config(&config(ES256_CLIENT_ID, "private-key-jwt", &key_file("test-only-ec-p256.pem")))
+        .expect("an ES256 provider");
+    es.token().await.expect("an ES256 token through the facade");
+    let hs = tokensmith::from_config(&config(
+        HS256_CLIENT_ID,
+        "client-secret-jwt",
+        &format!("client_secret = '{HS256_SECRET}'\n"),
+    ))
+    .expect("a client-secret-jwt provider");
+    hs.token().await.expect("an HS256 token through the facade");
+
+    let wrong = tokensmith::from_config(&config(
+        RS256_CLIENT_ID,
+        "private-key-jwt",
+        &key_file("test-only-rsa-unregistered.pem"),
+    ))
+    .expect("a provider with a key the server does not know");
+    assert_invalid_client(wrong.token().await, "an unregistered key through the facade");
+
+    let missing = tokensmith::from_config(&config(RS256_CLIENT_ID, "private-key-jwt", "")).unwrap_err();
+    assert!(matches!(missing, Error::Config { ref key, .. } if key == "private_key_file"), "{missing}");
+    let public = tokensmith::from_config(&config(
+        RS256_CLIENT_ID,
+        "private-key-jwt",
+        &format!("private_key_file = '{}'\n", fixture("test-only-rsa.pub.pem").display()),
+    ))
+    .unwrap_err();
+    assert!(matches!(public, Error::Config { ref key, .. } if key == "private_key_file"), "{public}");
+    assert!(public.to_string().contains("not a private key"), "{public}");
+    let stray = tokensmith::from_config(&config(
+        HS256_CLIENT_ID,
+        "client-secret-jwt",
+        &format!("client_secret = '{HS256_SECRET}'\nkey_id = 'k'\n"),
+    ))
+    .unwrap_err();
+    assert!(matches!(stray, Error::Config { ref key, .. } if key == "key_id"), "{stray}");
 }

@@ -182,7 +182,10 @@ async fn every_request_has_a_new_jti() {
 /// `iat` and `exp` come from the style's clock; the lifetime is configurable within 1 s..=600 s.
 #[test]
 fn the_clock_dates_and_the_lifetime_bounds_the_assertion() {
+    // The manual clock's wall time starts at its creation; an hour later by `advance`.
+    let before = now_secs() + 3600;
     let clock = Arc::new(ManualClock::new());
+    let after = now_secs() + 3600;
     clock.advance(Duration::from_secs(3600));
     let style = PrivateKeyJwt::builder(SecretString::from(RSA))
         .lifetime(Duration::from_secs(300))
@@ -195,9 +198,8 @@ fn the_clock_dates_and_the_lifetime_bounds_the_assertion() {
     let mut v = validation(Algorithm::RS256, "https://issuer.example.test");
     v.validate_exp = false; // the manual clock is an hour ahead of the verifier's
     let claims = jsonwebtoken::decode::<Claims>(&param(&shaped, "client_assertion"), &key, &v).unwrap().claims;
-    let expected_iat = clock.system_time().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    assert_eq!(claims.iat, expected_iat);
-    assert_eq!(claims.exp, expected_iat + 300);
+    assert!((before..=after).contains(&claims.iat), "iat {} is not the clock's, {before}..={after}", claims.iat);
+    assert_eq!(claims.exp, claims.iat + 300);
     assert_eq!(claims.aud, "https://issuer.example.test", "a configured audience replaces the URL");
 
     for (lifetime, ok) in [(0, false), (1, true), (600, true), (601, false), (86_400, false)] {
