@@ -17,7 +17,7 @@ use tokensmith_core::style::{
     CLIENT_ASSERTION_TYPE, ClientSecretJwt, CredentialStyle, PrivateKeyJwt, SigningAlgorithm, by_name,
 };
 use tokensmith_core::testing::{FakeEndpoint, LogCapture, ManualClock};
-use tokensmith_core::{ClientCredentials, Clock, Error, Scopes, TokenClient, TokenEndpoint};
+use tokensmith_core::{ClientCredentials, Error, Scopes, TokenClient, TokenEndpoint};
 
 const TOKEN_URL: &str = "https://auth.example.test/oauth/token";
 const CLIENT_ID: &str = "jwt-client";

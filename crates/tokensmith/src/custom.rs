@@ -216,7 +216,6 @@ fn credential_style(config: &Config, style_name: &str) -> Result<Arc<dyn Credent
 }
 
 /// Why a JWT style cannot be built without the feature.
-#[cfg_attr(feature = "jwt", allow(dead_code))]
 const JWT_FEATURE: &str =
     "the JWT credential styles need tokensmith's `jwt` feature (tokensmith = { features = [\"jwt\"] })";
 

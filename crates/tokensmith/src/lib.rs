@@ -87,6 +87,10 @@ mod services_doc {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/snapshot-testing.md")]
 mod snapshot_testing_doc {}
+// The JWT client-authentication section uses the `jwt` feature (CI's `--all-features` compiles it).
+#[cfg(all(doctest, feature = "jwt"))]
+#[doc = include_str!("../../../docs/flows.md")]
+mod flows_doc {}
 
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
