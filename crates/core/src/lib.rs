@@ -15,6 +15,8 @@
 //! - [`CachedProvider`]: the cache with early refresh, single-flight fetches and back-off; its
 //!   [`TokenStore`] keeps token sets.
 //! - `AuthorizedClient`: puts the token on resource requests.
+//! - [`flows`]: server metadata discovery (RFC 8414), the device authorization grant (RFC 8628) and
+//!   token revocation (RFC 7009), for any RFC-compliant server.
 //! - [`Error`]: one error type, never holding a secret; [`error`] has what it carries.
 //!
 //! Every public item has one path: the root holds what most code names, each module what belongs to
@@ -90,6 +92,7 @@ mod token;
 // Public modules: everything of one topic, none of it also at the root.
 pub mod dialect;
 pub mod error;
+pub mod flows;
 pub mod http;
 pub mod parse;
 pub mod request;

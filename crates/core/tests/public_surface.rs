@@ -50,6 +50,7 @@ const ROOT: &[&str] = &[
     "async_trait",
     "dialect",
     "error",
+    "flows",
     "http",
     "parse",
     "provide_token_fn",
@@ -154,5 +155,5 @@ fn the_root_holds_exactly_the_listed_names() {
 
 #[test]
 fn the_root_stays_small() {
-    assert!(ROOT.len() <= 47, "{} root names: put what belongs to one topic in its module", ROOT.len());
+    assert!(ROOT.len() <= 48, "{} root names: put what belongs to one topic in its module", ROOT.len());
 }

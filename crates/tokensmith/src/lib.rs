@@ -87,8 +87,7 @@ mod services_doc {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/snapshot-testing.md")]
 mod snapshot_testing_doc {}
-// The JWT client-authentication section uses the `jwt` feature (CI's `--all-features` compiles it).
-#[cfg(all(doctest, feature = "jwt"))]
+#[cfg(doctest)]
 #[doc = include_str!("../../../docs/flows.md")]
 mod flows_doc {}
 
