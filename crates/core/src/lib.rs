@@ -56,6 +56,9 @@
 //!   `testing`, for your own tests.
 //! - `encryption`: `StoreEncryption`, AES-256-GCM encryption of stored token sets, e.g.
 //!   `FileStore::with_encryption`.
+//! - `jwt`: JWT client authentication (RFC 7523 §2.2), the `private_key_jwt` and `client_secret_jwt`
+//!   credential styles `style::PrivateKeyJwt` (RS256, ES256) and `style::ClientSecretJwt` (HS256);
+//!   signs with `jsonwebtoken` on aws-lc-rs.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
@@ -77,6 +80,8 @@ mod endpoint;
 mod failure;
 #[cfg(feature = "file-store")]
 mod file_store;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod options;
 mod provider;
 mod retry;

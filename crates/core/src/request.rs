@@ -335,7 +335,7 @@ impl TokenRequest {
             }
         }
         let has_basic = self.headers.iter().any(|(n, _)| n == "authorization");
-        let has_body_secret = self.params.iter().any(|(n, _)| n == "client_secret");
+        let has_body_secret = self.params.iter().any(|(n, _)| n == "client_secret" || n == "client_assertion");
         if has_basic && has_body_secret {
             return Err(Error::config(
                 "credential_style",
