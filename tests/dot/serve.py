@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Runs the conformance Django OAuth Toolkit server on 127.0.0.1.
 
-    target/dot-venv/bin/python tests/dot/serve.py [--port 0] [--lifetime 3600] [--data-dir DIR] [--exit-on-stdin-eof]
+    target/dot-venv/bin/python tests/dot/serve.py [--port 0] [--lifetime 3600] [--data-dir DIR] [--issuer URL]
+        [--exit-on-stdin-eof]
 
 It migrates a fresh sqlite database in --data-dir (a new temporary directory, removed on exit, when
 not given), creates the fixed user and applications (conformance/seed.py), then serves with a
@@ -28,6 +29,9 @@ def main():
     parser.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (0: a free one)")
     parser.add_argument("--lifetime", type=int, default=3600, help="ACCESS_TOKEN_EXPIRE_SECONDS")
     parser.add_argument("--data-dir", help="where the sqlite database goes (default: a temporary directory)")
+    parser.add_argument(
+        "--issuer", help="OIDC_ISS_ENDPOINT: the issuer the metadata names (default: derived from each request)"
+    )
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when standard input closes")
     args = parser.parse_args()
 
@@ -58,6 +62,8 @@ def main():
     os.environ["DJANGO_SETTINGS_MODULE"] = "conformance.settings"
     os.environ["DOT_DB_PATH"] = os.path.join(data_dir, "db.sqlite3")
     os.environ["DOT_ACCESS_TOKEN_LIFETIME"] = str(args.lifetime)
+    if args.issuer:
+        os.environ["DOT_ISSUER"] = args.issuer
 
     import django
 
@@ -81,6 +87,11 @@ def main():
     server = ThreadedServer(("127.0.0.1", args.port), QuietHandler, ipv6=False)
     server.set_app(get_internal_wsgi_application())
     port = server.server_address[1]
+    # The device grant's verification URIs name this server, so they are set once its port is known.
+    from oauth2_provider.settings import oauth2_settings
+
+    oauth2_settings.OAUTH_DEVICE_VERIFICATION_URI = f"http://127.0.0.1:{port}/o/device/"
+    oauth2_settings.OAUTH_DEVICE_VERIFICATION_URI_COMPLETE = f"http://127.0.0.1:{port}/o/device/?user_code={{user_code}}"
     print(f"tokensmith-dot listening on http://127.0.0.1:{port}", flush=True)
     try:
         server.serve_forever()

@@ -499,14 +499,11 @@ impl TokenClientBuilder {
 /// and plain `http://` allowed) are made once, so building a provider allocates no transport.
 #[cfg(feature = "reqwest")]
 fn default_transport(allow_insecure_http: bool) -> Result<Arc<dyn Transport>> {
-    static HTTPS_ONLY: std::sync::OnceLock<Arc<dyn Transport>> = std::sync::OnceLock::new();
-    static INSECURE_ALLOWED: std::sync::OnceLock<Arc<dyn Transport>> = std::sync::OnceLock::new();
-    let slot = if allow_insecure_http { &INSECURE_ALLOWED } else { &HTTPS_ONLY };
-    if let Some(transport) = slot.get() {
-        return Ok(Arc::clone(transport));
-    }
-    let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::shared(allow_insecure_http)?);
-    Ok(Arc::clone(slot.get_or_init(|| transport)))
+    static HTTPS_ONLY: std::sync::LazyLock<Arc<dyn Transport>> =
+        std::sync::LazyLock::new(|| Arc::new(ReqwestTransport::shared(false)));
+    static INSECURE_ALLOWED: std::sync::LazyLock<Arc<dyn Transport>> =
+        std::sync::LazyLock::new(|| Arc::new(ReqwestTransport::shared(true)));
+    Ok(Arc::clone(if allow_insecure_http { &INSECURE_ALLOWED } else { &HTTPS_ONLY }))
 }
 
 /// Without the `reqwest` feature there is no default transport.

@@ -54,6 +54,14 @@ pub enum OAuthErrorCode {
     AccessDenied,
     /// `unsupported_response_type` (authorization callback).
     UnsupportedResponseType,
+    /// `authorization_pending` (RFC 8628 §3.5): the user has not yet approved the device; poll again.
+    AuthorizationPending,
+    /// `slow_down` (RFC 8628 §3.5): poll again, 5 s less often.
+    SlowDown,
+    /// `expired_token` (RFC 8628 §3.5): the device code expired before the user approved it.
+    ExpiredToken,
+    /// `unsupported_token_type` (RFC 7009 §2.2.1): the server cannot revoke this type of token.
+    UnsupportedTokenType,
     /// `server_error`: the server hit an unexpected condition.
     ServerError,
     /// `temporarily_unavailable`: the server is overloaded or under maintenance.
@@ -74,6 +82,10 @@ impl OAuthErrorCode {
             "invalid_scope" => Self::InvalidScope,
             "access_denied" => Self::AccessDenied,
             "unsupported_response_type" => Self::UnsupportedResponseType,
+            "authorization_pending" => Self::AuthorizationPending,
+            "slow_down" => Self::SlowDown,
+            "expired_token" => Self::ExpiredToken,
+            "unsupported_token_type" => Self::UnsupportedTokenType,
             "server_error" => Self::ServerError,
             "temporarily_unavailable" => Self::TemporarilyUnavailable,
             other => Self::Other(excerpt(other, 64)),
@@ -91,6 +103,10 @@ impl OAuthErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::AccessDenied => "access_denied",
             Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::UnsupportedTokenType => "unsupported_token_type",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::Other(code) => code,
@@ -116,6 +132,12 @@ impl OAuthErrorCode {
             Self::InvalidScope => "request only scopes the client is allowed to ask for",
             Self::AccessDenied => "the user or the provider denied the authorization",
             Self::UnsupportedResponseType => "the provider does not support this authorization response type",
+            Self::AuthorizationPending => "the user has not approved the device yet; keep polling",
+            Self::SlowDown => "the provider asks to poll less often",
+            Self::UnsupportedTokenType => "the provider cannot revoke this type of token",
+            Self::ExpiredToken => {
+                "the device code expired before the user approved it; start the device authorization again"
+            }
             Self::ServerError | Self::TemporarilyUnavailable => "the provider has a temporary problem; retry later",
             Self::Other(_) => "see the provider's documentation for this error code",
         }
@@ -400,13 +422,18 @@ mod tests {
             "unsupported_grant_type",
             "invalid_scope",
             "access_denied",
+            "expired_token",
+            "authorization_pending",
+            "unsupported_token_type",
             "server_error",
             "temporarily_unavailable",
             "slow_down",
+            "custom_code",
         ] {
             assert_eq!(OAuthErrorCode::parse(code).as_str(), code);
         }
-        assert_eq!(OAuthErrorCode::parse("slow_down"), OAuthErrorCode::Other("slow_down".into()));
+        assert_eq!(OAuthErrorCode::parse("slow_down"), OAuthErrorCode::SlowDown);
+        assert_eq!(OAuthErrorCode::parse("custom_code"), OAuthErrorCode::Other("custom_code".into()));
     }
 
     #[test]

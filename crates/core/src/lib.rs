@@ -15,7 +15,10 @@
 //! - [`CachedProvider`]: the cache with early refresh, single-flight fetches and back-off; its
 //!   [`TokenStore`] keeps token sets.
 //! - `AuthorizedClient`: puts the token on resource requests.
-//! - [`flows`]: the authorization code flow with PKCE (and its loopback listener) for any server.
+//! - [`flows`]: the authorization code grant with PKCE (and its loopback listener), server metadata
+//!   discovery (RFC 8414), the device authorization grant (RFC 8628) and token revocation (RFC 7009),
+//!   for any RFC-compliant server.
+//! - [`manager::TokenManager`]: one cached token per key, for thousands of users or clients.
 //! - [`Error`]: one error type, never holding a secret; [`error`] has what it carries.
 //!
 //! Every public item has one path: the root holds what most code names, each module what belongs to
@@ -54,8 +57,10 @@
 //!   `testing`, for your own tests.
 //! - `encryption`: `StoreEncryption`, AES-256-GCM encryption of stored token sets, e.g.
 //!   `FileStore::with_encryption`.
-//! - `loopback`: `flows::LoopbackListener`, which receives the authorization callback on 127.0.0.1
-//!   (tokio's `net` and `io-util`, and `httparse`).
+//! - [`flows`]: the authorization code grant with PKCE (and its loopback listener), server metadata
+//!   discovery (RFC 8414), the device authorization grant (RFC 8628) and token revocation (RFC 7009),
+//!   for any RFC-compliant server.
+//! - [`manager::TokenManager`]: one cached token per key, for thousands of users or clients.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
@@ -77,6 +82,8 @@ mod endpoint;
 mod failure;
 #[cfg(feature = "file-store")]
 mod file_store;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod options;
 mod provider;
 mod retry;
@@ -90,6 +97,7 @@ pub mod dialect;
 pub mod error;
 pub mod flows;
 pub mod http;
+pub mod manager;
 pub mod parse;
 pub mod request;
 pub mod style;

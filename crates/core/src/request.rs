@@ -207,6 +207,20 @@ impl TokenRequest {
         }
     }
 
+    /// A `GET` of `url` with `Accept: application/json`, no body and no `Content-Type`: the request for
+    /// a document such as an authorization server's metadata (RFC 8414), which carries no secret.
+    pub fn get(url: Url) -> Self {
+        TokenRequest {
+            method: http::Method::GET,
+            url,
+            headers: vec![("accept".to_owned(), Value::from("application/json"))],
+            format: BodyFormat::Form,
+            params: Vec::new(),
+            grant_type: "none",
+            wire: OnceLock::new(),
+        }
+    }
+
     /// A `POST` to `url` carrying `grant`'s standard parameters in RFC 6749 order: `grant_type`, then
     /// `code`, `redirect_uri`, `code_verifier`, or `refresh_token`.
     pub fn for_grant(url: Url, format: BodyFormat, grant: &Grant) -> Self {
@@ -321,7 +335,7 @@ impl TokenRequest {
             }
         }
         let has_basic = self.headers.iter().any(|(n, _)| n == "authorization");
-        let has_body_secret = self.params.iter().any(|(n, _)| n == "client_secret");
+        let has_body_secret = self.params.iter().any(|(n, _)| n == "client_secret" || n == "client_assertion");
         if has_basic && has_body_secret {
             return Err(Error::config(
                 "credential_style",
@@ -331,7 +345,7 @@ impl TokenRequest {
         Ok(())
     }
 
-    /// The HTTP method (always `POST` for requests built here).
+    /// The HTTP method: `POST`, or `GET` for a request made with [`TokenRequest::get`].
     pub fn method(&self) -> &http::Method {
         &self.method
     }
@@ -574,6 +588,16 @@ mod tests {
         let r = TokenRequest::for_grant(url(), BodyFormat::Form, &Grant::ClientCredentials).header("x-bad", "a\nb");
         assert!(matches!(r.wire_headers(), Err(Error::Config { .. })));
         assert_eq!(r.wire_body(), b"grant_type=client_credentials");
+    }
+
+    #[test]
+    fn get_has_no_body_and_no_content_type() {
+        let r = TokenRequest::get(url());
+        assert_eq!(r.method(), http::Method::GET);
+        assert!(r.wire_body().is_empty());
+        let headers = r.wire_headers().unwrap();
+        assert!(headers.get("content-type").is_none());
+        assert_eq!(headers["accept"], "application/json");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! | [`RequestBody`] | `client_id` and `client_secret` in the body (form or JSON) | Doorkeeper JSON, WhiteBIT, DOT |
 //! | [`BodyCredentials`] | the id and secret in the body under names of the provider's choosing | servers that rename every field |
 //! | [`PublicClient`] | only `client_id` in the body | public clients (PKCE) |
+//! | `PrivateKeyJwt` (feature `jwt`) | `client_id`, `client_assertion_type` and `client_assertion`: a JWT signed with the client's RS256/ES256 private key | RFC 7523 §2.2, OpenID Connect `private_key_jwt` |
+//! | `ClientSecretJwt` (feature `jwt`) | the same, the JWT signed with HS256 keyed by the client secret | OpenID Connect `client_secret_jwt` |
 //!
 //! Credentials are never sent two ways at once and never in the URL: [`CredentialStyle::shape`]
 //! checks both after the style ran.
@@ -49,6 +51,13 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::error::{Error, Result};
 use crate::request::{TokenRequest, Value};
 use crate::token::ClientCredentials;
+
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub use crate::jwt::{
+    CLIENT_ASSERTION_TYPE, ClientSecretJwt, DEFAULT_ASSERTION_LIFETIME, MAX_ASSERTION_LIFETIME, PrivateKeyJwt,
+    PrivateKeyJwtBuilder, SigningAlgorithm,
+};
 
 /// Places [`ClientCredentials`] on a [`TokenRequest`].
 ///
@@ -279,14 +288,17 @@ impl CredentialStyle for PublicClient {
 }
 
 /// A built-in style by its configuration name: `basic`, `basic-raw`, `body` or `none` (any case,
-/// surrounding spaces ignored). The one parser of style names: configuration, dialects and provider
-/// builders all go through it.
+/// surrounding spaces ignored), and with the `jwt` feature `client-secret-jwt`. The one parser of
+/// style names: configuration, dialects and provider builders all go through it. `private-key-jwt`
+/// needs its key, so it is built with `PrivateKeyJwt::builder`, not by name.
 pub fn by_name(name: &str) -> Option<std::sync::Arc<dyn CredentialStyle>> {
     Some(match name.trim().to_ascii_lowercase().as_str() {
         "basic" => std::sync::Arc::new(BasicAuth),
         "basic-raw" => std::sync::Arc::new(BasicAuthRaw),
         "body" => std::sync::Arc::new(RequestBody),
         "none" => std::sync::Arc::new(PublicClient),
+        #[cfg(feature = "jwt")]
+        "client-secret-jwt" => std::sync::Arc::new(ClientSecretJwt::new()),
         _ => return None,
     })
 }

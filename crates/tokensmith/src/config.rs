@@ -556,8 +556,8 @@ keys::config_keys! {
             used_by: "generic-django, ruby-style, custom",
             present: nonblank,
         },
-        /// How client credentials are sent: `basic`, `basic-raw`, `body` or `none` (custom; generic-django
-        /// takes `basic` or `body`).
+        /// How client credentials are sent: `basic`, `basic-raw`, `body`, `none`, and with the `jwt`
+        /// feature `private-key-jwt` or `client-secret-jwt` (custom; generic-django takes `basic` or `body`).
         credential_style: Option<String> = text {
             key: "credential_style",
             env: ["TOKENSMITH_CREDENTIAL_STYLE"],
@@ -615,6 +615,23 @@ keys::config_keys! {
             key: "client_secret_param",
             env: ["TOKENSMITH_CLIENT_SECRET_PARAM"],
             used_by: "custom with `credential_style = \"body\"`",
+            present: some,
+        },
+        /// The PEM file of the client's private key (RS256 or ES256, PKCS#8 or PKCS#1 RSA), with
+        /// `credential_style = "private-key-jwt"` (custom; needs the `jwt` feature). A path relative
+        /// to the working directory.
+        private_key_file: Option<String> = text {
+            key: "private_key_file",
+            env: ["TOKENSMITH_PRIVATE_KEY_FILE"],
+            used_by: "custom with `credential_style = \"private-key-jwt\"`",
+            present: some,
+        },
+        /// The key id (`kid`) put in the header of the signed client assertion, with
+        /// `credential_style = "private-key-jwt"` (custom).
+        key_id: Option<String> = text {
+            key: "key_id",
+            env: ["TOKENSMITH_KEY_ID"],
+            used_by: "custom with `credential_style = \"private-key-jwt\"`",
             present: some,
         },
         /// The name the grant type is sent as (custom; default `grant_type`).

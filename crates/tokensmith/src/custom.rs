@@ -5,7 +5,8 @@
 //! | key | meaning | default |
 //! | --- | --- | --- |
 //! | `token_url` | the token endpoint (required) | |
-//! | `credential_style` | `basic` (RFC 6749 §2.3.1), `basic-raw`, `body`, `none` | `basic` |
+//! | `credential_style` | `basic` (RFC 6749 §2.3.1), `basic-raw`, `body`, `none`; with the `jwt` feature `private-key-jwt`, `client-secret-jwt` (RFC 7523) | `basic` |
+//! | `private_key_file`, `key_id` | the `private-key-jwt` style's PEM key and the `kid` of its assertions | |
 //! | `body_format` | `form` or `json` | `form` |
 //! | `scope`, `scope_separator` | requested scopes and how they are joined | none, a space |
 //! | `extra_params` | parameters added to every request; `{ env = .. }` / `{ file = .. }` values are secrets | none |
@@ -19,6 +20,8 @@
 //! | `refresh_token`, `refresh_url`, `refresh_token_param`, `send_grant_type` | the refresh grant's shape | |
 //! | `name` | the provider's name in logs and store keys | `custom` |
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use secrecy::ExposeSecret as _;
 use tokensmith_core::parse::{ResponseField, ResponseFormat};
@@ -26,6 +29,7 @@ use tokensmith_core::support::parse_url;
 use tokensmith_core::{
     AccessToken, CachedProvider, ClientCredentials, ClientCredentialsSource, Error, RefreshToken, RefreshTokenSource,
     Result, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenSource, request::BodyFormat, style,
+    style::CredentialStyle,
 };
 
 use crate::config::{Config, ExtraParam, check_response_key};
@@ -75,12 +79,7 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
     })?;
     let token_url = parse_url("token_url", token_url, insecure)?;
     let style_name = config.credential_style.as_deref().unwrap_or("basic");
-    let mut style = style::by_name(style_name).ok_or_else(|| {
-        Error::config(
-            "credential_style",
-            format!("unknown credential style `{style_name}`; use basic, basic-raw, body or none"),
-        )
-    })?;
+    let mut style = credential_style(config, style_name)?;
     if config.client_id_param.is_some() || config.client_secret_param.is_some() {
         if style_name != "body" {
             let key = if config.client_id_param.is_some() { "client_id_param" } else { "client_secret_param" };
@@ -91,7 +90,7 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
                 ),
             ));
         }
-        style = std::sync::Arc::new(style::BodyCredentials::named(
+        style = Arc::new(style::BodyCredentials::named(
             config.client_id_param.clone().unwrap_or_else(|| "client_id".to_owned()),
             config.client_secret_param.clone().unwrap_or_else(|| "client_secret".to_owned()),
         ));
@@ -168,7 +167,8 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
         };
     }
     let client_id = config.require_client_id()?;
-    let public = style_name == "none";
+    // A private-key client signs with its key: it has no secret to send.
+    let public = matches!(style_name, "none" | "private-key-jwt");
     let credentials = if public {
         ClientCredentials::public(client_id)
     } else {
@@ -182,6 +182,63 @@ pub fn client(config: &Config) -> Result<(TokenClient, Scopes)> {
         .build()?;
     let scopes = config.scope.as_deref().map(Scopes::parse).unwrap_or_else(Scopes::empty);
     Ok((client, scopes))
+}
+
+/// The credential style named `style_name`; `private-key-jwt` from `private_key_file` and `key_id`,
+/// which no other style takes.
+fn credential_style(config: &Config, style_name: &str) -> Result<Arc<dyn CredentialStyle>> {
+    if style_name != "private-key-jwt" {
+        for (key, set) in [("private_key_file", config.private_key_file.is_some()), ("key_id", config.key_id.is_some())]
+        {
+            if set {
+                return Err(Error::config(
+                    key,
+                    format!(
+                        "only `credential_style = \"private-key-jwt\"` signs with a private key, not `{style_name}`; set it, or remove this key"
+                    ),
+                ));
+            }
+        }
+    }
+    if style_name == "private-key-jwt" {
+        return private_key_jwt(config);
+    }
+    style::by_name(style_name).ok_or_else(|| {
+        let message = if matches!(style_name, "client-secret-jwt") {
+            JWT_FEATURE.to_owned()
+        } else {
+            format!(
+                "unknown credential style `{style_name}`; use basic, basic-raw, body, none, private-key-jwt or client-secret-jwt"
+            )
+        };
+        Error::config("credential_style", message)
+    })
+}
+
+/// Why a JWT style cannot be built without the feature.
+const JWT_FEATURE: &str =
+    "the JWT credential styles need tokensmith's `jwt` feature (tokensmith = { features = [\"jwt\"] })";
+
+/// The `private-key-jwt` style: the key read from `private_key_file` and checked now, so that a bad
+/// key fails at start-up naming the key, not at the first token.
+#[cfg(feature = "jwt")]
+fn private_key_jwt(config: &Config) -> Result<Arc<dyn CredentialStyle>> {
+    let path = config.private_key_file.as_deref().ok_or_else(|| {
+        Error::config(
+            "private_key_file",
+            "`credential_style = \"private-key-jwt\"` signs with the client's private key; set `private_key_file` to its PEM file",
+        )
+    })?;
+    let mut builder = style::PrivateKeyJwt::builder_from_file(path)?;
+    if let Some(kid) = &config.key_id {
+        builder = builder.key_id(kid.clone());
+    }
+    Ok(Arc::new(builder.build()?))
+}
+
+#[cfg(not(feature = "jwt"))]
+fn private_key_jwt(_config: &Config) -> Result<Arc<dyn CredentialStyle>> {
+    Err(Error::config("credential_style", JWT_FEATURE))
 }
 
 /// A refresh-token source that starts from a configured refresh token when the store holds none.

@@ -79,9 +79,6 @@
 #[doc = include_str!("../../../docs/writing-a-provider.md")]
 mod writing_a_provider_doc {}
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/flows.md")]
-mod flows_doc {}
-#[cfg(doctest)]
 #[doc = include_str!("../../../docs/configuration.md")]
 mod configuration_doc {}
 #[cfg(doctest)]
@@ -90,6 +87,12 @@ mod services_doc {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/snapshot-testing.md")]
 mod snapshot_testing_doc {}
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/flows.md")]
+mod flows_doc {}
+#[cfg(all(doctest, feature = "whitebit", feature = "redis"))]
+#[doc = include_str!("../../../docs/many-users.md")]
+mod many_users_doc {}
 
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]

@@ -72,6 +72,15 @@
 //!   client id and `refresh_token`, so two WhiteBIT hosts never share a grant; a set stored by
 //!   earlier versions under `whitebit/{client_id}/{base_url}` is still found (and copied).
 //!
+//! # Many users
+//!
+//! A service acting for each of its users holds one token set per user: build a
+//! [`TokenManager`](tokensmith_core::manager::TokenManager) on
+//! [`WhitebitProvider::user_source`], give it each user's set from
+//! [`WhitebitProvider::redeem`] (the code exchange, without this provider's own cache) with
+//! `insert(&user, token)`, and ask it for `token(&user)`. With a Redis store every replica serves
+//! every user and each user's rotating refresh token is sent once. The guide: `docs/many-users.md`.
+//!
 //! # Environment
 //!
 //! [`WhitebitBuilder::from_env`] reads `TOKENSMITH_WHITEBIT_BASE_URL`, `_CLIENT_ID`, `_CLIENT_SECRET`,
@@ -98,8 +107,8 @@ mod scope;
 // The flow itself lives in tokensmith-core (`tokensmith_core::flows`), shared by every dialect; these
 // are the same types under the names this crate has always had.
 pub use provider::{
-    ACCESS_TOKEN_LIFETIME, DEFAULT_BASE_URL, ENV_PREFIX, EU_BASE_URL, REFRESH_TOKEN_LIFETIME, WhitebitBuilder,
-    WhitebitProvider,
+    ACCESS_TOKEN_LIFETIME, DEFAULT_BASE_URL, ENV_PREFIX, EU_BASE_URL, REFRESH_TOKEN_LIFETIME, UserRefresh,
+    WhitebitBuilder, WhitebitProvider,
 };
 pub use scope::Scope;
 #[cfg(feature = "loopback")]

@@ -12,7 +12,7 @@ use tokensmith_core::style::RequestBody;
 use tokensmith_core::support::parse_url;
 use tokensmith_core::{
     AccessToken, CachedProvider, ClientCredentials, Error, FileStore, RefreshToken, RefreshTokenSource, Result, Scopes,
-    SharedTokenProvider, TokenClient, TokenEndpoint, TokenProvider,
+    SharedTokenProvider, TokenClient, TokenEndpoint, TokenProvider, TokenSource,
     request::{BodyFormat, Grant, TokenRequest},
 };
 use url::Url;
@@ -413,6 +413,27 @@ impl WhitebitProvider {
         self.code_exchange().exchange(pending, code).await
     }
 
+    /// For a service acting for many users: verifies `callback` against `pending` and exchanges the
+    /// code like [`complete`](Self::complete), but returns the token set without caching or saving
+    /// it here. Give it to the user's entry of a [`TokenManager`](tokensmith_core::manager::TokenManager)
+    /// built on [`user_source`](Self::user_source), whose `insert` saves it.
+    ///
+    /// # Errors
+    ///
+    /// As [`complete`](Self::complete), without [`Error::Store`].
+    pub async fn redeem(&self, pending: &PendingAuthorization, callback: &str) -> Result<AccessToken> {
+        // Core's exchange with WhiteBIT's difference (no `redirect_uri` with the code), saving nothing.
+        CodeExchange::new(self.client()).send_redirect_uri(false).complete(pending, callback).await
+    }
+
+    /// This client's refresh grant as a source for a keyed
+    /// [`TokenManager`](tokensmith_core::manager::TokenManager) of many users: it refreshes any
+    /// user's set (rotating refresh tokens, so the manager never refreshes a user without the
+    /// fleet lock of a coordinating store), with this provider's client and WhiteBIT's rules.
+    pub fn user_source(&self) -> UserRefresh {
+        UserRefresh(self.clone())
+    }
+
     /// The code exchange request this provider would send (no I/O), for inspection and snapshots.
     ///
     /// # Errors
@@ -471,6 +492,32 @@ impl WhitebitProvider {
 
     fn client(&self) -> &TokenClient {
         self.inner.cache.source().client()
+    }
+}
+
+/// WhiteBIT's refresh grant for many users: [`WhitebitProvider::user_source`].
+#[derive(Clone)]
+pub struct UserRefresh(WhitebitProvider);
+
+impl fmt::Debug for UserRefresh {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("UserRefresh").field(self.0.cache().source()).finish()
+    }
+}
+
+#[async_trait]
+impl TokenSource for UserRefresh {
+    async fn fetch(&self, current: Option<&AccessToken>) -> Result<AccessToken> {
+        self.0.cache().source().fetch(current).await
+    }
+
+    /// The single-user provider's key; a manager stores each user under it plus `/` and the user.
+    fn cache_key(&self) -> String {
+        self.0.cache().source().cache_key()
+    }
+
+    fn rotates_grant(&self) -> bool {
+        true
     }
 }
 

@@ -557,3 +557,60 @@ async fn a_grant_stored_by_an_earlier_version_under_the_old_key_is_still_used() 
     assert!(saved.get(&new_key).is_some() && saved.get(&old_key).is_some(), "copied, not moved: {saved}");
     assert_eq!(sandbox.request_count(D, "/oauth2/refresh_token"), 0);
 }
+
+// ---------------------------------------------------------------- many users (issue 20)
+
+#[tokio::test]
+async fn many_users_of_one_client_each_refresh_once_with_their_own_rotating_token() {
+    use tokensmith_core::TokenSource as _;
+    use tokensmith_core::manager::TokenManager;
+
+    let sandbox = sandbox().await;
+    let whitebit = builder(&sandbox).build().unwrap();
+    let store = Arc::new(tokensmith_core::MemoryStore::new());
+    let users: TokenManager<String> = TokenManager::for_users(whitebit.user_source()).store(store.clone()).build();
+    let browser = Browser::new(&sandbox);
+    let mut first = Vec::new();
+    for user in 0..10 {
+        let pending = whitebit.authorize();
+        let callback = browser.consent(pending.url(), "allow").await;
+        let token = whitebit.redeem(&pending, &callback).await.unwrap();
+        users.insert(&format!("user-{user}"), token.clone()).await.unwrap();
+        first.push(token);
+    }
+    assert!(whitebit.cache().cached_token().is_none(), "redeem leaves the single-user cache alone");
+    let prefix = whitebit.cache().source().cache_key();
+    for user in 0..10 {
+        assert!(store.load(&format!("{prefix}/user-{user}")).await.unwrap().is_some(), "one record per user");
+    }
+    for (user, token) in first.iter().enumerate() {
+        let key = format!("user-{user}");
+        assert!(users.token(&key).await.unwrap().same_token(token), "served from memory");
+        // WhiteBIT takes one refresh per second per client.
+        sandbox.advance_clock(Duration::from_secs(2));
+        users.invalidate(&key, token);
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let (users, key) = (users.clone(), key.clone());
+                tokio::spawn(async move { users.token(&key).await })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for caller in callers {
+            got.push(caller.await.unwrap().unwrap());
+        }
+        assert!(got.iter().all(|t| t.same_token(&got[0]) && !t.same_token(token)));
+        assert_eq!(balance_status(&sandbox, &got[0]).await, 200);
+        assert_ne!(refresh_token_of(&got[0]), refresh_token_of(token), "rotated");
+    }
+    let sent: Vec<String> = sandbox
+        .requests(D)
+        .iter()
+        .filter(|r| r.path == "/oauth2/refresh_token")
+        .map(|r| r.fingerprint_of("token").unwrap().to_owned())
+        .collect();
+    assert_eq!(sent.len(), 10, "one refresh per user, for 20 callers each");
+    let expected: HashSet<String> =
+        first.iter().map(|t| tokensmith_sandbox::fingerprint(&refresh_token_of(t))).collect();
+    assert_eq!(sent.into_iter().collect::<HashSet<_>>(), expected, "each user refreshed with their own token");
+}

@@ -22,11 +22,16 @@ CODE_CLIENT_ID = "tokensmith-code"
 CODE_CLIENT_SECRET = "tokensmith-code-secret"
 CODE_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
+# A confidential device-authorization-grant application (RFC 8628, /o/device-authorization/).
+DEVICE_CLIENT_ID = "tokensmith-device"
+DEVICE_CLIENT_SECRET = "tokensmith-device-secret"
+
 # Which scopes each application may have (conformance.scopes.PerApplicationScopes).
 AVAILABLE_SCOPES = {
     CC_CLIENT_ID: ["read", "write", "admin"],
     SPECIAL_CLIENT_ID: ["read", "write"],
     CODE_CLIENT_ID: ["read", "write"],
+    DEVICE_CLIENT_ID: ["read", "write"],
 }
 
 
@@ -45,6 +50,7 @@ def seed():
         (CC_CLIENT_ID, CC_CLIENT_SECRET, application.GRANT_CLIENT_CREDENTIALS, ""),
         (SPECIAL_CLIENT_ID, SPECIAL_CLIENT_SECRET, application.GRANT_CLIENT_CREDENTIALS, ""),
         (CODE_CLIENT_ID, CODE_CLIENT_SECRET, application.GRANT_AUTHORIZATION_CODE, CODE_REDIRECT_URI),
+        (DEVICE_CLIENT_ID, DEVICE_CLIENT_SECRET, application.GRANT_DEVICE_CODE, ""),
     ]
     for client_id, secret, grant, redirect_uris in apps:
         if application.objects.filter(client_id=client_id).exists():

@@ -3,6 +3,7 @@
 Read from the environment (serve.py sets them):
 - DOT_DB_PATH: the sqlite database file (a temporary directory per server).
 - DOT_ACCESS_TOKEN_LIFETIME: ACCESS_TOKEN_EXPIRE_SECONDS (default 3600).
+- DOT_ISSUER: OIDC_ISS_ENDPOINT, the issuer the metadata documents name (default: from each request).
 """
 
 import os
@@ -73,7 +74,28 @@ LOGGING = {
     "loggers": {"django": {"handlers": ["console"], "level": "WARNING"}},
 }
 
+def _oidc_rsa_key():
+    """A fresh RSA key for OpenID Connect (id tokens, JWKS), made at every server start: a test
+    server's key, never committed."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 OAUTH2_PROVIDER = {
+    # OpenID Connect, for its discovery document (/o/.well-known/openid-configuration).
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": _oidc_rsa_key(),
+    "OIDC_ISS_ENDPOINT": os.environ.get("DOT_ISSUER", ""),
+    # The device authorization grant (RFC 8628): serve.py sets the verification URIs once it knows
+    # its port; the interval is the RFC's default.
+    "DEVICE_FLOW_INTERVAL": 5,
+    # DOT's validator plus the device-code check the pinned oauthlib needs (conformance/validators.py).
+    "OAUTH2_VALIDATOR_CLASS": "conformance.validators.ConformanceValidator",
     "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("DOT_ACCESS_TOKEN_LIFETIME", "3600")),
     "SCOPES": {"read": "Read", "write": "Write", "admin": "Administer"},
     "DEFAULT_SCOPES": ["read"],

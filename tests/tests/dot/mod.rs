@@ -42,6 +42,10 @@ pub const SPECIAL_CLIENT_SECRET: &str = "s3cr3t: %2B+/&=a b";
 pub const CODE_CLIENT_ID: &str = "tokensmith-code";
 pub const CODE_CLIENT_SECRET: &str = "tokensmith-code-secret";
 pub const CODE_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
+#[allow(dead_code)]
+pub const DEVICE_CLIENT_ID: &str = "tokensmith-device";
+#[allow(dead_code)]
+pub const DEVICE_CLIENT_SECRET: &str = "tokensmith-device-secret";
 
 /// The access-token lifetime of the shared server (DOT's `ACCESS_TOKEN_EXPIRE_SECONDS`).
 pub const SHARED_LIFETIME: u64 = 3600;
@@ -75,6 +79,19 @@ pub fn dedicated(lifetime_secs: u64, label: &str) -> Option<DotServer> {
         return None;
     }
     match DotServer::start(lifetime_secs, label) {
+        Ok(server) => Some(server),
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// A server of its own started with more `serve.py` arguments (say `--issuer URL`), or `None` when
+/// skipped.
+#[allow(dead_code)]
+pub fn dedicated_with(lifetime_secs: u64, label: &str, args: &[&str]) -> Option<DotServer> {
+    if skipped() {
+        return None;
+    }
+    match DotServer::start_with(lifetime_secs, label, args) {
         Ok(server) => Some(server),
         Err(message) => panic!("{message}"),
     }
@@ -119,6 +136,11 @@ impl DotServer {
     /// Starts a server whose access tokens live `lifetime_secs`; `label` names its log file
     /// (`target/tmp/dot-<label>.log`, the server's stderr).
     pub fn start(lifetime_secs: u64, label: &str) -> Result<DotServer, String> {
+        DotServer::start_with(lifetime_secs, label, &[])
+    }
+
+    /// [`DotServer::start`] with more `serve.py` arguments.
+    pub fn start_with(lifetime_secs: u64, label: &str, args: &[&str]) -> Result<DotServer, String> {
         let python = python();
         if !python.exists() {
             return Err(format!(
@@ -134,6 +156,7 @@ impl DotServer {
         let mut child = Command::new(&python)
             .arg(&serve)
             .args(["--port", "0", "--lifetime", &lifetime_secs.to_string(), "--exit-on-stdin-eof"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -274,10 +297,9 @@ pub struct Callback {
     pub state: String,
 }
 
-/// Drives DOT's `/o/authorize/` headlessly: logs the test user in (a real Django session, CSRF
-/// token included), opens the consent page for the authorization-code application with PKCE,
-/// checks it, approves it and returns the code from the redirect to [`CODE_REDIRECT_URI`].
-pub async fn authorize(server: &DotServer, scope: &str, state: &str, pkce: &Pkce) -> Callback {
+/// A cookie-keeping HTTP client logged in to DOT as the test user (a real Django session, CSRF token
+/// included), following no redirects.
+pub async fn login(server: &DotServer) -> reqwest::Client {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -300,6 +322,14 @@ pub async fn authorize(server: &DotServer, scope: &str, state: &str, pkce: &Pkce
         .await
         .expect("POST /accounts/login/");
     assert_eq!(login.status(), 302, "logging in redirects (a 200 is the form again: wrong password or CSRF)");
+    browser
+}
+
+/// Drives DOT's `/o/authorize/` headlessly: logs the test user in (a real Django session, CSRF
+/// token included), opens the consent page for the authorization-code application with PKCE,
+/// checks it, approves it and returns the code from the redirect to [`CODE_REDIRECT_URI`].
+pub async fn authorize(server: &DotServer, scope: &str, state: &str, pkce: &Pkce) -> Callback {
+    let browser = login(server).await;
 
     // The consent page.
     let mut authorize_url = url::Url::parse(&server.url("/o/authorize/")).expect("the authorize URL");

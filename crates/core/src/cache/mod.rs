@@ -47,7 +47,7 @@ mod policy;
 mod save;
 mod source;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use std::fmt;
 use std::sync::atomic::AtomicBool;
@@ -318,6 +318,14 @@ impl<S: TokenSource> CachedProvider<S> {
     /// user to consent, since the code the consent yields is spent by the exchange.
     pub async fn check_store(&self) -> Result<()> {
         self.shared.store.probe().await
+    }
+
+    /// Whether dropping this handle loses nothing: no clone of it exists (no caller holds it, no
+    /// fetch is in flight) and the store holds its current set. The [keyed
+    /// manager](crate::manager::TokenManager) evicts only such entries, so that eviction never lets a
+    /// second fetch of a key start beside one in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        Arc::strong_count(&self.shared) == 1 && self.unsaved().is_none()
     }
 
     /// The current token set if it is not yet saved in the store (a save failed and is being retried

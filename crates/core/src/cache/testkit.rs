@@ -21,27 +21,27 @@ use super::{CachedProvider, RefreshPolicy, TokenSource};
 /// A clock for [`Entry`](super::entry::Entry) tests: the monotonic and the wall part advance
 /// together, or one alone (a suspended machine: the wall clock runs, the monotonic one stops).
 #[derive(Debug)]
-pub(super) struct SplitClock {
+pub(crate) struct SplitClock {
     monotonic: AtomicU64,
     wall: AtomicU64,
     origin: SystemTime,
 }
 
 impl SplitClock {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SplitClock { monotonic: AtomicU64::new(0), wall: AtomicU64::new(0), origin: SystemTime::now() }
     }
 
-    pub(super) fn advance(&self, by: Duration) {
+    pub(crate) fn advance(&self, by: Duration) {
         self.advance_monotonic_only(by);
         self.sleep_wall_only(by);
     }
 
-    pub(super) fn advance_monotonic_only(&self, by: Duration) {
+    pub(crate) fn advance_monotonic_only(&self, by: Duration) {
         self.monotonic.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
     }
 
-    pub(super) fn sleep_wall_only(&self, by: Duration) {
+    pub(crate) fn sleep_wall_only(&self, by: Duration) {
         self.wall.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
     }
 }
@@ -57,52 +57,52 @@ impl Clock for SplitClock {
 }
 
 /// A token `secret` issued now by `clock`'s wall clock, living `lifetime`.
-pub(super) fn token_for(clock: &dyn Clock, secret: &str, lifetime: Duration) -> AccessToken {
+pub(crate) fn token_for(clock: &dyn Clock, secret: &str, lifetime: Duration) -> AccessToken {
     AccessToken::builder(secret).expires_in(clock.system_time(), lifetime).build()
 }
 
 /// The secret of `token`.
-pub(super) fn secret(token: &AccessToken) -> String {
+pub(crate) fn secret(token: &AccessToken) -> String {
     token.secret().expose_secret().to_owned()
 }
 
 /// A retryable failure (connection refused).
-pub(super) fn refused() -> Error {
+pub(crate) fn refused() -> Error {
     Error::Transport(TransportError::new(TransportErrorKind::Connect, "connection refused"))
 }
 
 /// What a [`Source`] does, shared with the test.
 #[derive(Debug)]
-pub(super) struct Script {
-    pub(super) clock: TokioClock,
-    pub(super) lifetime: Mutex<Duration>,
+pub(crate) struct Script {
+    pub(crate) clock: TokioClock,
+    pub(crate) lifetime: Mutex<Duration>,
     /// How long a fetch takes (on tokio's clock).
-    pub(super) delay: Mutex<Duration>,
-    pub(super) fail: AtomicBool,
-    pub(super) panic: AtomicBool,
-    pub(super) rotates: bool,
-    pub(super) fetches: AtomicUsize,
+    pub(crate) delay: Mutex<Duration>,
+    pub(crate) fail: AtomicBool,
+    pub(crate) panic: AtomicBool,
+    pub(crate) rotates: bool,
+    pub(crate) fetches: AtomicUsize,
     /// The refresh tokens fetches were made with, in order.
-    pub(super) used: Mutex<Vec<String>>,
+    pub(crate) used: Mutex<Vec<String>>,
 }
 
 impl Script {
-    pub(super) fn fetches(&self) -> usize {
+    pub(crate) fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
 
-    pub(super) fn set_failing(&self, fail: bool) {
+    pub(crate) fn set_failing(&self, fail: bool) {
         self.fail.store(fail, Ordering::SeqCst);
     }
 }
 
 /// A source issuing `token-N` (with refresh token `refresh-N`) as the script says.
 #[derive(Debug, Clone)]
-pub(super) struct Source(pub(super) Arc<Script>);
+pub(crate) struct Source(pub(crate) Arc<Script>);
 
 impl Source {
     /// A source of tokens living `lifetime`, on a [`TokioClock`] created now.
-    pub(super) fn new(lifetime: Duration, rotates: bool) -> Self {
+    pub(crate) fn new(lifetime: Duration, rotates: bool) -> Self {
         Source(Arc::new(Script {
             clock: TokioClock::new(),
             lifetime: Mutex::new(lifetime),
@@ -150,12 +150,12 @@ impl TokenSource for Source {
 }
 
 /// The default policy without jitter, so that refresh instants are exact.
-pub(super) fn exact() -> RefreshPolicy {
+pub(crate) fn exact() -> RefreshPolicy {
     RefreshPolicy::default().jitter(0.0)
 }
 
 /// A cache around `source` on the source's clock, with `store` (default: a private memory store).
-pub(super) fn cache(
+pub(crate) fn cache(
     source: &Source,
     store: Option<Arc<dyn TokenStore>>,
     policy: RefreshPolicy,
@@ -169,17 +169,17 @@ pub(super) fn cache(
 
 /// The shared state of a fleet of processes: token sets with versions, leased locks, fences.
 #[derive(Debug, Default)]
-pub(super) struct Fleet {
+pub(crate) struct Fleet {
     state: Mutex<FleetState>,
     /// Every call fails (the store is unreachable).
-    pub(super) down: AtomicBool,
+    pub(crate) down: AtomicBool,
     /// Fenced saves fail (the store was lost after the provider answered).
-    pub(super) fail_fenced: AtomicBool,
+    pub(crate) fail_fenced: AtomicBool,
     /// Plain saves fail.
-    pub(super) fail_saves: AtomicBool,
-    pub(super) acquired: AtomicUsize,
-    pub(super) renewed: AtomicUsize,
-    pub(super) unreachable_may_pass: bool,
+    pub(crate) fail_saves: AtomicBool,
+    pub(crate) acquired: AtomicUsize,
+    pub(crate) renewed: AtomicUsize,
+    pub(crate) unreachable_may_pass: bool,
 }
 
 #[derive(Debug, Default)]
@@ -192,7 +192,7 @@ struct FleetState {
 
 impl Fleet {
     /// A fleet whose store failures may be an outage that passes (as Redis's).
-    pub(super) fn new() -> Arc<Fleet> {
+    pub(crate) fn new() -> Arc<Fleet> {
         Arc::new(Fleet { unreachable_may_pass: true, ..Fleet::default() })
     }
 
@@ -204,12 +204,12 @@ impl Fleet {
     }
 
     /// A lock held by another process, lapsing after `lease`.
-    pub(super) fn hold_lock(&self, key: &str, lease: Duration) {
+    pub(crate) fn hold_lock(&self, key: &str, lease: Duration) {
         self.state.lock().unwrap().locks.insert(key.to_owned(), ("elsewhere".to_owned(), Instant::now() + lease));
     }
 
     /// Saves `token` as another process would (a plain versioned save).
-    pub(super) fn put(&self, key: &str, token: AccessToken) -> u64 {
+    pub(crate) fn put(&self, key: &str, token: AccessToken) -> u64 {
         let mut state = self.state.lock().unwrap();
         let fence = state.fences.entry(key.to_owned()).or_default();
         *fence += 1;
@@ -218,18 +218,18 @@ impl Fleet {
         fence
     }
 
-    pub(super) fn stored(&self, key: &str) -> Option<(u64, AccessToken)> {
+    pub(crate) fn stored(&self, key: &str) -> Option<(u64, AccessToken)> {
         self.state.lock().unwrap().tokens.get(key).cloned()
     }
 
-    pub(super) fn locked(&self, key: &str) -> bool {
+    pub(crate) fn locked(&self, key: &str) -> bool {
         self.state.lock().unwrap().locks.get(key).is_some_and(|(_, until)| *until > Instant::now())
     }
 }
 
 /// One process's handle on a [`Fleet`].
 #[derive(Debug, Clone)]
-pub(super) struct FleetStore(pub(super) Arc<Fleet>);
+pub(crate) struct FleetStore(pub(crate) Arc<Fleet>);
 
 #[async_trait]
 impl TokenStore for FleetStore {
@@ -327,9 +327,9 @@ impl Coordinator for FleetStore {
 
 /// A store that does not coordinate, whose saves fail while `fail_saves` is set.
 #[derive(Debug, Default)]
-pub(super) struct FlakyStore {
-    pub(super) inner: crate::store::MemoryStore,
-    pub(super) fail_saves: AtomicBool,
+pub(crate) struct FlakyStore {
+    pub(crate) inner: crate::store::MemoryStore,
+    pub(crate) fail_saves: AtomicBool,
 }
 
 #[async_trait]

@@ -1,8 +1,8 @@
 //! [`ReqwestTransport`], the default [`Transport`] (feature `reqwest`), and the one classification of
 //! `reqwest` errors.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,11 +28,47 @@ use crate::support::{check_url, excerpt};
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
-    client: reqwest::Client,
+    client: Client,
     max_body_bytes: usize,
     allow_insecure_http: bool,
-    /// Which `reqwest::Client` this is (its clones share a pool): a number per `build_from`.
-    pool: u64,
+}
+
+/// The `reqwest` client a transport sends through.
+#[derive(Debug, Clone)]
+enum Client {
+    /// Its own client (its clones share its pool); `pool` tells clients apart.
+    Own { client: reqwest::Client, pool: u64 },
+    /// The process-wide client of the runtime that sends ([`shared_client`]).
+    Shared,
+}
+
+/// How many runtimes' shared clients are kept (a program has one runtime, a test binary one per
+/// running test); the least recently created goes first.
+const SHARED_CLIENTS: usize = 16;
+
+/// The process-wide client for the tokio runtime this is called on (one for calls outside a
+/// runtime). A pooled connection runs on the runtime that opened it and dies with it; a client per
+/// runtime means no request is sent on a connection whose runtime is shutting down ("dispatch task is
+/// gone"), which a single client shared by a test binary's many runtimes would do.
+fn shared_client() -> Result<reqwest::Client> {
+    type Clients = Vec<(Option<tokio::runtime::Id>, reqwest::Client)>;
+    static CLIENTS: Mutex<Clients> = Mutex::new(Vec::new());
+    let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    let find = |clients: &Clients| clients.iter().find(|(id, _)| *id == runtime).map(|(_, c)| c.clone());
+    if let Some(client) = find(&CLIENTS.lock().unwrap_or_else(PoisonError::into_inner)) {
+        return Ok(client);
+    }
+    // Built outside the lock (it takes a few milliseconds); two first callers may both build one.
+    let built = ReqwestTransportBuilder::default().client(reqwest::Client::builder())?;
+    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(client) = find(&clients) {
+        return Ok(client);
+    }
+    if clients.len() >= SHARED_CLIENTS {
+        clients.remove(0);
+    }
+    clients.push((runtime, built.clone()));
+    Ok(built)
 }
 
 /// Configures a [`ReqwestTransport`].
@@ -117,6 +153,17 @@ impl ReqwestTransportBuilder {
     ///
     /// [`Error::Config`] naming `transport` when `reqwest` cannot build the client.
     pub fn build_from(self, client: reqwest::ClientBuilder) -> Result<ReqwestTransport> {
+        static POOLS: AtomicU64 = AtomicU64::new(0);
+        let (max_body_bytes, allow_insecure_http) = (self.max_body_bytes, self.allow_insecure_http);
+        Ok(ReqwestTransport {
+            client: Client::Own { client: self.client(client)?, pool: POOLS.fetch_add(1, Ordering::Relaxed) },
+            max_body_bytes,
+            allow_insecure_http,
+        })
+    }
+
+    /// The `reqwest` client with the token rules set over `client`.
+    fn client(self, client: reqwest::ClientBuilder) -> Result<reqwest::Client> {
         install_crypto_provider();
         let mut client = client
             .redirect(reqwest::redirect::Policy::none())
@@ -125,16 +172,7 @@ impl ReqwestTransportBuilder {
         if let Some(timeout) = self.timeout {
             client = client.timeout(timeout);
         }
-        let client = client
-            .build()
-            .map_err(|e| Error::config("transport", format!("the HTTP client could not be built: {e}")))?;
-        static POOLS: AtomicU64 = AtomicU64::new(0);
-        Ok(ReqwestTransport {
-            client,
-            max_body_bytes: self.max_body_bytes,
-            allow_insecure_http: self.allow_insecure_http,
-            pool: POOLS.fetch_add(1, Ordering::Relaxed),
-        })
+        client.build().map_err(|e| Error::config("transport", format!("the HTTP client could not be built: {e}")))
     }
 }
 
@@ -160,47 +198,42 @@ impl ReqwestTransport {
         Self::builder().build()
     }
 
-    /// The process-wide transport with all defaults: one `reqwest` client, created on first use, whose
-    /// connection pool and TLS configuration every caller shares. This is what a
-    /// [`TokenClient`](crate::TokenClient) built without a transport uses, so that a thousand providers
-    /// cost one pool, not a thousand (see `docs/performance.md`). Each returned value is a handle (a
-    /// reference count) with its own `allow_insecure_http` setting; timeouts, retries and the HTTPS
-    /// rule of each provider still apply to each of its requests.
+    /// The process-wide transport with all defaults: one `reqwest` client per tokio runtime (a
+    /// program has one), created on first use, whose connection pool and TLS configuration every
+    /// caller on that runtime shares. This is what a [`TokenClient`](crate::TokenClient) built without
+    /// a transport uses, so that a thousand providers cost one pool, not a thousand (see
+    /// `docs/performance.md`). Each returned value is a small handle with its own
+    /// `allow_insecure_http` setting; timeouts, retries and the HTTPS rule of each provider still apply
+    /// to each of its requests.
     ///
-    /// A pooled connection runs on the tokio runtime that opened it. A program that runs several
-    /// runtimes and shuts one down while another sends to the same host may see one request fail
-    /// (reported as a broken connection and retried on a new one); such a program can give each
-    /// runtime's providers a transport of their own ([`new`](ReqwestTransport::new)).
+    /// The client is chosen when a request is sent, by the runtime sending it: a pooled connection
+    /// runs on the runtime that opened it, so a test binary whose tests each run their own runtime
+    /// against one server never sends on a connection whose runtime has shut down. The clients of the
+    /// 16 most recent runtimes are kept.
     ///
     /// ```
     /// use tokensmith_core::http::ReqwestTransport;
     ///
-    /// let a = ReqwestTransport::shared(false).unwrap();
-    /// let b = ReqwestTransport::shared(true).unwrap();
+    /// let a = ReqwestTransport::shared(false);
+    /// let b = ReqwestTransport::shared(true);
     /// assert!(a.shares_pool_with(&b));
     /// assert!(!a.shares_pool_with(&ReqwestTransport::new().unwrap()));
     /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming `transport` when `reqwest` cannot build the client (the next call
-    /// tries again).
-    pub fn shared(allow_insecure_http: bool) -> Result<Self> {
-        static SHARED: OnceLock<ReqwestTransport> = OnceLock::new();
-        let shared = match SHARED.get() {
-            Some(shared) => shared,
-            // Two first callers may both build one; only the first is kept.
-            None => {
-                let built = Self::new()?;
-                SHARED.get_or_init(|| built)
-            }
-        };
-        Ok(ReqwestTransport { allow_insecure_http, ..shared.clone() })
+    pub fn shared(allow_insecure_http: bool) -> Self {
+        ReqwestTransport {
+            client: Client::Shared,
+            max_body_bytes: ReqwestTransportBuilder::default().max_body_bytes,
+            allow_insecure_http,
+        }
     }
 
-    /// Whether `self` and `other` send through the same `reqwest` client (one connection pool).
+    /// Whether `self` and `other` send through the same `reqwest` clients (the same connection pools).
     pub fn shares_pool_with(&self, other: &ReqwestTransport) -> bool {
-        self.pool == other.pool
+        match (&self.client, &other.client) {
+            (Client::Own { pool: a, .. }, Client::Own { pool: b, .. }) => a == b,
+            (Client::Shared, Client::Shared) => true,
+            _ => false,
+        }
     }
 
     /// Whether plain `http://` to non-loopback hosts is allowed.
@@ -275,8 +308,14 @@ impl Transport for ReqwestTransport {
         *outgoing.headers_mut() =
             request.wire_headers().map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))?;
         *outgoing.body_mut() = Some(request.wire_body_bytes().into());
+        let client = match &self.client {
+            Client::Own { client, .. } => client.clone(),
+            Client::Shared => {
+                shared_client().map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))?
+            }
+        };
         let mut response =
-            self.client.execute(outgoing).await.map_err(|e| transport_error(e, "sending the token request failed"))?;
+            client.execute(outgoing).await.map_err(|e| transport_error(e, "sending the token request failed"))?;
         let status = response.status().as_u16();
         if (300..400).contains(&status) {
             let location = response
