@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use tokensmith_core::testing::Conformance;
-//! use tokensmith_core::{CachedProvider, ClientCredentials, ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint};
+//! use tokensmith_core::{CachedProvider, ClientCredentials, cache::ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! Conformance::new(|h| {
@@ -482,7 +482,9 @@ async fn futures_join_all<T, Fut: std::future::Future<Output = T>>(futures: impl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CachedProvider, ClientCredentials, ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint};
+    use crate::{
+        CachedProvider, ClientCredentials, Scopes, TokenClient, TokenEndpoint, cache::ClientCredentialsSource,
+    };
 
     fn client(h: &Harness) -> Result<TokenClient> {
         let endpoint = TokenEndpoint::new(format!("{}/token", h.base_url).parse().unwrap());

@@ -102,7 +102,8 @@ pub mod custom;
 mod providers;
 #[macro_use]
 mod registry;
-mod store;
+// Not `store`: that name is core's `store` module, re-exported below.
+mod store_build;
 
 pub use tokensmith_core::*;
 
@@ -110,8 +111,8 @@ pub use config::{Config, ExtraParam, Secret, StoreConfig};
 pub use registry::{BuildFn, Registry};
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
-pub use store::build_store_encryption;
-pub use store::{build_store, require_lasting_store};
+pub use store_build::build_store_encryption;
+pub use store_build::{build_store, require_lasting_store};
 
 #[cfg(feature = "whitebit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "whitebit")))]

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::{
-    AccessToken, Clock, Error, FileStore, RefreshPolicy, RetryPolicy, TokenProvider, TokenStore,
+    AccessToken, Error, RetryPolicy, TokenProvider, TokenStore,
+    cache::RefreshPolicy,
+    clock::Clock,
     error::{CallbackError, OAuthErrorCode},
+    store::FileStore,
 };
 use tokensmith_sandbox::{Dialect, Sandbox};
 #[cfg(feature = "loopback")]
@@ -494,7 +497,7 @@ async fn file_store_is_owner_only_and_survives_restarts() {
     drop(first_run);
     assert_eq!(file_mode(&path), 0o600);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let key = tokensmith_core::store_key([
+    let key = tokensmith_core::store::store_key([
         "whitebit",
         &format!("{}/oauth2/token", sandbox.base_url(D)),
         "whitebit-demo-client",
@@ -562,7 +565,7 @@ async fn a_grant_stored_by_an_earlier_version_under_the_old_key_is_still_used() 
 
 #[tokio::test]
 async fn many_users_of_one_client_each_refresh_once_with_their_own_rotating_token() {
-    use tokensmith_core::TokenSource as _;
+    use tokensmith_core::cache::TokenSource as _;
     use tokensmith_core::manager::TokenManager;
 
     let sandbox = sandbox().await;
