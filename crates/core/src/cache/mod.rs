@@ -1,10 +1,10 @@
 //! The token cache: cheap cached reads, early refresh, single-flight fetches, back-off on failure.
 //!
-//! [`CachedProvider`](crate::CachedProvider) is at the crate root; this module has what configures
+//! [`CachedProvider`] is at the crate root; this module has what configures
 //! it and feeds it: [`CachedProviderBuilder`], [`RefreshPolicy`], and the [`TokenSource`] trait with
 //! its implementations ([`ClientCredentialsSource`], [`RefreshTokenSource`], [`ProviderSource`]).
 //!
-//! [`CachedProvider`](crate::CachedProvider) wraps a [`TokenSource`] (anything that can fetch a token) and implements
+//! [`CachedProvider`] wraps a [`TokenSource`] (anything that can fetch a token) and implements
 //! [`TokenProvider`]:
 //!
 //! - **Cached reads** ([`CachedProvider::cached_token`], [`CachedProvider::with_cached`]) load the
@@ -33,7 +33,7 @@
 //!   doubling to 60 s) until a save succeeds or a newer set replaces it: with a rotating refresh
 //!   token it holds the only refresh token the provider still accepts. A store that does not
 //!   coordinate and lost the newest set (its version went backwards) gets it written back.
-//! - **Fleet coordination**: with a store that [coordinates](TokenStore::coordination) (Redis, a [`FileStore`](crate::store::FileStore)), a fetch
+//! - **Fleet coordination**: with a store that [coordinates](crate::TokenStore::coordination) (Redis, a [`FileStore`](crate::store::FileStore)), a fetch
 //!   first takes the store's refresh lock, so that across every process sharing the store one refresh
 //!   of a key is in flight; the others wait (at most [`RefreshPolicy::lock_wait`] of elapsed time)
 //!   for the token set it saves and adopt it. The lock's lease is renewed right before the request is
@@ -43,6 +43,12 @@
 //!   source that does not rotate its grant (client credentials) fetches for its process alone, with
 //!   a warning; a rotating refresh token ([`TokenSource::rotates_grant`]) is never refreshed without
 //!   the lock: the fetch fails with [`Error::Store`] and the still-valid token keeps being served.
+//!
+//! [`TokenProvider`]: crate::TokenProvider
+//! [`TokenStore`]: crate::TokenStore
+//! [`Clock`]: crate::clock::Clock
+//! [`Error::Runtime`]: crate::Error::Runtime
+//! [`Error::Store`]: crate::Error::Store
 
 pub(crate) mod cached;
 mod entry;

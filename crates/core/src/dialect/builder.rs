@@ -94,7 +94,7 @@ impl<D: Declared> Builder<D> {
     }
 
     /// A builder filled from the process environment: for each of the dialect's
-    /// [keys](Dialect::keys), the variable [`Dialect::env_var`] names (an empty one counts as unset).
+    /// [keys](super::Dialect::keys), the variable [`Dialect::env_var`](super::Dialect::env_var) names (an empty one counts as unset).
     /// Setters called afterwards override what was read; problems are reported by
     /// [`build`](Builder::build), naming the variable.
     pub fn from_env() -> Self {

@@ -203,7 +203,7 @@ impl TokenEndpoint {
     /// Checks what can be checked before a request is sent: the credentials fit the credential style,
     /// grant-type overrides name known grants, names are not empty, nothing secret goes in the URL,
     /// and no request would carry one name twice (say an extra parameter named like the renamed scope
-    /// parameter, which would silently replace it). [`TokenClientBuilder::build`] runs it; it shapes
+    /// parameter, which would silently replace it). [`TokenClientBuilder::build`](crate::TokenClientBuilder::build) runs it; it shapes
     /// one request with the credential style.
     pub fn validate(&self, credentials: &ClientCredentials) -> Result<()> {
         const GRANTS: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];

@@ -12,7 +12,7 @@
 //!   including an absolute [`ExpiresAt`](ResponseField::ExpiresAt) (epoch seconds or RFC 3339) and the
 //!   error code and description of its error answers;
 //! - `application/x-www-form-urlencoded` bodies accepted;
-//! - fields not interpreted are kept in [`AccessToken::extra`];
+//! - fields not interpreted are kept in [`AccessToken::extra`](crate::AccessToken::extra);
 //! - an `error` member in a 200 response is an error; a missing `access_token` is an error;
 //! - a response without a new refresh token keeps the previous one.
 //!

@@ -1,10 +1,10 @@
 //! Where token sets (access token, expiry, refresh token) live between fetches and, for persistent
-//! stores, between runs: what a [`TokenStore`](crate::TokenStore) implementation names.
+//! stores, between runs: what a [`TokenStore`] implementation names.
 //!
 //! The cache keeps the current token in memory for reads and goes to its store only around a fetch:
 //! it loads before every fetch (so a token set saved by an earlier run, or by another process sharing
 //! the store, is reused or refreshed from) and saves every new token set *before* handing it out (so a
-//! rotated refresh token is never lost). The in-memory [`MemoryStore`](crate::MemoryStore) is the
+//! rotated refresh token is never lost). The in-memory [`MemoryStore`] is the
 //! default; a [`FileStore`] persists to a JSON file (and coordinates the processes sharing it); a
 //! store shared by many processes (Redis) plugs in the same way.
 //!

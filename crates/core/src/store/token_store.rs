@@ -11,7 +11,7 @@ use crate::token::AccessToken;
 /// Stores token sets by key.
 ///
 /// Keys are chosen by the cache's owner; a store treats them as opaque strings. The built-in sources
-/// make them with [`store_key`] from everything that decides which token is issued (provider, token
+/// make them with [`store_key`](super::store_key) from everything that decides which token is issued (provider, token
 /// URL, client id, grant, scopes, extra parameters), so that two authorization servers, tenants or
 /// scope sets never share a token set.
 ///
@@ -28,7 +28,7 @@ use crate::token::AccessToken;
 /// can also make sure that across all of them exactly one refresh of a key is in flight: it
 /// implements [`Coordinator`] and returns itself from [`coordination`](TokenStore::coordination).
 /// That is the one way a store says whether it coordinates; a store that does not (the default:
-/// [`MemoryStore`]) implements nothing more.
+/// [`MemoryStore`](crate::MemoryStore)) implements nothing more.
 #[async_trait]
 pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// Loads the token set saved under `key`.
