@@ -2,7 +2,7 @@
 # Weight of a service on the tokensmith facade against the same service on the `oauth2` crate
 # (issue 21, item 9; figures in docs/performance.md, "Weight: build time and binary size").
 #
-#   scripts/measure-weight.sh [WORKDIR] [ROUNDS]
+#   scripts/measure-weight.sh [WORKDIR] [ROUNDS]      (WEIGHT_SKIP_DEFAULT=1: leave out facade-default)
 #
 # Writes three throwaway crates under WORKDIR (default /tmp/tokensmith-weight), outside the workspace:
 #   facade-light    tokensmith, default-features = false, features = ["generic-django", "rustls-ring"]
@@ -184,4 +184,4 @@ for _ in $(seq "$rounds"); do
     measure facade-light
     measure oauth2
 done
-measure facade-default
+[ -n "${WEIGHT_SKIP_DEFAULT:-}" ] || measure facade-default
