@@ -630,7 +630,9 @@ async fn a_thousand_users_rotate_through_a_bounded_manager_and_lose_no_grant() {
 
     const USERS: usize = 1_000;
     const ROUNDS: usize = 3;
-    let sandbox = sandbox().await;
+    // The sandbox's clock moves 2 s per refresh (6,000 s in all): refresh tokens must outlive that.
+    let config = tokensmith_sandbox::SandboxConfig::default().whitebit_refresh_lifetime(Duration::from_secs(86_400));
+    let sandbox = Sandbox::start_with(config).await.unwrap();
     let whitebit = builder(&sandbox).build().unwrap();
     let store = Arc::new(tokensmith_core::MemoryStore::new());
     let users: TokenManager<String> =

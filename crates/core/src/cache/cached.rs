@@ -218,6 +218,19 @@ impl<S: TokenSource> CachedProvider<S> {
         }
     }
 
+    /// [`invalidate`](Self::invalidate) for a cache that may hold nothing yet (a keyed manager's
+    /// entry that was evicted): `token` is remembered as stale, so the same set read back from the
+    /// store is not served again and the next call fetches with its refresh token.
+    pub(crate) fn invalidate_unloaded(&self, token: &AccessToken) {
+        let current = self.shared.current.load();
+        if current.is_some() {
+            return self.invalidate(token);
+        }
+        let stale = Entry::new(token.clone(), &*self.shared.clock, &self.shared.policy, None, true).stale();
+        let _ = self.shared.current.compare_and_swap(&current, Some(Arc::new(stale)));
+        tracing::debug!(key = %self.shared.key, "token invalidated after a rejection before it was loaded");
+    }
+
     /// Stops handing out the cached token and forgets failures, so the next call fetches. The store
     /// is kept, and so is the token's refresh token for that fetch; the same token read back from the
     /// store is not adopted again.

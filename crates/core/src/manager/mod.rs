@@ -251,9 +251,16 @@ impl<K: Key> TokenManager<K> {
     /// Reports that `token`, served for `key`, was rejected (a 401): it is dropped if it is still
     /// the key's current token, so that the next call fetches (see [`CachedProvider::invalidate`]).
     pub fn invalidate(&self, key: &K, token: &AccessToken) {
-        let map = read(self.inner.shard(key));
-        if let Some(slot) = map.get(key) {
-            slot.provider.invalidate(token);
+        let loaded = read(self.inner.shard(key)).get(key).map(|slot| slot.provider.clone());
+        match loaded {
+            Some(provider) => provider.invalidate(token),
+            // Evicted since it handed `token` out: the store still holds that set, which must not be
+            // read back and served again. The entry is made (no request) and told.
+            None => {
+                if let Ok(provider) = self.inner.provider(key) {
+                    provider.invalidate_unloaded(token);
+                }
+            }
         }
     }
 

@@ -127,6 +127,21 @@ async fn an_evicted_key_is_read_back_from_the_store_without_a_request() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_token_rejected_after_its_key_was_evicted_is_not_served_again() {
+    let store = Arc::new(MemoryStore::new());
+    let source = Source::new(S(3600), false);
+    let manager = users(&source, Some(store.clone())).idle_timeout(S(60)).build();
+    let rejected = manager.token(&key("a")).await.unwrap();
+    tokio::time::advance(S(61)).await;
+    assert_eq!(manager.evict_idle(), 1);
+    // The 401 arrives after the eviction: the store still holds the rejected set.
+    manager.invalidate(&key("a"), &rejected);
+    let next = manager.token(&key("a")).await.unwrap();
+    assert!(!next.same_token(&rejected), "the rejected token is not read back from the store and served");
+    assert_eq!(source.0.fetches(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_used_key_is_not_evicted_and_misses_sweep_by_themselves() {
     let source = Source::new(S(3600), false);
     let manager = users(&source, None).idle_timeout(S(60)).build();
