@@ -316,7 +316,7 @@ async fn a_revoked_refresh_token_exits_3_asking_to_authorize_again() {
     let refused = run(&token_args).await;
     assert_eq!(refused.status.code(), Some(3), "stdout {} stderr {}", text(&refused.stdout), text(&refused.stderr));
     let stderr = text(&refused.stderr);
-    assert!(stderr.contains("tokensmith authorize") && stderr.contains("refresh token"), "{stderr}");
+    assert!(stderr.contains("tokensmith authorize") && stderr.contains("rejected the refresh token"), "{stderr}");
     assert_no_secret("token", &stderr, &[CODE_CLIENT_SECRET]);
 }
 
@@ -399,14 +399,37 @@ async fn issuer_discovery_for_authorize_token_and_revoke() {
     let revoked = run(&revoke_args).await;
     assert_eq!(revoked.status.code(), Some(0), "{}", text(&revoked.stderr));
     assert_eq!(hello(server, &access).await, 401, "revoked at the endpoint discovery named");
+}
 
-    // An issuer whose metadata names another: a configuration error naming `issuer`, exit 2.
-    let wrong = format!("{}/", server.url("/elsewhere"));
-    let mut bad = vec!["token", "--provider", "custom", "--issuer", wrong.as_str(), "--client-id", CODE_CLIENT_ID];
-    bad.extend(["--client-secret-env", CODE_SECRET_VAR, "--store", store]);
-    let failed = run(&bad).await;
-    assert_ne!(failed.status.code(), Some(0), "{}", text(&failed.stderr));
-    assert!(text(&failed.stdout).is_empty());
+#[tokio::test]
+async fn an_issuer_whose_metadata_names_another_exits_2_naming_issuer() {
+    // A DOT whose OIDC_ISS_ENDPOINT names another issuer (a proxy set up wrong, or a mix-up).
+    let Some(server) = dot::dedicated_with(3600, "cli-flows-issuer", &["--issuer", "https://issuer.example.test/o"])
+    else {
+        return;
+    };
+    let dir = scratch("wrong-issuer");
+    let store = dir.join("tokens.json");
+    let issuer = server.url("/o");
+    let args = [
+        "authorize",
+        "--provider",
+        "custom",
+        "--issuer",
+        issuer.as_str(),
+        "--client-id",
+        CODE_CLIENT_ID,
+        "--client-secret-env",
+        CODE_SECRET_VAR,
+        "--store",
+        store.to_str().unwrap(),
+        "--no-browser",
+    ];
+    let failed = run(&args).await;
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(2), "{stderr}");
+    assert!(text(&failed.stdout).is_empty(), "no URL to open from a server that failed discovery");
+    assert!(stderr.contains("issuer") && stderr.contains("https://issuer.example.test/o"), "{stderr}");
 }
 
 #[tokio::test]

@@ -7,14 +7,14 @@ use tokensmith::flows::{AuthorizationRequest, CodeExchange, FlowClient, Loopback
 use tokensmith::support::parse_seconds_setting;
 use tokensmith::{AccessToken, CachedProvider, Error, RefreshTokenSource, Result, Scopes, interactive};
 
-use crate::{DialectArgs, FlowArgs, ProviderArgs};
+use crate::{ClientArgs, FlowArgs, ProviderArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct AuthorizeArgs {
     #[command(flatten)]
     provider: ProviderArgs,
     #[command(flatten)]
-    dialect: DialectArgs,
+    client: ClientArgs,
     #[command(flatten)]
     flow: FlowArgs,
     /// Run the device authorization grant (RFC 8628) instead: print the verification URI and the
@@ -75,7 +75,7 @@ fn open_browser(url: &str) {
 pub(crate) async fn run(args: AuthorizeArgs) -> Result<()> {
     let timeout = parse_seconds_setting("--timeout", &args.timeout, TIMEOUT_SECS)?;
     let mut config = args.provider.config()?;
-    args.dialect.apply(&mut config);
+    args.client.apply(&mut config);
     args.flow.apply(&mut config);
     if config.provider.is_none() {
         config.provider = Some("whitebit".to_owned());
@@ -144,8 +144,9 @@ async fn generic(args: AuthorizeArgs, config: Config, timeout: std::time::Durati
     let scopes = config.scope.as_deref().map(Scopes::parse).unwrap_or_else(Scopes::empty);
     let token = if args.device {
         let url = interactive::endpoint_url(&config, "device_authorization_url", "`authorize --device`")?;
-        let client =
-            FlowClient::for_token_client(provider.source().client()).allow_insecure_http(config.insecure_http()).build()?;
+        let client = FlowClient::for_token_client(provider.source().client())
+            .allow_insecure_http(config.insecure_http())
+            .build()?;
         let authorization = client.request_device_authorization(&url, &scopes).await?;
         eprintln!("Open this URL on any device, enter the code below and allow access:");
         println!("{}", authorization.verification_uri());
@@ -154,9 +155,10 @@ async fn generic(args: AuthorizeArgs, config: Config, timeout: std::time::Durati
             eprintln!("(or open this URL, which carries the code:)");
             println!("{complete}");
         }
-        let polled = tokio::time::timeout(timeout, client.poll_device_token(&authorization)).await.map_err(|_| {
-            Error::config("timeout", format!("the user did not answer within {} s (--timeout)", timeout.as_secs()))
-        })??;
+        let polled =
+            tokio::time::timeout(timeout, client.poll_device_token(&authorization)).await.map_err(|_| {
+                Error::config("timeout", format!("the user did not answer within {} s (--timeout)", timeout.as_secs()))
+            })??;
         match provider.insert(polled.clone()).await {
             Ok(()) => polled,
             Err(e) => return Err(rescued(&store, &provider, e).await),

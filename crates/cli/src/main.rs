@@ -185,7 +185,7 @@ pub(crate) struct ProviderArgs {
 /// What shapes a client-credentials request (`tokensmith token` only: `authorize` runs WhiteBIT's
 /// flow, whose dialect is fixed).
 #[derive(Debug, Args)]
-pub(crate) struct DialectArgs {
+struct DialectArgs {
     /// Scopes to request, separated by spaces or commas.
     #[arg(long, value_name = "SCOPES")]
     scope: Option<String>,
@@ -202,13 +202,36 @@ pub(crate) struct DialectArgs {
 
 impl DialectArgs {
     /// Applies the flags over `config`.
-    pub(crate) fn apply(&self, config: &mut Config) {
+    fn apply(&self, config: &mut Config) {
         for (slot, flag) in [
             (&mut config.scope, &self.scope),
             (&mut config.credential_style, &self.credential_style),
             (&mut config.body_format, &self.body_format),
             (&mut config.envelope, &self.envelope),
         ] {
+            if let Some(value) = flag {
+                *slot = Some(value.clone());
+            }
+        }
+    }
+}
+
+/// The scopes and credential style of `authorize` and `revoke` (any server; WhiteBIT fixes both).
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// Scopes to request, separated by spaces or commas (custom, generic-django).
+    #[arg(long, value_name = "SCOPES")]
+    scope: Option<String>,
+    /// How credentials are sent: basic, basic-raw, body, none, private-key-jwt or client-secret-jwt
+    /// (custom, generic-django).
+    #[arg(long, value_name = "STYLE")]
+    credential_style: Option<String>,
+}
+
+impl ClientArgs {
+    /// Applies the flags over `config`.
+    pub(crate) fn apply(&self, config: &mut Config) {
+        for (slot, flag) in [(&mut config.scope, &self.scope), (&mut config.credential_style, &self.credential_style)] {
             if let Some(value) = flag {
                 *slot = Some(value.clone());
             }
@@ -398,7 +421,7 @@ pub(crate) fn fail(error: &Error) -> ExitCode {
     let mut text = error.to_string();
     if matches!(error, Error::ReauthorizationRequired { .. }) {
         text.push_str(
-            "; run `tokensmith authorize` again (`tokensmith authorize --provider whitebit ... --store FILE`, or your provider's, with the same --store)",
+            " (run `tokensmith authorize` again with the same provider, client, scopes and --store, e.g. `tokensmith authorize --provider whitebit ... --store FILE`)",
         );
     }
     eprintln!("tokensmith: error: {}", text.split_whitespace().collect::<Vec<_>>().join(" "));
@@ -420,7 +443,9 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
         Some(provider) => {
             let token = provider.token().await?;
             if let Some(unsaved) = provider.unsaved() {
-                return Err(rescue::rescue(&config.store.clone().unwrap_or_default(), provider.key(), &unsaved, None).await);
+                return Err(
+                    rescue::rescue(&config.store.clone().unwrap_or_default(), provider.key(), &unsaved, None).await
+                );
             }
             token
         }

@@ -4,21 +4,21 @@ use clap::Args;
 use tokensmith::flows::FlowClient;
 use tokensmith::{Result, interactive};
 
-use crate::{DialectArgs, FlowArgs, ProviderArgs};
+use crate::{ClientArgs, FlowArgs, ProviderArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct RevokeArgs {
     #[command(flatten)]
     provider: ProviderArgs,
     #[command(flatten)]
-    dialect: DialectArgs,
+    client: ClientArgs,
     #[command(flatten)]
     flow: FlowArgs,
 }
 
 pub(crate) async fn run(args: RevokeArgs) -> Result<()> {
     let mut config = args.provider.config()?;
-    args.dialect.apply(&mut config);
+    args.client.apply(&mut config);
     args.flow.apply(&mut config);
     let config = interactive::flow_config(&config).await?;
     let url = interactive::endpoint_url(&config, "revocation_url", "`revoke`")?;

@@ -96,7 +96,7 @@ pub async fn flow_config(config: &Config) -> Result<Config> {
             return Err(Error::config(
                 "provider",
                 format!(
-                    "the `{other}` provider has no configurable authorization, device or revocation endpoints; use provider = \"custom\" (with the URL keys or `issuer`) or \"generic-django\""
+                    "the `{other}` provider has no configurable authorization, device or revocation endpoints; use provider = \"custom\" (with the URL keys or `issuer`) or \"generic-django\" (\"whitebit\" has its own authorization flow)"
                 ),
             ));
         }
@@ -223,7 +223,8 @@ mod tests {
         let c = config("provider = \"custom\"\ntoken_url = \"https://a/t\"\nclient_id = \"a\"\ngrant = \"implicit\"");
         let Err(Error::Config { key, .. }) = flow_config(&c).await else { panic!("grant accepted") };
         assert_eq!(key, "grant");
-        let c = config("provider = \"custom\"\ntoken_url = \"https://a/t\"\nclient_id = \"a\"\nrevocation_url = \"nope\"");
+        let c =
+            config("provider = \"custom\"\ntoken_url = \"https://a/t\"\nclient_id = \"a\"\nrevocation_url = \"nope\"");
         let Err(Error::Config { key, .. }) = flow_config(&c).await else { panic!("bad URL accepted") };
         assert_eq!(key, "revocation_url");
         let c = config("provider = \"probit\"\nclient_id = \"a\"");
