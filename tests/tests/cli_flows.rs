@@ -4,10 +4,13 @@
 //! `token`; `--issuer` discovery; a denied consent. The user's part (consent page, device page) is
 //! done by a plain HTTP client with a Django session, as in dot_flows.rs. No secret (client secret,
 //! code, refresh token; the access token except on `token`'s stdout) appears in any output.
-//! `TOKENSMITH_SKIP_DOT=1` skips these tests.
+//! JWT client authentication through the CLI runs against the Authlib server of authlib_jwt.rs.
+//! `TOKENSMITH_SKIP_DOT=1` skips the DOT tests, `TOKENSMITH_SKIP_AUTHLIB=1` the Authlib one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[allow(dead_code)]
+mod authlib;
 #[allow(dead_code)]
 mod dot;
 
@@ -159,8 +162,9 @@ fn csrf(html: &str) -> String {
         .unwrap_or_else(|| panic!("a CSRF token in:\n{html}"))
 }
 
-/// The user's part of the device grant: the complete verification URI, the code, Accept.
-async fn approve_device(server: &DotServer, verification_uri: &str, user_code: &str, complete: &str) {
+/// The user's part of the device grant: the complete verification URI, the code, then `action`
+/// (`accept` or `deny`).
+async fn answer_device(server: &DotServer, verification_uri: &str, user_code: &str, complete: &str, action: &str) {
     let browser = dot::login(server).await;
     let page = browser.get(complete).send().await.unwrap();
     assert_eq!(page.status(), 200, "the user code page");
@@ -178,7 +182,7 @@ async fn approve_device(server: &DotServer, verification_uri: &str, user_code: &
     let html = page.text().await.unwrap();
     let answered = browser
         .post(&confirm)
-        .form(&[("csrfmiddlewaretoken", csrf(&html).as_str()), ("action", "accept")])
+        .form(&[("csrfmiddlewaretoken", csrf(&html).as_str()), ("action", action)])
         .send()
         .await
         .unwrap();
@@ -348,7 +352,7 @@ async fn device_authorize_then_token() {
     let complete = running.line().await;
     assert_eq!(verification_uri, server.url("/o/device/"));
     assert!(complete.contains(&user_code), "{complete}");
-    approve_device(server, &verification_uri, &user_code, &complete).await;
+    answer_device(server, &verification_uri, &user_code, &complete, "accept").await;
     let (status, stdout, stderr) = running.finish().await;
     assert_eq!(status, 0, "authorize --device succeeds: {stderr}");
     assert_eq!(stdout.len(), 3, "three lines on stdout: {stdout:?}");
@@ -361,6 +365,39 @@ async fn device_authorize_then_token() {
     let access = text(&token.stdout).trim().to_owned();
     assert_eq!(hello(server, &access).await, 200, "DOT accepts the device grant's token");
     assert_no_secret("token", &text(&token.stderr), &[DEVICE_CLIENT_SECRET, &access]);
+}
+
+#[tokio::test]
+async fn a_denied_device_authorization_exits_3_and_saves_nothing() {
+    let server = server!();
+    let dir = scratch("device-denied");
+    let store_path = dir.join("tokens.json");
+    let args = [
+        "authorize",
+        "--device",
+        "--provider",
+        "generic-django",
+        "--base-url",
+        server.base_url(),
+        "--client-id",
+        DEVICE_CLIENT_ID,
+        "--client-secret-env",
+        DEVICE_SECRET_VAR,
+        "--scope",
+        "read",
+        "--store",
+        store_path.to_str().unwrap(),
+    ];
+    let mut running = Running::spawn(&args);
+    let verification_uri = running.line().await;
+    let user_code = running.line().await;
+    let complete = running.line().await;
+    answer_device(server, &verification_uri, &user_code, &complete, "deny").await;
+    let (status, _stdout, stderr) = running.finish().await;
+    assert_eq!(status, 3, "a denied device authorization is a refusal: {stderr}");
+    assert!(stderr.contains("access_denied"), "{stderr}");
+    assert_no_secret("authorize --device", &stderr, &[DEVICE_CLIENT_SECRET]);
+    assert!(!std::fs::read_to_string(&store_path).unwrap_or_default().contains("access_token"), "nothing saved");
 }
 
 #[tokio::test]
@@ -472,4 +509,68 @@ async fn a_denied_consent_exits_3_and_saves_nothing() {
     assert_eq!(status, 3, "a denied consent is a refusal: {stderr}");
     assert!(stderr.contains("access_denied"), "{stderr}");
     assert!(!std::fs::read_to_string(&store_path).unwrap_or_default().contains("access_token"), "nothing saved");
+}
+
+/// `--credential-style private-key-jwt --private-key-file PEM --key-id KID` and `client-secret-jwt`
+/// through `tokensmith token`, against Authlib, which verifies the assertions (RFC 7523).
+#[tokio::test]
+async fn jwt_credential_styles_through_the_cli_against_authlib() {
+    let Some(server) = authlib::shared() else { return };
+    let token_url = server.token_url();
+    let fixtures = authlib::repo_root().join("crates/core/tests/fixtures");
+    let pem_path = fixtures.join("test-only-rsa.pem");
+    let pem = std::fs::read_to_string(&pem_path).unwrap();
+    let key_body: String = pem.lines().nth(1).unwrap().to_owned();
+    let pem_arg = pem_path.to_str().unwrap();
+    let private = [
+        "token",
+        "--provider",
+        "custom",
+        "--token-url",
+        token_url.as_str(),
+        "--client-id",
+        authlib::RS256_CLIENT_ID,
+        "--credential-style",
+        "private-key-jwt",
+        "--private-key-file",
+        pem_arg,
+        "--key-id",
+        "test-key",
+        "--scope",
+        "read",
+        "--no-cache",
+    ];
+    let out = run(&private).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).trim().is_empty());
+    assert_no_secret("private-key-jwt token", &text(&out.stderr), &[&key_body]);
+
+    let mut hs256 = command(&[
+        "token",
+        "--provider",
+        "custom",
+        "--token-url",
+        token_url.as_str(),
+        "--client-id",
+        authlib::HS256_CLIENT_ID,
+        "--credential-style",
+        "client-secret-jwt",
+        "--client-secret-env",
+        "CLI_FLOWS_HS256_SECRET",
+        "--scope",
+        "read",
+        "--no-cache",
+    ]);
+    let out = hs256.env("CLI_FLOWS_HS256_SECRET", authlib::HS256_SECRET).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).trim().is_empty());
+    assert_no_secret("client-secret-jwt token", &text(&out.stderr), &[authlib::HS256_SECRET]);
+
+    // The wrong key for the client: Authlib refuses the assertion, exit 3, the key never shown.
+    let ec = fixtures.join("test-only-ec-p256.pem");
+    let mut wrong = private;
+    wrong[10] = ec.to_str().unwrap();
+    let out = run(&wrong).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_no_secret("refused private-key-jwt", &text(&out.stderr), &[&key_body]);
 }

@@ -1,4 +1,4 @@
-//! `tokensmith`: print an OAuth 2.0 access token for scripts, authorize WhiteBIT, run the sandbox.
+//! `tokensmith`: print an OAuth 2.0 access token for scripts, authorize (any server or WhiteBIT; device grant too), revoke, run the sandbox.
 //!
 //! ```text
 //! curl -H "Authorization: Bearer $(tokensmith token --provider probit --client-id ID --client-secret-env PROBIT_SECRET)" ...
