@@ -64,8 +64,7 @@ pub fn build(config: &Config) -> Result<SharedTokenProvider> {
         }
         "authorization_code" | "device_code" => {
             // What `tokensmith authorize` saved: served, and refreshed with rotation, from the store.
-            let (provider, _store) = crate::interactive::refresh_provider(config)?;
-            Ok(SharedTokenProvider::new(provider))
+            crate::interactive::build_authorized(config)
         }
         other => Err(Error::config(
             "grant",

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use tokensmith_core::flows::discover;
+use tokensmith_core::flows::{ServerMetadata, discover};
 use tokensmith_core::http::ReqwestTransport;
 use tokensmith_core::support::parse_url;
 use tokensmith_core::{CachedProvider, Error, RefreshTokenSource, Result, TokenStore};
@@ -70,7 +70,53 @@ pub fn uses_flow_keys(config: &Config) -> bool {
 /// [`Error::Config`] naming the key at fault: a provider without these flows, a URL that does not
 /// parse, a missing `base_url`; discovery's errors (an `issuer` that does not match, ...).
 pub async fn flow_config(config: &Config) -> Result<Config> {
+    let metadata = match config.issuer.as_deref() {
+        Some(issuer) => {
+            let insecure = config.insecure_http();
+            parse_url("issuer", issuer, insecure)?;
+            // Checked before anything is fetched.
+            check_provider(config)?;
+            let transport = ReqwestTransport::builder().allow_insecure_http(insecure).build()?;
+            Some(discover(&transport, issuer.trim()).await?)
+        }
+        None => None,
+    };
+    resolve(config, metadata.as_ref())
+}
+
+/// [`flow_config`] without discovery, for synchronous callers such as [`from_config`](crate::from_config).
+///
+/// # Errors
+///
+/// As [`flow_config`], and [`Error::Config`] for `issuer` when it is set (discovery needs
+/// [`flow_config`]).
+pub fn static_flow_config(config: &Config) -> Result<Config> {
+    if config.issuer.is_some() {
+        return Err(Error::config(
+            "issuer",
+            "discovery fetches the issuer's metadata: resolve it first with `tokensmith::interactive::flow_config` (async), or set the URL keys instead",
+        ));
+    }
+    resolve(config, None)
+}
+
+/// Refuses a provider without these flows.
+fn check_provider(config: &Config) -> Result<()> {
+    match config.provider_name()?.trim() {
+        "custom" | "generic-django" => Ok(()),
+        other => Err(Error::config(
+            "provider",
+            format!(
+                "the `{other}` provider has no configurable authorization, device or revocation endpoints; use provider = \"custom\" (with the URL keys or `issuer`) or \"generic-django\" (\"whitebit\" has its own authorization flow)"
+            ),
+        )),
+    }
+}
+
+/// The `custom` configuration of [`flow_config`], from `config` and the issuer's `metadata`.
+fn resolve(config: &Config, metadata: Option<&ServerMetadata>) -> Result<Config> {
     check_grant(config)?;
+    check_provider(config)?;
     let provider = config.provider_name()?.trim().to_owned();
     let mut out = config.clone();
     let insecure = config.insecure_http();
@@ -83,29 +129,15 @@ pub async fn flow_config(config: &Config) -> Result<Config> {
             parse_url(key, text, insecure)?;
         }
     }
-    match provider.as_str() {
-        "custom" => {}
-        "generic-django" => {
-            if config.name.is_none() {
-                out.name = Some("generic-django".to_owned());
-            }
-            out.base_url = None;
-            out.token_path = None;
+    if provider == "generic-django" {
+        if config.name.is_none() {
+            out.name = Some("generic-django".to_owned());
         }
-        other => {
-            return Err(Error::config(
-                "provider",
-                format!(
-                    "the `{other}` provider has no configurable authorization, device or revocation endpoints; use provider = \"custom\" (with the URL keys or `issuer`) or \"generic-django\" (\"whitebit\" has its own authorization flow)"
-                ),
-            ));
-        }
+        out.base_url = None;
+        out.token_path = None;
     }
     out.provider = Some("custom".to_owned());
-    if let Some(issuer) = config.issuer.as_deref() {
-        parse_url("issuer", issuer, insecure)?;
-        let transport = ReqwestTransport::builder().allow_insecure_http(insecure).build()?;
-        let metadata = discover(&transport, issuer.trim()).await?;
+    if let Some(metadata) = metadata {
         let fill = |slot: &mut Option<String>, found: &Option<Url>| {
             if slot.is_none() {
                 *slot = found.as_ref().map(|u| u.to_string());
@@ -174,6 +206,17 @@ pub fn endpoint_url(config: &Config, key: &str, what: &str) -> Result<Url> {
     parse_url(key, text, config.insecure_http())
 }
 
+/// The provider `grant = "authorization_code"` or `"device_code"` builds from configuration, for
+/// custom and generic-django ([`static_flow_config`] then [`refresh_provider`]).
+///
+/// # Errors
+///
+/// As [`static_flow_config`] and [`refresh_provider`].
+pub fn build_authorized(config: &Config) -> Result<tokensmith_core::SharedTokenProvider> {
+    let flow = static_flow_config(config)?;
+    Ok(tokensmith_core::SharedTokenProvider::new(refresh_provider(&flow)?.0))
+}
+
 /// The cached provider over a [`RefreshTokenSource`] that `config` (from [`flow_config`]) describes,
 /// with its store: `authorize` saves the tokens under its key ([`CachedProvider::key`]) and `token`
 /// serves and refreshes them from there.
@@ -236,6 +279,28 @@ mod tests {
             panic!("missing endpoint accepted")
         };
         assert_eq!(key, "device_authorization_url");
+    }
+
+    #[test]
+    fn from_config_builds_the_authorized_grants_and_ignores_flow_keys_for_client_credentials() {
+        let dir = std::env::temp_dir().join(format!("tokensmith-interactive-{}", std::process::id()));
+        let store = dir.join("tokens.json");
+        let base = "provider = \"generic-django\"\nbase_url = \"https://auth.example.com\"\nclient_id = \"a\"\nclient_secret = \"s\"";
+        let text = format!(
+            "{base}\ngrant = \"device_code\"\n[store]\nkind = \"file\"\npath = {:?}",
+            store.display().to_string()
+        );
+        assert!(crate::from_config(&config(&text)).is_ok());
+        let text = format!("{base}\nauthorize_url = \"https://auth.example.com/x\"\ngrant = \"client_credentials\"");
+        assert!(crate::from_config(&config(&text)).is_ok(), "the flow keys do not stop the client-credentials grant");
+        let text = format!(
+            "{base}\ngrant = \"authorization_code\"\nissuer = \"https://auth.example.com\"\n[store]\nkind = \"file\"\npath = \"/tmp/x.json\""
+        );
+        let Err(Error::Config { key, .. }) = crate::from_config(&config(&text)) else {
+            panic!("issuer resolved synchronously")
+        };
+        assert_eq!(key, "issuer");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
