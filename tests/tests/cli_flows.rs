@@ -86,6 +86,27 @@ fn assert_no_secret(what: &str, output: &str, secrets: &[&str]) {
     }
 }
 
+/// Every string stored under a `refresh_token` key in the file store's JSON.
+fn stored_refresh_tokens(path: &str) -> Vec<String> {
+    fn walk(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match v {
+                        serde_json::Value::String(text) if key == "refresh_token" => found.push(text.clone()),
+                        _ => walk(v, found),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(&serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap(), &mut found);
+    found
+}
+
 /// `GET /api/hello/` with `token`: DOT's verdict on it.
 async fn hello(server: &DotServer, token: &str) -> u16 {
     reqwest::Client::new().get(server.url("/api/hello/")).bearer_auth(token).send().await.unwrap().status().as_u16()
@@ -230,9 +251,11 @@ async fn authorization_code_then_token_then_revoke_then_token_asks_to_authorize_
     let mut args = vec!["authorize"];
     args.extend(common);
     args.extend(["--pkce", "--no-browser"]);
-    authorize_code(server, &args).await;
-    let saved = std::fs::read_to_string(store).unwrap();
-    assert!(saved.contains("refresh_token"), "the set with its refresh token is in the store");
+    let (authorize_stdout, authorize_stderr) = authorize_code(server, &args).await;
+    let refresh = stored_refresh_tokens(store);
+    assert_eq!(refresh.len(), 1, "the set with its refresh token is in the store");
+    let refresh = refresh[0].clone();
+    assert_no_secret("authorize", &format!("{authorize_stdout:?}{authorize_stderr}"), &[&refresh]);
 
     // `token` finds the set in the store (no --grant): the saved access token, accepted by DOT.
     let mut token_args = vec!["token"];
@@ -242,7 +265,8 @@ async fn authorization_code_then_token_then_revoke_then_token_asks_to_authorize_
     let access = text(&first.stdout).trim().to_owned();
     assert!(!access.is_empty());
     assert_eq!(hello(server, &access).await, 200, "DOT accepts the token authorize saved");
-    assert_no_secret("token's stderr", &text(&first.stderr), &[CODE_CLIENT_SECRET, &access]);
+    assert_no_secret("token's stderr", &text(&first.stderr), &[CODE_CLIENT_SECRET, &access, &refresh]);
+    assert_no_secret("token's stdout", &text(&first.stdout), &[CODE_CLIENT_SECRET, &refresh]);
     // And with the grant named.
     token_args.extend(["--grant", "authorization_code"]);
     let second = run(&token_args).await;
@@ -255,7 +279,7 @@ async fn authorization_code_then_token_then_revoke_then_token_asks_to_authorize_
     let revoked = run(&revoke_args).await;
     assert_eq!(revoked.status.code(), Some(0), "{}", text(&revoked.stderr));
     assert!(text(&revoked.stdout).is_empty(), "revoke prints nothing on stdout");
-    assert_no_secret("revoke", &text(&revoked.stderr), &[CODE_CLIENT_SECRET, &access]);
+    assert_no_secret("revoke", &text(&revoked.stderr), &[CODE_CLIENT_SECRET, &access, &refresh]);
     assert_eq!(hello(server, &access).await, 401, "DOT no longer accepts the revoked access token");
     assert!(!std::fs::read_to_string(store).unwrap_or_default().contains("refresh_token"), "removed from the store");
 
@@ -264,6 +288,7 @@ async fn authorization_code_then_token_then_revoke_then_token_asks_to_authorize_
     assert_eq!(after.status.code(), Some(3), "{}", text(&after.stderr));
     assert!(text(&after.stdout).is_empty());
     assert!(text(&after.stderr).contains("tokensmith authorize"), "{}", text(&after.stderr));
+    assert_no_secret("token after revoke", &text(&after.stderr), &[CODE_CLIENT_SECRET, &access, &refresh]);
 }
 
 #[tokio::test]
