@@ -461,6 +461,32 @@ async fn issuer_discovery_for_authorize_token_and_revoke() {
     let revoked = run(&revoke_args).await;
     assert_eq!(revoked.status.code(), Some(0), "{}", text(&revoked.stderr));
     assert_eq!(hello(server, &access).await, 401, "revoked at the endpoint discovery named");
+
+    // The client-credentials grant with the token endpoint from discovery.
+    let cc = command(&[
+        "token",
+        "--provider",
+        "custom",
+        "--issuer",
+        issuer.as_str(),
+        "--client-id",
+        dot::CC_CLIENT_ID,
+        "--client-secret-env",
+        "CLI_FLOWS_CC_SECRET",
+        "--scope",
+        "read",
+        "--no-cache",
+    ])
+    .env("CLI_FLOWS_CC_SECRET", dot::CC_CLIENT_SECRET)
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(cc.status.code(), Some(0), "{}", text(&cc.stderr));
+    assert_eq!(
+        hello(server, text(&cc.stdout).trim()).await,
+        200,
+        "a client-credentials token from the discovered endpoint"
+    );
 }
 
 #[tokio::test]

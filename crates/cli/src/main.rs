@@ -439,8 +439,8 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
     if config.store.is_none() && !args.no_cache {
         config.store = user_cache().map(|path| StoreConfig::File { path });
     }
-    let token = match authorized_provider(&config).await? {
-        Some(provider) => {
+    let token = match served(config.clone()).await? {
+        Served::Authorized(provider) => {
             let token = provider.token().await?;
             if let Some(unsaved) = provider.unsaved() {
                 return Err(
@@ -449,7 +449,7 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
             }
             token
         }
-        None => {
+        Served::Configured(config) => {
             let provider = Registry::default().build(&config)?;
             let token = provider.token().await?;
             // The set is saved before the token is printed; a set the store refused (with a rotating
@@ -478,30 +478,47 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
     Ok(())
 }
 
-/// The provider serving what `tokensmith authorize` saved, when `config` asks for it (`grant =
-/// "authorization_code"` or `"device_code"`, or a flow key such as `issuer`), or when `config` leaves
-/// the grant unset and its store already holds a token set with a refresh token for this client
-/// (custom and generic-django). `None`: the configured provider's own grant.
-async fn authorized_provider(config: &Config) -> Result<Option<CachedProvider<RefreshTokenSource>>, Error> {
-    let explicit = interactive::is_authorized_grant(config) || interactive::uses_flow_keys(config);
-    if explicit {
-        let flow = interactive::flow_config(config).await?;
-        return Ok(Some(interactive::refresh_provider(&flow)?.0));
+/// What `tokensmith token` serves.
+#[derive(Debug)]
+enum Served {
+    /// What `tokensmith authorize` saved, refreshed from the store.
+    Authorized(CachedProvider<RefreshTokenSource>),
+    /// The configured provider's own grant, from this configuration.
+    Configured(Box<Config>),
+}
+
+/// What `config` asks `token` to serve: what `tokensmith authorize` saved when `grant =
+/// "authorization_code"` or `"device_code"`, or when the grant is unset and the store already holds a
+/// token set with a refresh token for this client (custom and generic-django); else the configured
+/// grant, with its endpoints resolved (`issuer`, generic-django's defaults) when a flow key is set.
+async fn served(config: Config) -> Result<Served, Error> {
+    if interactive::is_authorized_grant(&config) {
+        let flow = interactive::flow_config(&config).await?;
+        return Ok(Served::Authorized(interactive::refresh_provider(&flow)?.0));
     }
-    let candidate = config.grant.is_none()
-        && matches!(config.provider.as_deref().map(str::trim), Some("custom" | "generic-django"))
-        && matches!(config.store, Some(StoreConfig::File { .. } | StoreConfig::Redis { .. }));
-    if !candidate {
-        return Ok(None);
+    if !matches!(config.provider.as_deref().map(str::trim), Some("custom" | "generic-django")) {
+        return Ok(Served::Configured(Box::new(config)));
     }
-    // Any error here (a key the flow does not take, an unreadable store) is left to the configured
-    // provider's own path, which reports it.
-    let Ok(flow) = interactive::flow_config(config).await else { return Ok(None) };
-    let Ok((provider, store)) = interactive::refresh_provider(&flow) else { return Ok(None) };
-    match store.load(provider.key()).await {
-        Ok(Some(set)) if set.refresh_token().is_some() => Ok(Some(provider)),
-        _ => Ok(None),
+    let flow_keys = interactive::uses_flow_keys(&config);
+    let lasting = matches!(config.store, Some(StoreConfig::File { .. } | StoreConfig::Redis { .. }));
+    let look = config.grant.is_none() && lasting;
+    let flow = if flow_keys {
+        Some(interactive::flow_config(&config).await?)
+    } else if look {
+        // An error here (a key the flow does not take) is left to the configured provider's path.
+        interactive::flow_config(&config).await.ok()
+    } else {
+        None
+    };
+    let Some(flow) = flow else { return Ok(Served::Configured(Box::new(config))) };
+    if look {
+        if let Ok((provider, store)) = interactive::refresh_provider(&flow) {
+            if matches!(store.load(provider.key()).await, Ok(Some(set)) if set.refresh_token().is_some()) {
+                return Ok(Served::Authorized(provider));
+            }
+        }
     }
+    Ok(Served::Configured(Box::new(if flow_keys { flow } else { config })))
 }
 
 /// The per-user token cache file, its directory created owner-only (0700): `$XDG_CACHE_HOME/tokensmith`
