@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tokensmith_core::flows::{AuthorizationRequest, CodeExchange, LoopbackListener, pkce_challenge};
 use tokensmith_core::{
-    CachedProvider, ClientCredentials, FileStore, RefreshTokenSource, Scopes, TokenClient, TokenEndpoint,
+    CachedProvider, ClientCredentials, Scopes, TokenClient, TokenEndpoint, cache::RefreshTokenSource, store::FileStore,
 };
 
 #[tokio::main]

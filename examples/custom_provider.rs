@@ -17,7 +17,8 @@ use tokensmith::config::Config;
 use tokensmith::secrecy::ExposeSecret as _;
 use tokensmith::{
     AccessToken, CachedProvider, ClientCredentials, Registry, Result, Scopes, SharedTokenProvider, TokenClient,
-    TokenEndpoint, TokenSource, build_store,
+    TokenEndpoint, build_store,
+    cache::TokenSource,
     request::{BodyFormat, Grant},
     style::RequestBody,
 };

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use tokensmith_core::flows::{FlowClient, MetadataCache};
 use tokensmith_core::http::ReqwestTransport;
-use tokensmith_core::{CachedProvider, ClientCredentials, FileStore, RefreshTokenSource, Scopes, TokenClient};
+use tokensmith_core::{
+    CachedProvider, ClientCredentials, Scopes, TokenClient, cache::RefreshTokenSource, store::FileStore,
+};
 
 #[tokio::main]
 async fn main() {

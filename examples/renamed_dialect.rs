@@ -10,7 +10,8 @@ use tokensmith::parse::{ResponseField, ResponseFormat};
 use tokensmith::secrecy::SecretString;
 use tokensmith::style::BodyCredentials;
 use tokensmith::{
-    CachedProvider, ClientCredentials, ClientCredentialsSource, Result, Scopes, TokenClient, TokenEndpoint,
+    CachedProvider, ClientCredentials, Result, Scopes, TokenClient, TokenEndpoint,
+    cache::ClientCredentialsSource,
     request::{BodyFormat, Grant},
 };
 

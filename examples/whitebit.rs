@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, AuthorizedClient, FileStore, TokenProvider, TokenStore};
+use tokensmith_core::{AccessToken, AuthorizedClient, TokenProvider, TokenStore, store::FileStore};
 use tokensmith_sandbox::{Dialect, Sandbox};
 use tokensmith_whitebit::{LoopbackListener, WhitebitBuilder, WhitebitProvider};
 

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use tokensmith::config::{Config, ENV_VARS, KEYS};
 use tokensmith_core::parse::{ResponseFormat, parse_error, parse_response};
-use tokensmith_core::{FileStore, RetryPolicy, StoredToken, TokenStore as _, http::HttpResponse};
+use tokensmith_core::{RetryPolicy, TokenStore as _, http::HttpResponse, store::FileStore, store::StoredToken};
 
 /// A secret value placed only where secrets go (inline secrets, `*_ENV` names, `{ env = .. }`): it
 /// must appear in no error and no `Debug` output. Not a valid variable name, so never named.

@@ -22,7 +22,8 @@ use tokensmith_core::flows::{AuthorizationCode, AuthorizationRequest, CodeExchan
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::LogCapture;
 use tokensmith_core::{
-    CachedProvider, ClientCredentials, Error, FileStore, RefreshTokenSource, Scopes, TokenClient, TokenStore,
+    CachedProvider, ClientCredentials, Error, Scopes, TokenClient, TokenStore, cache::RefreshTokenSource,
+    store::FileStore,
 };
 
 /// The shared server (`None`: skipped), with a guard to hold to the end of the test: the tests count

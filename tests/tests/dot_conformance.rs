@@ -19,8 +19,8 @@ use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::style::BasicAuthRaw;
 use tokensmith_core::testing::ManualClock;
 use tokensmith_core::{
-    AccessToken, AuthorizedClient, CachedProvider, ClientCredentials, ClientCredentialsSource, Error,
-    RefreshTokenSource, Scopes, SharedTokenProvider, TokenClient, TokenProvider, error::OAuthErrorCode, request::Grant,
+    AccessToken, AuthorizedClient, CachedProvider, ClientCredentials, Error, Scopes, SharedTokenProvider, TokenClient,
+    TokenProvider, cache::ClientCredentialsSource, cache::RefreshTokenSource, error::OAuthErrorCode, request::Grant,
 };
 use tokensmith_generic_django::{DjangoCredentials, DjangoProvider};
 

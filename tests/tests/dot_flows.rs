@@ -21,8 +21,8 @@ use tokensmith_core::request::{Grant, TokenRequest};
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::testing::LogCapture;
 use tokensmith_core::{
-    AccessToken, CachedProvider, ClientCredentials, Error, MemoryStore, RefreshTokenSource, Scopes, TokenClient,
-    TokenStore as _,
+    AccessToken, CachedProvider, ClientCredentials, Error, MemoryStore, Scopes, TokenClient, TokenStore as _,
+    cache::RefreshTokenSource,
 };
 
 /// The server shared by this binary's tests, or return (skipped).

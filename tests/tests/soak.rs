@@ -31,7 +31,8 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use rand::Rng as _;
 use tokensmith_core::{
-    AuthorizedClient, Error, RefreshPolicy, RetryPolicy,
+    AuthorizedClient, Error, RetryPolicy,
+    cache::RefreshPolicy,
     error::TransportError,
     http::{HttpResponse, ReqwestTransport, Transport},
     request::TokenRequest,

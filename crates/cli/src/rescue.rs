@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use tokensmith::config::StoreConfig;
-use tokensmith::{AccessToken, Error, FileStore, TokenStore as _};
+use tokensmith::{AccessToken, Error, TokenStore as _, store::FileStore};
 
 /// Where a rescue file may go, in order: beside a file store, then the system's temporary directory.
 fn rescue_paths(store: &StoreConfig) -> Vec<PathBuf> {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use tokensmith_core::cache::ProviderSource;
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::*;
 

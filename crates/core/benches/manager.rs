@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use tokensmith_core::cache::{ProviderSource, RefreshTokenSource, TokenSource};
 use tokensmith_core::manager::TokenManager;
 use tokensmith_core::*;
 

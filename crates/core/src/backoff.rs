@@ -1,6 +1,6 @@
 //! [`Backoff`]: the one exponential back-off behind every waiting loop of the crate — retries inside
 //! a token fetch ([`RetryPolicy`](crate::RetryPolicy)), the cache's back-off after a failed fetch
-//! ([`RefreshPolicy`](crate::RefreshPolicy)), the background re-save of a token set the store did not
+//! ([`RefreshPolicy`](crate::cache::RefreshPolicy)), the background re-save of a token set the store did not
 //! take, and the polling of a coordinating store while another process refreshes.
 
 use std::time::Duration;

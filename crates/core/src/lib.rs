@@ -13,7 +13,11 @@
 //! - [`http::Transport`]: the HTTP layer (`http::ReqwestTransport` by default).
 //! - [`parse`]: lenient, strict-where-it-matters token response parsing.
 //! - [`CachedProvider`]: the cache with early refresh, single-flight fetches and back-off; its
-//!   [`TokenStore`] keeps token sets.
+//!   [`TokenStore`] keeps token sets ([`MemoryStore`] by default). What configures and feeds the
+//!   cache ([`cache::RefreshPolicy`], [`cache::TokenSource`] and its implementations) is in [`cache`];
+//!   what store implementations name ([`store::Coordinator`], [`store::StoredToken`],
+//!   [`store::store_key`], ...) and the file store are in [`store`]; the injectable time source
+//!   ([`clock::Clock`], [`clock::TokioClock`] for tests) is in [`clock`].
 //! - `AuthorizedClient`: puts the token on resource requests.
 //! - [`flows`]: the authorization code grant with PKCE (and its loopback listener), server metadata
 //!   discovery (RFC 8414), the device authorization grant (RFC 8628) and token revocation (RFC 7009),
@@ -29,7 +33,8 @@
 //! A client-credentials provider for an RFC 6749 endpoint, cached:
 //!
 //! ```no_run
-//! use tokensmith_core::{CachedProvider, ClientCredentials, ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint};
+//! use tokensmith_core::cache::ClientCredentialsSource;
+//! use tokensmith_core::{CachedProvider, ClientCredentials, Scopes, TokenClient, TokenEndpoint};
 //!
 //! # async fn run() -> tokensmith_core::Result<()> {
 //! let endpoint = TokenEndpoint::new("https://auth.example.com/oauth/token".parse().unwrap());
@@ -52,15 +57,14 @@
 //!   negotiates HTTP/2; without it, HTTP/1.1 only. A proxy, extra roots or a client certificate go on a
 //!   `reqwest::ClientBuilder` given to `ReqwestTransportBuilder::build_from`, which keeps the token
 //!   rules (no redirects, body cap, HTTPS).
-//! - `file-store` (default): `FileStore`, token sets in a file shared between processes.
+//! - `file-store` (default): `store::FileStore`, token sets in a file shared between processes.
 //! - `testing`: `http::MockTransport`, a `mockall` mock of [`http::Transport`], and the helpers of
 //!   `testing`, for your own tests.
-//! - `encryption`: `StoreEncryption`, AES-256-GCM encryption of stored token sets, e.g.
-//!   `FileStore::with_encryption`.
-//! - [`flows`]: the authorization code grant with PKCE (and its loopback listener), server metadata
-//!   discovery (RFC 8414), the device authorization grant (RFC 8628) and token revocation (RFC 7009),
-//!   for any RFC-compliant server.
-//! - [`manager::TokenManager`]: one cached token per key, for thousands of users or clients.
+//! - `encryption`: `store::StoreEncryption`, AES-256-GCM encryption of stored token sets, e.g.
+//!   `store::FileStore::with_encryption`.
+//! - `jwt`: JWT client authentication (RFC 7523 §2.2), the `private_key_jwt` and `client_secret_jwt`
+//!   credential styles `style::PrivateKeyJwt` (RS256, ES256) and `style::ClientSecretJwt` (HS256);
+//!   signs with `jsonwebtoken` on aws-lc-rs.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
@@ -76,8 +80,6 @@
 #[cfg(feature = "reqwest")]
 mod authorized;
 mod backoff;
-mod cache;
-mod clock;
 mod endpoint;
 mod failure;
 #[cfg(feature = "file-store")]
@@ -89,10 +91,11 @@ mod provider;
 mod retry;
 #[cfg(feature = "encryption")]
 mod seal;
-mod store;
 mod token;
 
 // Public modules: everything of one topic, none of it also at the root.
+pub mod cache;
+pub mod clock;
 pub mod dialect;
 pub mod error;
 pub mod flows;
@@ -100,6 +103,7 @@ pub mod http;
 pub mod manager;
 pub mod parse;
 pub mod request;
+pub mod store;
 pub mod style;
 #[doc(hidden)]
 pub mod support;
@@ -110,22 +114,13 @@ pub mod testing;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use authorized::AuthorizedClient;
-pub use cache::{
-    CachedProvider, CachedProviderBuilder, ClientCredentialsSource, ProviderSource, RefreshPolicy, RefreshTokenSource,
-    TokenSource,
-};
-pub use clock::{Clock, SystemClock, TokioClock};
+pub use cache::cached::CachedProvider;
 pub use endpoint::{TokenClient, TokenClientBuilder, TokenEndpoint};
 pub use failure::{Error, Result};
-#[cfg(feature = "file-store")]
-#[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
-pub use file_store::FileStore;
 pub use provider::{ProvideTokenFn, SharedTokenProvider, TokenProvider, provide_token_fn};
 pub use retry::RetryPolicy;
-#[cfg(feature = "encryption")]
-#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
-pub use seal::StoreEncryption;
-pub use store::{Coordinator, LockGuard, MemoryStore, RefreshLock, StoredToken, TokenStore, Versioned, store_key};
+pub use store::memory::MemoryStore;
+pub use store::token_store::TokenStore;
 pub use token::{AccessToken, AccessTokenBuilder, ClientCredentials, RefreshToken, Scopes};
 
 /// Re-exported so that implementing [`TokenProvider`], [`TokenStore`] or [`http::Transport`] needs

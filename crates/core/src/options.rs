@@ -153,14 +153,14 @@ macro_rules! provider_option_setters {
 
         /// When the cached token is refreshed (default `RefreshPolicy::default()`: a 300 s token after
         /// 225–240 s, a 900 s token after 675–720 s).
-        pub fn refresh_policy(mut self, policy: $crate::RefreshPolicy) -> Self {
+        pub fn refresh_policy(mut self, policy: $crate::cache::RefreshPolicy) -> Self {
             self.options.refresh_policy = policy;
             self
         }
 
         /// The clock of the cache and of expiry stamps (default: the system clock; use
         /// `TokioClock` in tests with paused time).
-        pub fn clock(mut self, clock: ::std::sync::Arc<dyn $crate::Clock>) -> Self {
+        pub fn clock(mut self, clock: ::std::sync::Arc<dyn $crate::clock::Clock>) -> Self {
             self.options.clock = ::std::option::Option::Some(clock);
             self
         }

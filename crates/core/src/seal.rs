@@ -64,7 +64,7 @@ const KEY_FORM: &str = "expected 32 random bytes in base64 (44 characters, stand
 /// key material.
 ///
 /// ```
-/// use tokensmith_core::{StoreEncryption, StoredToken, AccessToken, RefreshToken};
+/// use tokensmith_core::{store::StoreEncryption, store::StoredToken, AccessToken, RefreshToken};
 ///
 /// # fn main() -> tokensmith_core::Result<()> {
 /// // In production: StoreEncryption::from_env("MYAPP_TOKEN_KEY")? or ::from_file("/run/secrets/token-key")?

@@ -17,8 +17,8 @@ use tokensmith_core::request::TokenRequest;
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::LogCapture;
 use tokensmith_core::{
-    CachedProvider, ClientCredentials, Error, MemoryStore, RefreshTokenSource, RetryPolicy, Scopes, TokenClient,
-    TokenEndpoint, TokenStore, TokioClock,
+    CachedProvider, ClientCredentials, Error, MemoryStore, RetryPolicy, Scopes, TokenClient, TokenEndpoint, TokenStore,
+    cache::RefreshTokenSource, clock::TokioClock,
 };
 
 const CLIENT_SECRET: &str = "client-secret-5e1f";

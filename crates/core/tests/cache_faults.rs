@@ -15,8 +15,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use tokensmith_core::cache::{ClientCredentialsSource, RefreshPolicy, TokenSource};
+use tokensmith_core::clock::{Clock, TokioClock};
 use tokensmith_core::error::{TransportError, TransportErrorKind};
 use tokensmith_core::secrecy::ExposeSecret as _;
+use tokensmith_core::store::Versioned;
 use tokensmith_core::testing::{FakeEndpoint, ManualClock, rfc6749_success};
 use tokensmith_core::*;
 

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokensmith_core::cache::{RefreshPolicy, RefreshTokenSource, TokenSource};
+use tokensmith_core::clock::{Clock, TokioClock};
 use tokensmith_core::secrecy::ExposeSecret as _;
+use tokensmith_core::store::{Coordinator, LockGuard, RefreshLock, Versioned};
 use tokensmith_core::*;
 use tokensmith_core::{
     error::TransportError,

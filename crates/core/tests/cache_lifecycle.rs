@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokensmith_core::cache::{RefreshPolicy, RefreshTokenSource, TokenSource};
+use tokensmith_core::clock::{Clock, SystemClock, TokioClock};
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::*;
 use tokensmith_core::{

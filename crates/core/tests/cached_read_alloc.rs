@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use tokensmith_core::cache::ProviderSource;
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::*;
 

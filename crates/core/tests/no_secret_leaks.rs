@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokensmith_core::cache::ClientCredentialsSource;
 use tokensmith_core::secrecy::SecretString;
+use tokensmith_core::store::StoredToken;
 use tokensmith_core::*;
 use tokensmith_core::{
     error::{CallbackError, HttpError, OAuthError, OAuthErrorCode, TransportError, TransportErrorKind},

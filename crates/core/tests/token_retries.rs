@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use tokensmith_core::cache::ClientCredentialsSource;
+use tokensmith_core::clock::TokioClock;
 use tokensmith_core::*;
 use tokensmith_core::{
     error::{TransportError, TransportErrorKind},

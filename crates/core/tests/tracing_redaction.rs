@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokensmith_core::cache::{ClientCredentialsSource, RefreshTokenSource};
+use tokensmith_core::clock::{Clock, TokioClock};
 use tokensmith_core::*;
 use tokensmith_core::{
     error::{TransportError, TransportErrorKind},

@@ -32,7 +32,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use tokensmith_core::{CachedProvider, ClientCredentials, ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint};
+//! use tokensmith_core::{CachedProvider, ClientCredentials, cache::ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint};
 //! use tokensmith_redis::RedisStore;
 //!
 //! # async fn run() -> tokensmith_core::Result<()> {
@@ -52,7 +52,7 @@
 //! # Feature flags
 //!
 //! - `encryption` (off by default): `RedisStoreBuilder::encryption` seals every stored token set
-//!   with AES-256-GCM, bound to its key (`tokensmith_core::StoreEncryption`).
+//!   with AES-256-GCM, bound to its key (`tokensmith_core::store::StoreEncryption`).
 //!
 //! The store needs a tokio runtime (it is built on the `redis` crate's tokio support). TLS uses
 //! rustls with aws-lc-rs, the provider reqwest uses; if no rustls crypto provider is installed for
@@ -93,7 +93,8 @@ use tokensmith_core::error::SharedError as BoxError;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::support::redact_url_password;
 use tokensmith_core::{
-    AccessToken, Coordinator, Error, LockGuard, RefreshLock, Result, StoredToken, TokenStore, Versioned,
+    AccessToken, Error, Result, TokenStore, store::Coordinator, store::LockGuard, store::RefreshLock,
+    store::StoredToken, store::Versioned,
 };
 
 /// The default key prefix.
@@ -342,7 +343,7 @@ impl Record {
 /// What seals stored records: the core's `StoreEncryption` with the `encryption` feature, and a type
 /// with no values without it (so that a store never has one).
 #[cfg(feature = "encryption")]
-type Sealer = tokensmith_core::StoreEncryption;
+type Sealer = tokensmith_core::store::StoreEncryption;
 
 /// Without the `encryption` feature no store seals its records.
 #[cfg(not(feature = "encryption"))]
@@ -482,7 +483,7 @@ impl RedisStoreBuilder {
     /// Redis dump, a replica or a backup holds no token in the clear. Every process sharing the
     /// keys must use the same key. Needs the `encryption` feature.
     #[cfg(feature = "encryption")]
-    pub fn encryption(mut self, encryption: tokensmith_core::StoreEncryption) -> Self {
+    pub fn encryption(mut self, encryption: tokensmith_core::store::StoreEncryption) -> Self {
         self.sealer = Some(encryption);
         self
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use common::RedisServer;
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, Coordinator, Error, RefreshLock, TokenStore};
+use tokensmith_core::{AccessToken, Error, TokenStore, store::Coordinator, store::RefreshLock};
 use tokensmith_redis::RedisStore;
 
 /// docs/fleet.md's line, for the default prefix, with the password `s3cret-pw`.

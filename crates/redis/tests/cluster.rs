@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::RedisServer;
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, Coordinator, RefreshLock, RefreshToken, TokenStore};
+use tokensmith_core::{AccessToken, RefreshToken, TokenStore, store::Coordinator, store::RefreshLock};
 use tokensmith_probit::ProbitBuilder;
 use tokensmith_redis::RedisStore;
 use tokensmith_sandbox::{Dialect, Sandbox};

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::RedisServer;
 use tokensmith_core::secrecy::{ExposeSecret as _, SecretBox};
-use tokensmith_core::{AccessToken, Error, RefreshToken, StoreEncryption, TokenStore};
+use tokensmith_core::{AccessToken, Error, RefreshToken, TokenStore, store::StoreEncryption};
 use tokensmith_redis::RedisStore;
 
 const ACCESS: &str = "access-Qm4vX9pLr2Tz";

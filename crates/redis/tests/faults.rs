@@ -12,7 +12,8 @@ use common::{Proxy, RedisServer};
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::LogCapture;
 use tokensmith_core::{
-    AccessToken, Coordinator, Error, LockGuard, RefreshLock, RefreshPolicy, RefreshToken, TokenStore,
+    AccessToken, Error, RefreshToken, TokenStore, cache::RefreshPolicy, store::Coordinator, store::LockGuard,
+    store::RefreshLock,
 };
 use tokensmith_redis::RedisStore;
 use tokensmith_sandbox::{Dialect, Sandbox, SandboxConfig};

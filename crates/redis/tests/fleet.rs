@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::RedisServer;
 use serde_json::json;
-use tokensmith_core::{Error, RefreshPolicy, SharedTokenProvider};
+use tokensmith_core::{Error, SharedTokenProvider, cache::RefreshPolicy};
 use tokensmith_probit::ProbitBuilder;
 use tokensmith_redis::RedisStore;
 use tokensmith_sandbox::{Dialect, Sandbox, SandboxConfig};

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use common::RedisServer;
 use tokensmith_core::manager::TokenManager;
-use tokensmith_core::{ClientCredentials, ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint, TokenSource};
+use tokensmith_core::{
+    ClientCredentials, Scopes, TokenClient, TokenEndpoint, cache::ClientCredentialsSource, cache::TokenSource,
+};
 use tokensmith_redis::RedisStore;
 use tokensmith_sandbox::{Dialect, Sandbox};
 

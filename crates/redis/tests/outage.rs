@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::RedisServer;
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{Error, RefreshPolicy};
+use tokensmith_core::{Error, cache::RefreshPolicy};
 use tokensmith_probit::{ProbitBuilder, ProbitProvider};
 use tokensmith_redis::RedisStore;
 use tokensmith_sandbox::{Dialect, Sandbox, SandboxConfig};

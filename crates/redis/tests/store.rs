@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::RedisServer;
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, Coordinator, Error, RefreshLock, RefreshToken, TokenStore};
+use tokensmith_core::{AccessToken, Error, RefreshToken, TokenStore, store::Coordinator, store::RefreshLock};
 use tokensmith_probit::ProbitBuilder;
 use tokensmith_redis::RedisStore;
 use tokensmith_sandbox::{Dialect, Sandbox};
@@ -21,7 +21,7 @@ fn token(access: &str, refresh: &str) -> AccessToken {
         .build()
 }
 
-fn acquired(lock: RefreshLock) -> tokensmith_core::LockGuard {
+fn acquired(lock: RefreshLock) -> tokensmith_core::store::LockGuard {
     match lock {
         RefreshLock::Acquired(guard) => guard,
         other => panic!("expected the lock, got {other:?}"),
@@ -77,7 +77,7 @@ async fn the_lock_is_exclusive_leased_and_released_by_its_owner_only() {
     assert!(a.extend_lock("k", &guard_a, Duration::from_secs(60)).await.unwrap());
     let ttl: i64 = redis.cli(&["PTTL", "tokensmith:lock:{k}"]).parse().unwrap();
     assert!(ttl > 5000, "renewed lease {ttl} ms");
-    let impostor = tokensmith_core::LockGuard::new("not-the-owner", guard_a.fence());
+    let impostor = tokensmith_core::store::LockGuard::new("not-the-owner", guard_a.fence());
     assert!(!b.extend_lock("k", &impostor, lease).await.unwrap());
     b.unlock("k", &impostor).await.unwrap();
     assert_eq!(b.lock_refresh("k", lease).await.unwrap(), RefreshLock::HeldElsewhere);
@@ -114,7 +114,7 @@ async fn a_save_fenced_by_a_lost_lock_never_overwrites_a_newer_set() {
 }
 
 /// Polls `lock_refresh` (real time, bounded: Redis expires the lease) until it gives the lock.
-async fn eventually_locked(store: &RedisStore) -> tokensmith_core::LockGuard {
+async fn eventually_locked(store: &RedisStore) -> tokensmith_core::store::LockGuard {
     for _ in 0..250 {
         if let RefreshLock::Acquired(guard) = store.lock_refresh("k", Duration::from_secs(5)).await.unwrap() {
             return guard;

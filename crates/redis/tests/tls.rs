@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{RedisServer, TestCa};
 use tokensmith_core::secrecy::ExposeSecret as _;
-use tokensmith_core::{AccessToken, Coordinator, Error, RefreshLock, TokenStore};
+use tokensmith_core::{AccessToken, Error, TokenStore, store::Coordinator, store::RefreshLock};
 use tokensmith_redis::RedisStore;
 
 #[tokio::test]

@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tokensmith_core::{CachedProvider, ClientCredentials, ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint};
+//! use tokensmith_core::{CachedProvider, ClientCredentials, cache::ClientCredentialsSource, Scopes, TokenClient, TokenEndpoint};
 //! use tokensmith_sandbox::DialectSpec;
 //! use tokensmith_sandbox::conformance::{ClientCredentialsKit, KitContext};
 //!
@@ -55,7 +55,9 @@ use std::time::Duration;
 
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::testing::ManualClock;
-use tokensmith_core::{AuthorizedClient, Clock, Error, SharedTokenProvider, TokenProvider, error::OAuthErrorCode};
+use tokensmith_core::{
+    AuthorizedClient, Error, SharedTokenProvider, TokenProvider, clock::Clock, error::OAuthErrorCode,
+};
 
 use crate::clients::SPECIAL_SECRET;
 use crate::config::{Dialect, SandboxConfig};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokensmith_core::{
-    AccessToken, CachedProvider, ClientCredentials, ClientCredentialsSource, Result, Scopes, TokenClient,
-    TokenEndpoint, TokenProvider, request::Grant,
+    AccessToken, CachedProvider, ClientCredentials, Result, Scopes, TokenClient, TokenEndpoint, TokenProvider,
+    cache::ClientCredentialsSource, request::Grant,
 };
 use tokensmith_sandbox::conformance::{ClientCredentialsKit, KitContext};
 use tokensmith_sandbox::{ClientAuth, Dialect, DialectSpec, ErrorShape};

@@ -1136,7 +1136,7 @@ impl Config {
         }
         if let Some(secret @ Secret::Env(_var)) = &self.store_encryption_key {
             #[cfg(feature = "encryption")]
-            tokensmith_core::StoreEncryption::from_env_with(_var, env).map_err(|e| match e {
+            tokensmith_core::store::StoreEncryption::from_env_with(_var, env).map_err(|e| match e {
                 Error::Config { message, .. } => Error::config("store.encryption_key", message),
                 other => other,
             })?;

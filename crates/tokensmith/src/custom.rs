@@ -27,13 +27,13 @@ use secrecy::ExposeSecret as _;
 use tokensmith_core::parse::{ResponseField, ResponseFormat};
 use tokensmith_core::support::parse_url;
 use tokensmith_core::{
-    AccessToken, CachedProvider, ClientCredentials, ClientCredentialsSource, Error, RefreshToken, RefreshTokenSource,
-    Result, Scopes, SharedTokenProvider, TokenClient, TokenEndpoint, TokenSource, request::BodyFormat, style,
-    style::CredentialStyle,
+    AccessToken, CachedProvider, ClientCredentials, Error, RefreshToken, Result, Scopes, SharedTokenProvider,
+    TokenClient, TokenEndpoint, cache::ClientCredentialsSource, cache::RefreshTokenSource, cache::TokenSource,
+    request::BodyFormat, style, style::CredentialStyle,
 };
 
 use crate::config::{Config, ExtraParam, check_response_key};
-use crate::store::{build_store, require_lasting_store};
+use crate::store_build::{build_store, require_lasting_store};
 
 /// Builds the declarative provider described by `config` (see the [module docs](self)).
 pub fn build(config: &Config) -> Result<SharedTokenProvider> {

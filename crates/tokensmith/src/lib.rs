@@ -103,7 +103,8 @@ pub mod interactive;
 mod providers;
 #[macro_use]
 mod registry;
-mod store;
+// Not `store`: that name is core's `store` module, re-exported below.
+mod store_build;
 
 pub use tokensmith_core::*;
 
@@ -111,8 +112,8 @@ pub use config::{Config, ExtraParam, Secret, StoreConfig};
 pub use registry::{BuildFn, Registry};
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
-pub use store::build_store_encryption;
-pub use store::{build_store, require_lasting_store};
+pub use store_build::build_store_encryption;
+pub use store_build::{build_store, require_lasting_store};
 
 #[cfg(feature = "whitebit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "whitebit")))]

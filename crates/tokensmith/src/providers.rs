@@ -81,7 +81,7 @@ pub(crate) fn declared<D: tokensmith_core::dialect::Declared>(
         .client_id(config.require_client_id()?)
         .client_secret(config.require_client_secret()?)
         .retry(config.retry_policy()?)
-        .store(crate::store::build_store(config)?);
+        .store(crate::store_build::build_store(config)?);
     Ok(builder.build().map_err(with_variables)?.shared())
 }
 
@@ -101,5 +101,5 @@ pub fn whitebit_builder(config: &Config) -> Result<tokensmith_whitebit::Whitebit
         .client_id(config.require_client_id()?)
         .client_secret(config.require_client_secret()?)
         .retry(config.retry_policy()?)
-        .store(crate::store::build_store(config)?))
+        .store(crate::store_build::build_store(config)?))
 }

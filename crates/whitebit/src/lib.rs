@@ -22,7 +22,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use tokensmith_core::{FileStore, TokenProvider};
+//! use tokensmith_core::{store::FileStore, TokenProvider};
 //! use tokensmith_whitebit::{LoopbackListener, WhitebitProvider};
 //!
 //! # async fn run() -> tokensmith_core::Result<()> {
@@ -68,7 +68,7 @@
 //! - The exchange sends no `redirect_uri` (WhiteBIT's documentation does not list it), in the PKCE
 //!   flow too, where only `code_verifier` is added.
 //! - A response without `expires_in` is taken to live 300 s.
-//! - The store key is [`store_key`](tokensmith_core::store_key) of `whitebit`, the token URL, the
+//! - The store key is [`store_key`](tokensmith_core::store::store_key) of `whitebit`, the token URL, the
 //!   client id and `refresh_token`, so two WhiteBIT hosts never share a grant; a set stored by
 //!   earlier versions under `whitebit/{client_id}/{base_url}` is still found (and copied).
 //!
@@ -84,7 +84,7 @@
 //! # Environment
 //!
 //! [`WhitebitBuilder::from_env`] reads `TOKENSMITH_WHITEBIT_BASE_URL`, `_CLIENT_ID`, `_CLIENT_SECRET`,
-//! `_REDIRECT_URI`, `_STORE` (a file path for a [`FileStore`](tokensmith_core::FileStore)) and
+//! `_REDIRECT_URI`, `_STORE` (a file path for a [`FileStore`](tokensmith_core::store::FileStore)) and
 //! `_ALLOW_INSECURE_HTTP`.
 //!
 //! # Feature flags

@@ -11,9 +11,12 @@ use tokensmith_core::secrecy::SecretString;
 use tokensmith_core::style::RequestBody;
 use tokensmith_core::support::parse_url;
 use tokensmith_core::{
-    AccessToken, CachedProvider, ClientCredentials, Error, FileStore, RefreshToken, RefreshTokenSource, Result, Scopes,
-    SharedTokenProvider, TokenClient, TokenEndpoint, TokenProvider, TokenSource,
+    AccessToken, CachedProvider, ClientCredentials, Error, RefreshToken, Result, Scopes, SharedTokenProvider,
+    TokenClient, TokenEndpoint, TokenProvider,
+    cache::RefreshTokenSource,
+    cache::TokenSource,
     request::{BodyFormat, Grant, TokenRequest},
+    store::FileStore,
 };
 use url::Url;
 

@@ -21,8 +21,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokensmith_core::FileStore;
 use tokensmith_core::secrecy::ExposeSecret as _;
+use tokensmith_core::store::FileStore;
 use tokensmith_sandbox::{Dialect, Sandbox, SandboxConfig, fingerprint};
 use tokensmith_whitebit::WhitebitBuilder;
 

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokensmith_core::secrecy::ExposeSecret as _;
 use tokensmith_core::{
-    AccessToken, Clock, Error, FileStore, RefreshPolicy, RetryPolicy, TokenProvider, TokenStore,
+    AccessToken, Error, RetryPolicy, TokenProvider, TokenStore,
+    cache::RefreshPolicy,
+    clock::Clock,
     error::{CallbackError, OAuthErrorCode},
+    store::FileStore,
 };
 use tokensmith_sandbox::{Dialect, Sandbox};
 #[cfg(feature = "loopback")]
@@ -494,7 +497,7 @@ async fn file_store_is_owner_only_and_survives_restarts() {
     drop(first_run);
     assert_eq!(file_mode(&path), 0o600);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    let key = tokensmith_core::store_key([
+    let key = tokensmith_core::store::store_key([
         "whitebit",
         &format!("{}/oauth2/token", sandbox.base_url(D)),
         "whitebit-demo-client",
@@ -562,7 +565,7 @@ async fn a_grant_stored_by_an_earlier_version_under_the_old_key_is_still_used() 
 
 #[tokio::test]
 async fn many_users_of_one_client_each_refresh_once_with_their_own_rotating_token() {
-    use tokensmith_core::TokenSource as _;
+    use tokensmith_core::cache::TokenSource as _;
     use tokensmith_core::manager::TokenManager;
 
     let sandbox = sandbox().await;
@@ -613,4 +616,75 @@ async fn many_users_of_one_client_each_refresh_once_with_their_own_rotating_toke
     let expected: HashSet<String> =
         first.iter().map(|t| tokensmith_sandbox::fingerprint(&refresh_token_of(t))).collect();
     assert_eq!(sent.into_iter().collect::<HashSet<_>>(), expected, "each user refreshed with their own token");
+}
+
+/// Issue 20's soak: 1,000 WhiteBIT users of one client, each with their own rotating refresh token,
+/// behind a keyed manager that holds at most 100 of them in memory (so most refreshes start from a
+/// set read back from the store). Three rounds; in each, every user's token is reported stale and
+/// five callers ask at once. Every refresh must use the user's latest refresh token (a stale one is
+/// refused by the sandbox and would lose the grant), exactly one refresh per user per round, and at
+/// the end every user's stored refresh token still works: no grant lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_users_rotate_through_a_bounded_manager_and_lose_no_grant() {
+    use tokensmith_core::manager::TokenManager;
+
+    const USERS: usize = 1_000;
+    const ROUNDS: usize = 3;
+    let sandbox = sandbox().await;
+    let whitebit = builder(&sandbox).build().unwrap();
+    let store = Arc::new(tokensmith_core::MemoryStore::new());
+    let users: TokenManager<String> =
+        TokenManager::for_users(whitebit.user_source()).store(store.clone()).max_entries(100).build();
+    let browser = Browser::new(&sandbox);
+    let mut latest = Vec::with_capacity(USERS);
+    for user in 0..USERS {
+        let pending = whitebit.authorize();
+        let callback = browser.consent(pending.url(), "allow").await;
+        let token = whitebit.redeem(&pending, &callback).await.unwrap();
+        users.insert(&format!("user-{user}"), token.clone()).await.unwrap();
+        latest.push(token);
+    }
+    assert!(users.len() <= 100 + 10, "the manager holds at most its bound (+ busy entries): {}", users.len());
+
+    for round in 0..ROUNDS {
+        for (user, previous) in latest.iter_mut().enumerate() {
+            let key = format!("user-{user}");
+            // WhiteBIT takes one refresh per second per client: the sandbox's clock moves on.
+            sandbox.advance_clock(Duration::from_secs(2));
+            users.invalidate(&key, previous);
+            let callers: Vec<_> = (0..5)
+                .map(|_| {
+                    let (users, key) = (users.clone(), key.clone());
+                    tokio::spawn(async move { users.token(&key).await })
+                })
+                .collect();
+            let mut got = Vec::with_capacity(5);
+            for caller in callers {
+                got.push(caller.await.unwrap().unwrap_or_else(|e| panic!("round {round}, {key}: {e}")));
+            }
+            assert!(got.iter().all(|t| t.same_token(&got[0])), "one token for the five callers of {key}");
+            assert!(!got[0].same_token(previous), "{key} was refreshed in round {round}");
+            assert_ne!(refresh_token_of(&got[0]), refresh_token_of(previous), "{key}'s refresh token rotated");
+            *previous = got.swap_remove(0);
+        }
+        assert!(users.len() <= 100 + 10, "still bounded after round {round}: {}", users.len());
+    }
+
+    let refreshes = sandbox.requests(D).iter().filter(|r| r.path == "/oauth2/refresh_token").count();
+    assert_eq!(refreshes, USERS * ROUNDS, "exactly one refresh per user per round");
+    // No grant lost: each user's stored set holds the latest refresh token, and the sandbox accepts it.
+    let prefix = {
+        use tokensmith_core::cache::TokenSource as _;
+        whitebit.cache().source().cache_key()
+    };
+    for (user, token) in latest.iter().enumerate() {
+        let stored = store.load(&format!("{prefix}/user-{user}")).await.unwrap().expect("stored");
+        assert_eq!(refresh_token_of(&stored), refresh_token_of(token), "user-{user}'s latest set is stored");
+    }
+    for user in [0, USERS / 2, USERS - 1] {
+        let key = format!("user-{user}");
+        sandbox.advance_clock(Duration::from_secs(2));
+        users.invalidate(&key, &latest[user]);
+        assert_eq!(balance_status(&sandbox, &users.token(&key).await.unwrap()).await, 200, "{key} refreshes again");
+    }
 }

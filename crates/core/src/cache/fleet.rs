@@ -20,7 +20,7 @@ impl<S: TokenSource> Shared<S> {
     ///
     /// While another process holds the lock, the store is polled (10 ms, doubling to 100 ms) for a
     /// fresh token set and the lock is tried again (it is free again once the holder unlocks, or its
-    /// lease lapses because the holder died). After [`RefreshPolicy::lock_wait`](crate::RefreshPolicy::lock_wait) of elapsed time
+    /// lease lapses because the holder died). After [`RefreshPolicy::lock_wait`](crate::cache::RefreshPolicy::lock_wait) of elapsed time
     /// (round-trips included) the failure policy applies.
     pub(super) async fn fetch_coordinated(self: &Arc<Self>, fleet: &dyn Coordinator) -> Result<AccessToken> {
         let started = self.clock.monotonic();
@@ -246,7 +246,7 @@ mod tests {
     fn process(
         source: &Source,
         fleet: &Arc<Fleet>,
-        policy: crate::RefreshPolicy,
+        policy: crate::cache::RefreshPolicy,
     ) -> super::super::CachedProvider<Source> {
         cache(source, Some(Arc::new(FleetStore(fleet.clone())) as Arc<dyn TokenStore>), policy)
     }

@@ -139,7 +139,7 @@ impl RefreshPolicy {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tokensmith_core::RefreshPolicy;
+    /// use tokensmith_core::cache::RefreshPolicy;
     ///
     /// let policy = RefreshPolicy::default();
     /// let third = policy.backoff(3); // 250 ms × 2 × 2 = 1 s, less up to 25 %

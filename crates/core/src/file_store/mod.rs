@@ -27,7 +27,7 @@ type TokenMap = BTreeMap<String, FileRecord>;
 
 /// One token set in the file, with the version the store gave it (absent in files written before
 /// versions: read as 0): either the shared [`StoredToken`] form in the clear, or (a store with
-/// encryption) that form sealed by [`StoreEncryption`](crate::StoreEncryption), with only the version
+/// encryption) that form sealed by [`StoreEncryption`](crate::store::StoreEncryption), with only the version
 /// beside it.
 ///
 /// A file holds records of one kind only: a store refuses a file of the other kind.
@@ -86,7 +86,7 @@ impl FileRecord {
 ///   per key, named by a hash of the key), taken without waiting; another process (or another
 ///   `FileStore` on the same file, even in the same process; clones share their locks) finds it
 ///   held and waits for the token set the holder saves (up to the cache's
-///   [`lock_wait`](crate::RefreshPolicy::lock_wait)), so that a rotating refresh token is sent once.
+///   [`lock_wait`](crate::cache::RefreshPolicy::lock_wait)), so that a rotating refresh token is sent once.
 ///   The lock is held from before the store is re-read until the new set is saved.
 /// - **Fenced saves**: the lock comes with a fencing number larger than every version in the file
 ///   and every number handed out before for the key; a fenced save writes only if the key's set in
@@ -104,7 +104,7 @@ impl FileRecord {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use tokensmith_core::{AccessToken, FileStore, TokenStore};
+/// use tokensmith_core::{AccessToken, store::FileStore, TokenStore};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> tokensmith_core::Result<()> {
 /// # let dir = std::env::temp_dir().join(format!("tokensmith-doc-{}", std::process::id()));
@@ -146,14 +146,14 @@ impl FileStore {
 
     /// Encrypts every token set this store writes with `encryption`, and reads only encrypted ones.
     ///
-    /// Each set is sealed on its own and bound to its key (see [`StoreEncryption`](crate::StoreEncryption));
+    /// Each set is sealed on its own and bound to its key (see [`StoreEncryption`](crate::store::StoreEncryption));
     /// the file keeps the store keys and each set's version in the clear, so sets can be found and
     /// ordered, but no token, refresh token, scope or expiry. A file that holds sets in the clear is
     /// refused (with an error saying so), never silently encrypted or mixed: delete it and authorize
     /// again, or read it with a store without encryption.
     ///
     /// ```
-    /// use tokensmith_core::{AccessToken, FileStore, StoreEncryption, TokenStore};
+    /// use tokensmith_core::{AccessToken, store::FileStore, store::StoreEncryption, TokenStore};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> tokensmith_core::Result<()> {
     /// # let dir = std::env::temp_dir().join(format!("tokensmith-doc-enc-{}", std::process::id()));

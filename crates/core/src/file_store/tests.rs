@@ -307,7 +307,7 @@ fn debug_shows_the_path_only() {
 #[cfg(feature = "encryption")]
 mod encrypted {
     use super::*;
-    use crate::StoreEncryption;
+    use crate::store::StoreEncryption;
     use secrecy::SecretBox;
 
     const ACCESS: &str = "access-Zq8wX3vKp1Lm";

@@ -22,7 +22,7 @@ use super::authorization_code::{AuthorizationCode, PendingAuthorization};
 /// ```no_run
 /// use std::sync::Arc;
 /// use tokensmith_core::flows::{AuthorizationRequest, CodeExchange};
-/// use tokensmith_core::{CachedProvider, ClientCredentials, MemoryStore, RefreshTokenSource, Scopes, TokenClient, TokenEndpoint};
+/// use tokensmith_core::{CachedProvider, ClientCredentials, MemoryStore, cache::RefreshTokenSource, Scopes, TokenClient, TokenEndpoint};
 ///
 /// # async fn run(callback: &str) -> tokensmith_core::Result<()> {
 /// let endpoint = TokenEndpoint::new("https://auth.example.com/token".parse().unwrap());

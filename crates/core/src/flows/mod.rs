@@ -5,7 +5,7 @@
 //! - Authorization code with PKCE: [`AuthorizationRequest`] → [`PendingAuthorization`] (the URL, a
 //!   256-bit `state`, the code verifier) → the callback, verified once with the `state` compared in
 //!   constant time → [`CodeExchange`] (the code sent once, the tokens saved in the store) → a
-//!   [`CachedProvider`](crate::CachedProvider) of a [`RefreshTokenSource`](crate::RefreshTokenSource)
+//!   [`CachedProvider`](crate::CachedProvider) of a [`RefreshTokenSource`](crate::cache::RefreshTokenSource)
 //!   refreshing with rotation. [`LoopbackListener`] (feature `loopback`) receives the callback on
 //!   127.0.0.1 (RFC 8252).
 //! - [`discover`] fetches an issuer's metadata ([`ServerMetadata`]): its token, authorization, device

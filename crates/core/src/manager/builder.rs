@@ -59,7 +59,7 @@ impl<K: Key> TokenManagerBuilder<K> {
         self
     }
 
-    /// The clock (default [`SystemClock`]; use [`TokioClock`](crate::TokioClock) with paused time).
+    /// The clock (default [`SystemClock`]; use [`TokioClock`](crate::clock::TokioClock) with paused time).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self

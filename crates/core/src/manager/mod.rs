@@ -11,7 +11,7 @@
 //!   independently.
 //! - **Invalidate** ([`TokenManager::invalidate`]) after a 401, per key.
 //! - **Store**: every key's token set is one record of the [`TokenStore`] (a private
-//!   [`MemoryStore`](crate::MemoryStore) by default; a [`FileStore`](crate::FileStore) or Redis to
+//!   [`MemoryStore`](crate::MemoryStore) by default; a [`FileStore`](crate::store::FileStore) or Redis to
 //!   keep them across restarts). With a store that [coordinates](TokenStore::coordination) (Redis),
 //!   every process sharing it refreshes each key once: the fleet coordination of `CachedProvider`
 //!   applies per key.
@@ -26,7 +26,7 @@
 //! Two constructors cover the two cases:
 //!
 //! - [`TokenManager::for_users`]: many **users** of one client. One [`TokenSource`] (typically a
-//!   [`RefreshTokenSource`](crate::RefreshTokenSource), whose refresh token may rotate) serves
+//!   [`RefreshTokenSource`](crate::cache::RefreshTokenSource), whose refresh token may rotate) serves
 //!   every key; each user's set is stored under the source's [`cache_key`](TokenSource::cache_key)
 //!   followed by `/` and the escaped key ([`store_key`]). A user is added with
 //!   [`insert`](TokenManager::insert) from the authorization callback (authorization code, device
@@ -38,7 +38,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use tokensmith_core::manager::TokenManager;
-//! use tokensmith_core::{AccessToken, ProviderSource, TokenSource, provide_token_fn};
+//! use tokensmith_core::{AccessToken, cache::ProviderSource, cache::TokenSource, provide_token_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> tokensmith_core::Result<()> {
 //! // One source per tenant, made on first use of its key.
@@ -167,7 +167,7 @@ struct Inner<K> {
 ///
 /// ```no_run
 /// use tokensmith_core::manager::TokenManager;
-/// use tokensmith_core::{AccessToken, ClientCredentials, RefreshTokenSource, Scopes, TokenClient, TokenEndpoint};
+/// use tokensmith_core::{AccessToken, ClientCredentials, cache::RefreshTokenSource, Scopes, TokenClient, TokenEndpoint};
 ///
 /// # async fn run(token_from_the_code_exchange: AccessToken) -> tokensmith_core::Result<()> {
 /// let endpoint = TokenEndpoint::new("https://auth.example.com/oauth/token".parse().unwrap());

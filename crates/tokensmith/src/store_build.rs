@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tokensmith_core::{Error, FileStore, MemoryStore, Result, TokenStore};
+use tokensmith_core::{Error, MemoryStore, Result, TokenStore, store::FileStore};
 
 use crate::config::{Config, StoreConfig};
 
@@ -82,7 +82,7 @@ pub fn require_lasting_store(config: &Config, why: &str) -> Result<()> {
     }
 }
 
-/// The [`StoreEncryption`](tokensmith_core::StoreEncryption) that `[store] encryption_key` (or
+/// The [`StoreEncryption`](tokensmith_core::store::StoreEncryption) that `[store] encryption_key` (or
 /// `TOKENSMITH_STORE_ENCRYPTION_KEY`, `_ENV`, `_FILE`) describes, or `None` when no key is set.
 ///
 /// A key given by environment variable is looked up in the process environment (unless
@@ -104,9 +104,9 @@ pub fn require_lasting_store(config: &Config, why: &str) -> Result<()> {
 /// ```
 #[cfg(feature = "encryption")]
 #[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
-pub fn build_store_encryption(config: &Config) -> Result<Option<tokensmith_core::StoreEncryption>> {
+pub fn build_store_encryption(config: &Config) -> Result<Option<tokensmith_core::store::StoreEncryption>> {
     use crate::config::Secret;
-    use tokensmith_core::StoreEncryption;
+    use tokensmith_core::store::StoreEncryption;
     const KEY: &str = "store.encryption_key";
     let rekey = |e: Error| match e {
         Error::Config { message, .. } => Error::config(KEY, message),

@@ -1,16 +1,19 @@
-//! [`TokenStore`]: where token sets (access token, expiry, refresh token) live between fetches and,
-//! for persistent stores, between runs.
+//! Where token sets (access token, expiry, refresh token) live between fetches and, for persistent
+//! stores, between runs: what a [`TokenStore`] implementation names.
 //!
 //! The cache keeps the current token in memory for reads and goes to its store only around a fetch:
 //! it loads before every fetch (so a token set saved by an earlier run, or by another process sharing
 //! the store, is reused or refreshed from) and saves every new token set *before* handing it out (so a
-//! rotated refresh token is never lost). The in-memory
-//! [`MemoryStore`] is the default; a file store persists to a JSON file (and coordinates the
-//! processes sharing it); a store shared by many processes (Redis) plugs in the same way.
+//! rotated refresh token is never lost). The in-memory [`MemoryStore`] is the
+//! default; a [`FileStore`] persists to a JSON file (and coordinates the processes sharing it); a
+//! store shared by many processes (Redis) plugs in the same way.
+//!
+//! The trait and the in-memory store are at the crate root; this module has the rest:
+//! [`Coordinator`] (with [`RefreshLock`] and [`LockGuard`]) for stores that coordinate refreshes
+//! across processes, [`Versioned`], [`StoredToken`] (the serialized form persistent stores share),
+//! [`store_key`], and the file store and its encryption ([`StoreEncryption`]).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -20,75 +23,18 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::token::{AccessToken, RefreshToken, Scopes};
 
-/// Stores token sets by key.
-///
-/// Keys are chosen by the cache's owner; a store treats them as opaque strings. The built-in sources
-/// make them with [`store_key`] from everything that decides which token is issued (provider, token
-/// URL, client id, grant, scopes, extra parameters), so that two authorization servers, tenants or
-/// scope sets never share a token set.
-///
-/// # Contract
-/// - `save` replaces the whole token set for the key atomically: a concurrent or later `load` sees
-///   either the old set or the new one, never a mix.
-/// - `load` of a key never saved returns `Ok(None)`; a store that cannot read what it holds returns an
-///   error and does not silently discard it.
-/// - Neither method logs secrets; `Debug` shows none.
-///
-/// # Coordinating refreshes across processes
-///
-/// A store shared by many processes (Redis; a [`FileStore`](crate::FileStore), with OS file locks)
-/// can also make sure that across all of them exactly one refresh of a key is in flight: it
-/// implements [`Coordinator`] and returns itself from [`coordination`](TokenStore::coordination).
-/// That is the one way a store says whether it coordinates; a store that does not (the default:
-/// [`MemoryStore`]) implements nothing more.
-#[async_trait]
-pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
-    /// Loads the token set saved under `key`.
-    async fn load(&self, key: &str) -> Result<Option<AccessToken>>;
+pub(crate) mod memory;
+pub(crate) mod token_store;
 
-    /// Saves `token` (with its refresh token) under `key`.
-    async fn save(&self, key: &str, token: &AccessToken) -> Result<()>;
-
-    /// Removes the token set saved under `key`.
-    async fn remove(&self, key: &str) -> Result<()>;
-
-    /// Loads the token set saved under `key` with the version the store gave it (see [`Versioned`]).
-    ///
-    /// The cache decides which of two token sets is newer by this version, never by comparing
-    /// expiry instants (written by hosts whose clocks differ, and shortened by providers that cap a
-    /// login). The default is [`load`](TokenStore::load) with no version, for stores that keep none;
-    /// the cache then falls back to comparing expiries.
-    async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
-        Ok(self.load(key).await?.map(|token| Versioned::new(token, None)))
-    }
-
-    /// Saves `token` under `key` and returns the version the store gave it: larger than the version
-    /// of every set saved under `key` before. The default is [`save`](TokenStore::save), with no
-    /// version.
-    async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
-        self.save(key, token).await.map(|()| None)
-    }
-
-    /// Checks that the store can save token sets, before something that cannot be repeated: an
-    /// authorization whose code is spent by the exchange loses its grant if the tokens cannot be
-    /// saved, so the authorization flow probes the store before sending the user to consent. The
-    /// default checks nothing.
-    async fn probe(&self) -> Result<()> {
-        Ok(())
-    }
-
-    /// How this store coordinates refreshes across processes, if it does (default `None`: it does
-    /// not, and the cache fetches as a single process would).
-    ///
-    /// ```
-    /// use tokensmith_core::{MemoryStore, TokenStore};
-    ///
-    /// assert!(MemoryStore::new().coordination().is_none());
-    /// ```
-    fn coordination(&self) -> Option<&dyn Coordinator> {
-        None
-    }
-}
+#[cfg(feature = "file-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file-store")))]
+pub use crate::file_store::FileStore;
+#[cfg(feature = "encryption")]
+#[cfg_attr(docsrs, doc(cfg(feature = "encryption")))]
+pub use crate::seal::StoreEncryption;
+// For this crate: `TokenStore` and `MemoryStore` are public at the crate root only (one path per item).
+pub(crate) use memory::MemoryStore;
+pub(crate) use token_store::TokenStore;
 
 /// Cross-process coordination of refreshes, offered by a store shared by many processes through
 /// [`TokenStore::coordination`].
@@ -146,7 +92,7 @@ const KEY_PART: &percent_encoding::AsciiSet =
 /// joined with `/`, so that two different lists of parts never give the same key.
 ///
 /// ```
-/// use tokensmith_core::store_key;
+/// use tokensmith_core::store::store_key;
 ///
 /// let key = store_key(["django", "https://auth.example.test/o/token/", "my/client", "client_credentials", "read"]);
 /// assert_eq!(key, "django/https:%2F%2Fauth.example.test%2Fo%2Ftoken%2F/my%2Fclient/client_credentials/read");
@@ -221,69 +167,6 @@ impl fmt::Debug for LockGuard {
         // The owner value is not a credential, but it is what lets a holder release the lock: keep it
         // out of logs anyway.
         f.debug_struct("LockGuard").field("owner", &crate::support::REDACTED).field("fence", &self.fence).finish()
-    }
-}
-
-/// A store in process memory: tokens survive as long as the store does. Every save gets a new
-/// version (a counter shared by all keys).
-#[derive(Default)]
-pub struct MemoryStore {
-    tokens: Mutex<Versions>,
-}
-
-#[derive(Default)]
-struct Versions {
-    sets: HashMap<String, (AccessToken, u64)>,
-    last: u64,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The token sets, also after a panic elsewhere while they were held: every change is one
-    /// insert or remove, so a panic cannot leave them half-changed, and a lock poisoned by another
-    /// thread's panic is not the store's failure.
-    fn sets(&self) -> std::sync::MutexGuard<'_, Versions> {
-        self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl fmt::Debug for MemoryStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<String> = self.sets().sets.keys().cloned().collect();
-        f.debug_struct("MemoryStore").field("keys", &keys).finish()
-    }
-}
-
-#[async_trait]
-impl TokenStore for MemoryStore {
-    async fn load(&self, key: &str) -> Result<Option<AccessToken>> {
-        Ok(self.load_versioned(key).await?.map(|v| v.token))
-    }
-
-    async fn save(&self, key: &str, token: &AccessToken) -> Result<()> {
-        self.save_versioned(key, token).await.map(drop)
-    }
-
-    async fn remove(&self, key: &str) -> Result<()> {
-        self.sets().sets.remove(key);
-        Ok(())
-    }
-
-    async fn load_versioned(&self, key: &str) -> Result<Option<Versioned>> {
-        let tokens = self.sets();
-        Ok(tokens.sets.get(key).map(|(token, version)| Versioned::new(token.clone(), Some(*version))))
-    }
-
-    async fn save_versioned(&self, key: &str, token: &AccessToken) -> Result<Option<u64>> {
-        let mut tokens = self.sets();
-        tokens.last = tokens.last.saturating_add(1);
-        let version = tokens.last;
-        tokens.sets.insert(key.to_owned(), (token.clone(), version));
-        Ok(Some(version))
     }
 }
 
@@ -370,23 +253,6 @@ mod tests {
         let guard = LockGuard::new("owner-value", 7);
         let debug = format!("{guard:?}");
         assert!(!debug.contains("owner-value") && debug.contains("fence: 7"), "{debug}");
-    }
-
-    #[tokio::test]
-    async fn a_memory_store_survives_a_panic_while_its_lock_is_held() {
-        let store = std::sync::Arc::new(MemoryStore::new());
-        store.save("k", &AccessToken::builder("at").build()).await.unwrap();
-        let poisoner = store.clone();
-        let panicked = std::thread::spawn(move || {
-            let _held = poisoner.tokens.lock().unwrap();
-            panic!("a panic while the store's lock is held");
-        })
-        .join();
-        assert!(panicked.is_err() && store.tokens.is_poisoned());
-        assert!(store.load("k").await.unwrap().is_some(), "still readable");
-        store.save("k2", &AccessToken::builder("at2").build()).await.unwrap();
-        store.remove("k").await.unwrap();
-        assert!(store.load("k").await.unwrap().is_none() && store.load("k2").await.unwrap().is_some());
     }
 
     #[tokio::test]
