@@ -2,10 +2,11 @@
 //! core's generic flow for any server), or the device grant.
 
 use clap::Args;
+use tokensmith::cache::RefreshTokenSource;
 use tokensmith::config::{Config, StoreConfig};
 use tokensmith::flows::{AuthorizationRequest, CodeExchange, FlowClient, LoopbackListener};
 use tokensmith::support::parse_seconds_setting;
-use tokensmith::{AccessToken, CachedProvider, Error, RefreshTokenSource, Result, Scopes, interactive};
+use tokensmith::{AccessToken, CachedProvider, Error, Result, Scopes, interactive};
 
 use crate::{ClientArgs, FlowArgs, ProviderArgs};
 

@@ -24,10 +24,11 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
+use tokensmith::cache::RefreshTokenSource;
 use tokensmith::config::{CONFIG_FILE_VAR, Config, Secret, StoreConfig, StoreSpecError, warn_unknown_env_vars};
 use tokensmith::secrecy::ExposeSecret as _;
 use tokensmith::support::check_env_var_name;
-use tokensmith::{CachedProvider, Error, RefreshTokenSource, Registry, interactive};
+use tokensmith::{CachedProvider, Error, Registry, interactive};
 
 /// Exit code: a usage or configuration error.
 pub const EXIT_CONFIG: u8 = 2;

@@ -9,14 +9,15 @@
 
 use std::sync::Arc;
 
+use tokensmith_core::cache::RefreshTokenSource;
 use tokensmith_core::flows::{ServerMetadata, discover};
 use tokensmith_core::http::ReqwestTransport;
 use tokensmith_core::support::parse_url;
-use tokensmith_core::{CachedProvider, Error, RefreshTokenSource, Result, TokenStore};
+use tokensmith_core::{CachedProvider, Error, Result, TokenStore};
 use url::Url;
 
 use crate::config::Config;
-use crate::store::{build_store, require_lasting_store};
+use crate::{build_store, require_lasting_store};
 
 /// The grants that serve what `tokensmith authorize` saved: a refresh token kept in the store.
 pub const AUTHORIZED_GRANTS: &[&str] = &["authorization_code", "device_code"];
