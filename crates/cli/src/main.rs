@@ -1,4 +1,4 @@
-//! `tokensmith`: print an OAuth 2.0 access token for scripts, authorize WhiteBIT, run the sandbox.
+//! `tokensmith`: print an OAuth 2.0 access token for scripts, authorize (any server or WhiteBIT; device grant too), revoke, run the sandbox.
 //!
 //! ```text
 //! curl -H "Authorization: Bearer $(tokensmith token --provider probit --client-id ID --client-secret-env PROBIT_SECRET)" ...
@@ -17,16 +17,18 @@
 
 mod authorize;
 mod rescue;
+mod revoke;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
+use tokensmith::cache::RefreshTokenSource;
 use tokensmith::config::{CONFIG_FILE_VAR, Config, Secret, StoreConfig, StoreSpecError, warn_unknown_env_vars};
 use tokensmith::secrecy::ExposeSecret as _;
 use tokensmith::support::check_env_var_name;
-use tokensmith::{Error, Registry};
+use tokensmith::{CachedProvider, Error, Registry, interactive};
 
 /// Exit code: a usage or configuration error.
 pub const EXIT_CONFIG: u8 = 2;
@@ -83,8 +85,29 @@ const AUTHORIZE_HELP: &str = "Examples:
   tokensmith token --provider whitebit --client-id ID --client-secret-env WHITEBIT_SECRET \\
       --store ~/.config/tokensmith/whitebit.json
 
-The URL to open is printed on stdout; the tokens are saved in --store (a file) when the browser
-comes back, and `tokensmith token` with the same --store serves and refreshes them.
+  tokensmith authorize --provider generic-django --base-url https://auth.example.com --client-id ID \\
+      --client-secret-env DJANGO_SECRET --scope read --pkce --store tokens.json
+  tokensmith authorize --provider custom --issuer https://auth.example.com --client-id ID \\
+      --client-secret-env SECRET --pkce --store tokens.json
+  tokensmith authorize --device --provider custom --device-authorization-url URL --token-url URL \\
+      --client-id ID --scope read --store tokens.json
+
+The URL to open is printed on stdout, one line (--device: the verification URI, the user code, and
+the complete verification URI when the server sends one, one per line); the tokens are saved in
+--store (a file or Redis) before success is reported, and `tokensmith token` with the same
+provider, client, scopes and --store serves and refreshes them.
+
+Environment:
+  TOKENSMITH_CONFIG, TOKENSMITH_*   as for `tokensmith token` (docs/configuration.md)
+";
+
+const REVOKE_HELP: &str = "Examples:
+  tokensmith revoke --provider generic-django --base-url https://auth.example.com --client-id ID \\
+      --client-secret-env DJANGO_SECRET --store tokens.json
+  tokensmith revoke --provider custom --issuer https://auth.example.com --client-id ID --store tokens.json
+
+Give the same provider, client, scopes and --store as to `tokensmith authorize`. Afterwards
+`tokensmith token` with that store exits 3 (authorize again).
 
 Environment:
   TOKENSMITH_CONFIG, TOKENSMITH_*   as for `tokensmith token` (docs/configuration.md)
@@ -103,9 +126,14 @@ enum Command {
     /// Print an access token (alone on stdout, or as JSON with --json).
     #[command(after_help = format!("{TOKEN_HELP}\n{EXIT_CODES}"))]
     Token(TokenArgs),
-    /// Run the WhiteBIT authorization code flow and save the tokens in a file store.
+    /// Run the authorization code flow (WhiteBIT, or any server: --provider custom or generic-django),
+    /// or the device grant (--device), and save the tokens in a file or Redis store.
     #[command(after_help = format!("{AUTHORIZE_HELP}\n{EXIT_CODES}"))]
     Authorize(authorize::AuthorizeArgs),
+    /// Revoke the tokens `authorize` saved (refresh token, then access token; RFC 7009) and remove
+    /// them from the store.
+    #[command(after_help = format!("{REVOKE_HELP}\n{EXIT_CODES}"))]
+    Revoke(revoke::RevokeArgs),
     /// Run the local sandbox of the four provider dialects and print its URLs and demo credentials.
     #[command(after_help = format!("{SANDBOX_HELP}\n{EXIT_CODES}"))]
     Sandbox(SandboxArgs),
@@ -189,12 +217,85 @@ impl DialectArgs {
     }
 }
 
+/// The scopes and credential style of `authorize` and `revoke` (any server; WhiteBIT fixes both).
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// Scopes to request, separated by spaces or commas (custom, generic-django).
+    #[arg(long, value_name = "SCOPES")]
+    scope: Option<String>,
+    /// How credentials are sent: basic, basic-raw, body, none, private-key-jwt or client-secret-jwt
+    /// (custom, generic-django).
+    #[arg(long, value_name = "STYLE")]
+    credential_style: Option<String>,
+}
+
+impl ClientArgs {
+    /// Applies the flags over `config`.
+    pub(crate) fn apply(&self, config: &mut Config) {
+        for (slot, flag) in [(&mut config.scope, &self.scope), (&mut config.credential_style, &self.credential_style)] {
+            if let Some(value) = flag {
+                *slot = Some(value.clone());
+            }
+        }
+    }
+}
+
+/// The endpoints and keys of the user-facing flows (custom and generic-django providers).
+#[derive(Debug, Args)]
+pub(crate) struct FlowArgs {
+    /// The authorization server's issuer URL: the endpoints come from its metadata (RFC 8414, then
+    /// OpenID Connect discovery) where no URL flag sets them.
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// The authorization endpoint (`authorize`; generic-django default {base_url}/o/authorize/).
+    #[arg(long, value_name = "URL")]
+    authorize_url: Option<String>,
+    /// The device authorization endpoint (`authorize --device`; generic-django default
+    /// {base_url}/o/device-authorization/).
+    #[arg(long, value_name = "URL")]
+    device_authorization_url: Option<String>,
+    /// The revocation endpoint (`revoke`; generic-django default {base_url}/o/revoke_token/).
+    #[arg(long, value_name = "URL")]
+    revocation_url: Option<String>,
+    /// The PEM private key of `--credential-style private-key-jwt` (RS256 or ES256).
+    #[arg(long, value_name = "PEM")]
+    private_key_file: Option<String>,
+    /// The key id (`kid`) of `--credential-style private-key-jwt` assertions.
+    #[arg(long, value_name = "KID")]
+    key_id: Option<String>,
+}
+
+impl FlowArgs {
+    /// Applies the flags over `config`.
+    pub(crate) fn apply(&self, config: &mut Config) {
+        for (slot, flag) in [
+            (&mut config.issuer, &self.issuer),
+            (&mut config.authorize_url, &self.authorize_url),
+            (&mut config.device_authorization_url, &self.device_authorization_url),
+            (&mut config.revocation_url, &self.revocation_url),
+            (&mut config.private_key_file, &self.private_key_file),
+            (&mut config.key_id, &self.key_id),
+        ] {
+            if let Some(value) = flag {
+                *slot = Some(value.clone());
+            }
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct TokenArgs {
     #[command(flatten)]
     provider: ProviderArgs,
     #[command(flatten)]
     dialect: DialectArgs,
+    #[command(flatten)]
+    flow: FlowArgs,
+    /// The grant: client_credentials (default), or authorization_code / device_code to serve and
+    /// refresh what `tokensmith authorize` saved in --store (the default too when --store holds a
+    /// refresh token for this client).
+    #[arg(long, value_name = "GRANT")]
+    grant: Option<String>,
     /// Print one JSON object: access_token, token_type, expires_in, scope.
     #[arg(long)]
     json: bool,
@@ -320,7 +421,9 @@ pub(crate) fn exit_code(error: &Error) -> u8 {
 pub(crate) fn fail(error: &Error) -> ExitCode {
     let mut text = error.to_string();
     if matches!(error, Error::ReauthorizationRequired { .. }) {
-        text.push_str(" (`tokensmith authorize --provider whitebit ... --store FILE`, with the same --store)");
+        text.push_str(
+            " (run `tokensmith authorize` again with the same provider, client, scopes and --store, e.g. `tokensmith authorize --provider whitebit ... --store FILE`)",
+        );
     }
     eprintln!("tokensmith: error: {}", text.split_whitespace().collect::<Vec<_>>().join(" "));
     ExitCode::from(exit_code(error))
@@ -329,16 +432,36 @@ pub(crate) fn fail(error: &Error) -> ExitCode {
 async fn token(args: TokenArgs) -> Result<(), Error> {
     let mut config = args.provider.config()?;
     args.dialect.apply(&mut config);
+    args.flow.apply(&mut config);
+    if let Some(grant) = &args.grant {
+        config.grant = Some(grant.clone());
+    }
+    interactive::check_grant(&config)?;
     if config.store.is_none() && !args.no_cache {
         config.store = user_cache().map(|path| StoreConfig::File { path });
     }
-    let provider = Registry::default().build(&config)?;
-    let token = provider.token().await?;
-    // The set is saved before the token is printed; a set the store refused (with a rotating refresh
-    // token, the only one the provider still accepts) goes to a rescue file, and the run fails.
-    if let Some((key, unsaved)) = provider.as_dyn().unsaved() {
-        return Err(rescue::rescue(&config.store.clone().unwrap_or_default(), &key, &unsaved, None).await);
-    }
+    let token = match served(config.clone()).await? {
+        Served::Authorized(provider) => {
+            let token = provider.token().await?;
+            if let Some(unsaved) = provider.unsaved() {
+                return Err(
+                    rescue::rescue(&config.store.clone().unwrap_or_default(), provider.key(), &unsaved, None).await
+                );
+            }
+            token
+        }
+        Served::Configured(config) => {
+            let provider = Registry::default().build(&config)?;
+            let token = provider.token().await?;
+            // The set is saved before the token is printed; a set the store refused (with a rotating
+            // refresh token, the only one the provider still accepts) goes to a rescue file, and the
+            // run fails.
+            if let Some((key, unsaved)) = provider.as_dyn().unsaved() {
+                return Err(rescue::rescue(&config.store.clone().unwrap_or_default(), &key, &unsaved, None).await);
+            }
+            token
+        }
+    };
     let secret = token.secret().expose_secret();
     if args.json {
         let expires_in = token.expires_in(SystemTime::now()).as_secs();
@@ -354,6 +477,49 @@ async fn token(args: TokenArgs) -> Result<(), Error> {
         println!("{secret}");
     }
     Ok(())
+}
+
+/// What `tokensmith token` serves.
+#[derive(Debug)]
+enum Served {
+    /// What `tokensmith authorize` saved, refreshed from the store.
+    Authorized(CachedProvider<RefreshTokenSource>),
+    /// The configured provider's own grant, from this configuration.
+    Configured(Box<Config>),
+}
+
+/// What `config` asks `token` to serve: what `tokensmith authorize` saved when `grant =
+/// "authorization_code"` or `"device_code"`, or when the grant is unset and the store already holds a
+/// token set with a refresh token for this client (custom and generic-django); else the configured
+/// grant, with its endpoints resolved (`issuer`, generic-django's defaults) when a flow key is set.
+async fn served(config: Config) -> Result<Served, Error> {
+    if interactive::is_authorized_grant(&config) {
+        let flow = interactive::flow_config(&config).await?;
+        return Ok(Served::Authorized(interactive::refresh_provider(&flow)?.0));
+    }
+    if !matches!(config.provider.as_deref().map(str::trim), Some("custom" | "generic-django")) {
+        return Ok(Served::Configured(Box::new(config)));
+    }
+    let flow_keys = interactive::uses_flow_keys(&config);
+    let lasting = matches!(config.store, Some(StoreConfig::File { .. } | StoreConfig::Redis { .. }));
+    let look = config.grant.is_none() && lasting;
+    let flow = if flow_keys {
+        Some(interactive::flow_config(&config).await?)
+    } else if look {
+        // An error here (a key the flow does not take) is left to the configured provider's path.
+        interactive::flow_config(&config).await.ok()
+    } else {
+        None
+    };
+    let Some(flow) = flow else { return Ok(Served::Configured(Box::new(config))) };
+    if look {
+        if let Ok((provider, store)) = interactive::refresh_provider(&flow) {
+            if matches!(store.load(provider.key()).await, Ok(Some(set)) if set.refresh_token().is_some()) {
+                return Ok(Served::Authorized(provider));
+            }
+        }
+    }
+    Ok(Served::Configured(Box::new(if flow_keys { flow } else { config })))
 }
 
 /// The per-user token cache file, its directory created owner-only (0700): `$XDG_CACHE_HOME/tokensmith`
@@ -434,6 +600,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Token(args) => token(args).await,
         Command::Authorize(args) => authorize::run(args).await,
+        Command::Revoke(args) => revoke::run(args).await,
         Command::Sandbox(args) => {
             return match tokensmith_sandbox::run_standalone_with(args.port, args.faults).await {
                 Ok(()) => ExitCode::SUCCESS,

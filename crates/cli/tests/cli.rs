@@ -1200,7 +1200,7 @@ async fn two_token_runs_in_a_row_send_one_token_request_through_the_per_user_cac
 
 #[tokio::test]
 async fn each_command_help_has_examples_exit_codes_and_variables() {
-    for command in ["token", "authorize", "sandbox"] {
+    for command in ["token", "authorize", "revoke", "sandbox"] {
         let out = run(&[command, "--help"], "unused-secret").await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         for wanted in ["Examples:", &format!("tokensmith {command}"), "Exit codes:", "3  the provider refused"] {
@@ -1209,9 +1209,13 @@ async fn each_command_help_has_examples_exit_codes_and_variables() {
     }
     let token = run(&["token", "--help"], "unused-secret").await.stdout;
     assert!(token.contains("TOKENSMITH_CONFIG") && token.contains("--no-cache"), "{token}");
-    // authorize lists only what it uses: no flags of the client-credentials dialect, no --no-cache.
+    // authorize lists only what it uses: scopes and credential style (for any server) but no other
+    // flag of the client-credentials dialect, no --no-cache.
     let authorize = run(&["authorize", "--help"], "unused-secret").await.stdout;
-    for unused in ["--scope", "--credential-style", "--body-format", "--envelope", "--no-cache", "--json"] {
+    for used in ["--scope", "--credential-style", "--device", "--issuer", "--authorize-url"] {
+        assert!(authorize.contains(used), "`authorize --help` lacks {used}:\n{authorize}");
+    }
+    for unused in ["--body-format", "--envelope", "--no-cache", "--json"] {
         assert!(!authorize.contains(unused), "`authorize --help` lists {unused}:\n{authorize}");
     }
     assert!(authorize.contains("--redirect-uri") && authorize.contains("--store"), "{authorize}");

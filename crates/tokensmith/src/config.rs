@@ -675,11 +675,12 @@ keys::config_keys! {
             used_by: "custom",
             present: nonblank,
         },
-        /// The grant: `client_credentials` (default) or `refresh_token` (custom).
+        /// The grant: `client_credentials` (default), `refresh_token` (custom), or `authorization_code` /
+        /// `device_code` (custom, generic-django: serve and refresh what `tokensmith authorize` saved).
         grant: Option<String> = text {
             key: "grant",
             env: ["TOKENSMITH_GRANT"],
-            used_by: "custom",
+            used_by: "custom, generic-django",
             present: some,
         },
         /// The refresh token to start from when `grant = "refresh_token"` (custom).
@@ -722,6 +723,39 @@ keys::config_keys! {
             key: "redirect_uri",
             env: ["TOKENSMITH_REDIRECT_URI"],
             used_by: "whitebit",
+            present: some,
+        },
+        /// The authorization endpoint of the authorization code flow, `tokensmith authorize` (custom,
+        /// generic-django; default from `issuer`'s discovery, or generic-django's `{base_url}/o/authorize/`).
+        authorize_url: Option<String> = text {
+            key: "authorize_url",
+            env: ["TOKENSMITH_AUTHORIZE_URL"],
+            used_by: "custom, generic-django",
+            present: some,
+        },
+        /// The device authorization endpoint of the device grant, `tokensmith authorize --device`
+        /// (custom, generic-django; default from `issuer`'s discovery, or generic-django's
+        /// `{base_url}/o/device-authorization/`).
+        device_authorization_url: Option<String> = text {
+            key: "device_authorization_url",
+            env: ["TOKENSMITH_DEVICE_AUTHORIZATION_URL"],
+            used_by: "custom, generic-django",
+            present: some,
+        },
+        /// The revocation endpoint, `tokensmith revoke` (custom, generic-django; default from
+        /// `issuer`'s discovery, or generic-django's `{base_url}/o/revoke_token/`).
+        revocation_url: Option<String> = text {
+            key: "revocation_url",
+            env: ["TOKENSMITH_REVOCATION_URL"],
+            used_by: "custom, generic-django",
+            present: some,
+        },
+        /// The authorization server's issuer URL: its endpoints come from its metadata (RFC 8414, then
+        /// OpenID Connect discovery) where no URL key sets them (custom, generic-django).
+        issuer: Option<String> = text {
+            key: "issuer",
+            env: ["TOKENSMITH_ISSUER"],
+            used_by: "custom, generic-django",
             present: some,
         },
         /// Where tokens are kept. In the environment: what [`StoreConfig::try_parse`] takes (a file

@@ -16,7 +16,7 @@
 //! | `envelope` | JSON pointer to the token fields, e.g. `/data` | none |
 //! | `[response]` | a JSON pointer per response field: `access_token`, `expires_in` or `expires_at`, `token_type`, `refresh_token`, `scope`, `error`, `error_description` | RFC 6749 names (under `envelope`) |
 //! | `fallback_lifetime` | seconds assumed when `expires_in` is missing | 3600 |
-//! | `grant` | `client_credentials`, or `refresh_token` to keep a refresh token going (needs a file or Redis `store`) | `client_credentials` |
+//! | `grant` | `client_credentials`, `refresh_token` to keep a refresh token going, or `authorization_code` / `device_code` to serve what `tokensmith authorize` saved (these three need a file or Redis `store`) | `client_credentials` |
 //! | `refresh_token`, `refresh_url`, `refresh_token_param`, `send_grant_type` | the refresh grant's shape | |
 //! | `name` | the provider's name in logs and store keys | `custom` |
 
@@ -62,9 +62,15 @@ pub fn build(config: &Config) -> Result<SharedTokenProvider> {
             let source = SeededRefreshSource { inner: RefreshTokenSource::new(client, scopes), seed };
             Ok(SharedTokenProvider::new(CachedProvider::builder(source).store(store).build()))
         }
+        "authorization_code" | "device_code" => {
+            // What `tokensmith authorize` saved: served, and refreshed with rotation, from the store.
+            crate::interactive::build_authorized(config)
+        }
         other => Err(Error::config(
             "grant",
-            format!("unknown grant `{other}`; the custom provider supports client_credentials and refresh_token"),
+            format!(
+                "unknown grant `{other}`; the custom provider supports client_credentials, refresh_token, authorization_code and device_code"
+            ),
         )),
     }
 }

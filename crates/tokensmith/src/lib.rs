@@ -99,6 +99,7 @@ mod many_users_doc {}
 pub mod blocking;
 pub mod config;
 pub mod custom;
+pub mod interactive;
 mod providers;
 #[macro_use]
 mod registry;

@@ -86,6 +86,24 @@ impl Registry {
         if let Some(builder) = self.registered.get(name) {
             return builder(config);
         }
+        if matches!(name, "custom" | "generic-django") && crate::interactive::is_authorized_grant(config) {
+            // What `tokensmith authorize` saved, served and refreshed from the store.
+            return crate::interactive::build_authorized(config);
+        }
+        let plain_grant = config.grant.as_deref().map(str::trim) == Some("client_credentials");
+        if name == "generic-django" && (crate::interactive::uses_flow_keys(config) || plain_grant) {
+            // The endpoints of the user-facing flows are not the client-credentials grant's business.
+            let mut plain = config.clone();
+            plain.authorize_url = None;
+            plain.device_authorization_url = None;
+            plain.revocation_url = None;
+            plain.issuer = None;
+            if plain_grant {
+                plain.grant = None;
+            }
+            return crate::build_builtin(name, &plain)
+                .unwrap_or_else(|| Err(Error::config("provider", "not built in")));
+        }
         if name == "custom" {
             return crate::custom::build(config);
         }
