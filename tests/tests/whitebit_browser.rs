@@ -8,54 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::os::unix::process::CommandExt as _;
+mod browser;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use browser::{ChromeDriver, skipped};
+use fantoccini::Locator;
 use tokensmith_sandbox::{Dialect, Sandbox};
 
-/// Set (to anything but `0` or nothing) to skip the browser test.
-const SKIP_VAR: &str = "TOKENSMITH_SKIP_BROWSER";
 const SECRET_VAR: &str = "TOKENSMITH_TEST_WHITEBIT_SECRET";
-
-/// The flags the issue asks Chromium to run with (a fresh user data dir is added).
-const CHROMIUM_ARGS: [&str; 7] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-];
-
-fn skipped() -> bool {
-    let skip = std::env::var(SKIP_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
-    if skip {
-        let test = std::thread::current().name().unwrap_or("the browser test").to_owned();
-        let _ = writeln!(std::io::stderr(), "skipped: {SKIP_VAR} is set ({test})");
-    }
-    skip
-}
-
-/// `name` on PATH, or the path in the environment variable `var`.
-fn program(var: &str, name: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH: run tests/browser/install.sh (apt-get install chromium chromium-driver), or set {var}, or {SKIP_VAR}=1 to skip")
-        })
-}
 
 /// The `tokensmith` binary next to this test's build directory (`target/<profile>/tokensmith`).
 fn tokensmith_bin() -> PathBuf {
@@ -79,67 +42,6 @@ fn scratch_dir(label: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// chromedriver on a free port, in its own process group so that dropping it also ends every
-/// Chromium process it started, whatever state the test left them in.
-struct ChromeDriver {
-    child: Child,
-    url: String,
-}
-
-impl ChromeDriver {
-    fn start() -> ChromeDriver {
-        let driver = program("CHROMEDRIVER", "chromedriver");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", driver.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("started successfully") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let driver = ChromeDriver { child, url: format!("http://127.0.0.1:{port}") };
-        rx.recv_timeout(Duration::from_secs(30)).expect("chromedriver did not report that it started");
-        driver
-    }
-
-    /// A new headless Chromium session with a fresh user data dir.
-    async fn session(&self, user_data_dir: &Path) -> Client {
-        let chromium = program("CHROMIUM", "chromium");
-        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| (*a).to_owned()).collect();
-        args.push(format!("--user-data-dir={}", user_data_dir.display()));
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            serde_json::json!({ "binary": chromium.display().to_string(), "args": args }),
-        );
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await
-            .unwrap_or_else(|e| panic!("no WebDriver session from chromedriver at {}: {e}", self.url))
-    }
-}
-
-impl Drop for ChromeDriver {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// What one `tokensmith authorize` run ended with.
