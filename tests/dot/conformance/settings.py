@@ -53,8 +53,11 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DOT_DB_PATH", str(BASE_DIR.parent / "db.sqlite3")),
-        # Concurrent token requests from the tests: wait for the write lock instead of failing.
-        "OPTIONS": {"timeout": 20},
+        # Concurrent token requests from the tests: wait for the write lock instead of failing. A
+        # transaction that starts as a reader and then writes (DOT's refresh-token rotation) cannot
+        # wait for the lock: SQLite fails it at once with "database is locked" (seen in CI). Starting
+        # every transaction as a writer (BEGIN IMMEDIATE, Django 5.1+) makes it wait like the rest.
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
     }
 }
 
