@@ -14,10 +14,11 @@ mod authlib;
 #[allow(dead_code)]
 mod dot;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
 use dot::{CODE_CLIENT_ID, CODE_CLIENT_SECRET, DEVICE_CLIENT_ID, DEVICE_CLIENT_SECRET, DotServer};
+use tokensmith_tests::tokensmith_bin;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 /// The variables the client secrets are given in (`--client-secret-env`).
@@ -32,22 +33,6 @@ macro_rules! server {
             None => return,
         }
     };
-}
-
-/// The `tokensmith` binary: `TOKENSMITH_BIN`, else beside this test's binary (as whitebit_browser.rs).
-fn tokensmith_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("TOKENSMITH_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).expect("the test runs from target/<profile>/deps");
-    let bin = profile_dir.join("tokensmith");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the CLI first (`cargo build -p tokensmith-cli`), or set TOKENSMITH_BIN",
-        bin.display()
-    );
-    bin
 }
 
 fn scratch(label: &str) -> PathBuf {

@@ -14,27 +14,18 @@ mod browser;
 #[allow(dead_code)]
 mod dot;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use browser::ChromeDriver;
 use dot::{CODE_CLIENT_ID, CODE_CLIENT_SECRET, DEVICE_CLIENT_ID, DEVICE_CLIENT_SECRET, DotServer};
 use fantoccini::{Client, Locator};
+use tokensmith_tests::tokensmith_bin;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const SECRET_VAR: &str = "DOT_BROWSER_CLIENT_SECRET";
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The `tokensmith` binary: `TOKENSMITH_BIN`, else beside this test's binary.
-fn tokensmith_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("TOKENSMITH_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).expect("the test runs from target/<profile>/deps");
-    profile_dir.join("tokensmith")
-}
 
 fn scratch(label: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dot-browser-{label}-{}", std::process::id()));

@@ -17,25 +17,9 @@ use std::time::Duration;
 use browser::{ChromeDriver, skipped};
 use fantoccini::Locator;
 use tokensmith_sandbox::{Dialect, Sandbox};
+use tokensmith_tests::tokensmith_bin;
 
 const SECRET_VAR: &str = "TOKENSMITH_TEST_WHITEBIT_SECRET";
-
-/// The `tokensmith` binary next to this test's build directory (`target/<profile>/tokensmith`).
-fn tokensmith_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("TOKENSMITH_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/whitebit_browser-<hash>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("the test runs from target/<profile>/deps");
-    let bin = profile_dir.join("tokensmith");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build the CLI first (`cargo build -p tokensmith-cli`; `cargo test --workspace` does), or set TOKENSMITH_BIN",
-        bin.display()
-    );
-    bin
-}
 
 fn scratch_dir(label: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-{label}-{}", std::process::id()));
