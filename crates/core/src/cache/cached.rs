@@ -19,8 +19,10 @@ use super::flight::State;
 use super::policy::RefreshPolicy;
 use super::source::TokenSource;
 
-pub(super) struct Shared<S> {
-    pub(super) source: S,
+/// The cache's state. The source is the last field, so that `Shared<S>` unsizes to [`Erased`]: the
+/// fetch path (store, fleet, flight) is written against `Erased` and compiled once, whatever the
+/// number of source types a program caches (only the read path is generic).
+pub(super) struct Shared<S: ?Sized> {
     pub(super) key: String,
     /// Read, and copied to `key`, when `key` holds nothing (see [`TokenSource::legacy_cache_key`]).
     pub(super) legacy_key: Option<String>,
@@ -33,7 +35,11 @@ pub(super) struct Shared<S> {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) policy: RefreshPolicy,
     pub(super) store: Arc<dyn TokenStore>,
+    pub(super) source: S,
 }
+
+/// [`Shared`] with its source type erased: what the fetch path runs on.
+pub(super) type Erased = Shared<dyn TokenSource>;
 
 /// A caching [`TokenProvider`] around a [`TokenSource`]: lock-free cached reads, early refresh
 /// ([`RefreshPolicy`]), single-flight fetches, back-off on failure, invalidation, and a [`TokenStore`].
@@ -251,31 +257,8 @@ impl<S: TokenSource> CachedProvider<S> {
     /// store with [`check_store`](Self::check_store) before an authorization to fail before the code
     /// is spent instead.
     pub async fn insert(&self, token: AccessToken) -> Result<()> {
-        let saved = {
-            let _writing = self.shared.save_lock.lock().await;
-            let base = self.shared.current.load().as_ref().and_then(|e| e.version);
-            match self.shared.store.save_versioned(&self.shared.key, &token).await {
-                Ok(version) => {
-                    self.shared.publish(token, version, true);
-                    Ok(())
-                }
-                Err(e) => {
-                    self.shared.publish(token.clone(), base, false);
-                    self.shared.save_later(token, None);
-                    Err(e)
-                }
-            }
-        };
-        self.shared.lock_state().reset();
-        saved.map_err(|e| {
-            tracing::error!(key = %self.shared.key, error = %e, "new token set could not be saved; kept in memory and saved again in the background");
-            Error::store(
-                format!(
-                    "the new token set could not be saved ({e}); this provider keeps it in memory, serves it, and saves it again in the background until the store accepts it: fix the store (its path, permissions, or server) before this process exits"
-                ),
-                Some(Arc::new(e) as BoxError),
-            )
-        })
+        let shared: Arc<Erased> = self.shared.clone();
+        shared.insert(token).await
     }
 
     /// Checks that the store can save token sets ([`TokenStore::probe`]): call it before sending a
@@ -300,7 +283,7 @@ impl<S: TokenSource> CachedProvider<S> {
     }
 }
 
-impl<S: TokenSource> Shared<S> {
+impl<S: TokenSource + ?Sized> Shared<S> {
     /// The state, also after a panic elsewhere while it was held (it is consistent at every point a
     /// panic could happen: a few plain fields).
     pub(super) fn lock_state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -353,6 +336,37 @@ impl<S: TokenSource> Shared<S> {
             )));
         }
         Ok(token)
+    }
+}
+
+impl Erased {
+    /// [`CachedProvider::insert`].
+    pub(super) async fn insert(self: &Arc<Self>, token: AccessToken) -> Result<()> {
+        let saved = {
+            let _writing = self.save_lock.lock().await;
+            let base = self.current.load().as_ref().and_then(|e| e.version);
+            match self.store.save_versioned(&self.key, &token).await {
+                Ok(version) => {
+                    self.publish(token, version, true);
+                    Ok(())
+                }
+                Err(e) => {
+                    self.publish(token.clone(), base, false);
+                    self.save_later(token, None);
+                    Err(e)
+                }
+            }
+        };
+        self.lock_state().reset();
+        saved.map_err(|e| {
+            tracing::error!(key = %self.key, error = %e, "new token set could not be saved; kept in memory and saved again in the background");
+            Error::store(
+                format!(
+                    "the new token set could not be saved ({e}); this provider keeps it in memory, serves it, and saves it again in the background until the store accepts it: fix the store (its path, permissions, or server) before this process exits"
+                ),
+                Some(Arc::new(e) as BoxError),
+            )
+        })
     }
 }
 

@@ -10,12 +10,12 @@ use crate::error::{BoxError, Error, Result};
 use crate::store::{Coordinator, LockGuard, RefreshLock};
 use crate::token::AccessToken;
 
-use super::{Shared, TokenSource};
+use super::cached::Erased;
 
 /// How often the store is polled while another process holds the lock: 10 ms, doubling to 100 ms.
 const LOCK_POLL: Backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(100));
 
-impl<S: TokenSource> Shared<S> {
+impl Erased {
     /// Takes the fleet-wide refresh lock, or waits for the process holding it to save a new token set.
     ///
     /// While another process holds the lock, the store is polled (10 ms, doubling to 100 ms) for a
@@ -237,6 +237,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::testkit::{Fleet, FleetStore, Source, cache, exact, secret, token_for};
+    use super::Erased;
     use crate::error::Error;
     use crate::store::TokenStore;
 
@@ -367,7 +368,8 @@ mod tests {
             panic!("no lock")
         };
         tokio::time::advance(S(1)).await; // the holder stalled past its lease
-        let (result, release) = cache.shared.fetch_locked(&stalled, &guard).await;
+        let shared: Arc<Erased> = cache.shared.clone();
+        let (result, release) = shared.fetch_locked(&stalled, &guard).await;
         assert!(release && result.unwrap_err().to_string().contains("lease lapsed"));
         assert_eq!(source.0.fetches(), 0);
     }

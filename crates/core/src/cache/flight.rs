@@ -12,8 +12,9 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::token::AccessToken;
 
+use super::cached::Erased;
 use super::entry::millis;
-use super::{CachedProvider, Shared, TokenSource};
+use super::{CachedProvider, TokenSource};
 
 /// What a flight's waiters get: `None` until the fetch ends.
 pub(super) type FlightResult = Option<Result<AccessToken>>;
@@ -58,26 +59,28 @@ impl<S: TokenSource> CachedProvider<S> {
     pub fn token(&self) -> impl Future<Output = Result<AccessToken>> + Send + '_ {
         match self.cached_token() {
             Some(token) => TokenFuture::Ready(Some(token)),
-            None => TokenFuture::Fetch(Box::pin(self.fetch_or_wait())),
+            None => TokenFuture::Fetch(Box::pin(Erased::fetch_or_wait(self.shared.clone()))),
         }
     }
+}
 
-    /// The miss path of [`token`](Self::token): joins the flight in progress or starts one.
-    async fn fetch_or_wait(&self) -> Result<AccessToken> {
+impl Erased {
+    /// The miss path of [`CachedProvider::token`]: joins the flight in progress or starts one.
+    async fn fetch_or_wait(self: Arc<Self>) -> Result<AccessToken> {
         let (mut receiver, flight) = {
-            let mut state = self.shared.lock_state();
-            if let Some(token) = self.shared.fresh() {
+            let mut state = self.lock_state();
+            if let Some(token) = self.fresh() {
                 return Ok(token);
             }
             match &state.flight {
                 Some(receiver) => (receiver.clone(), None),
                 None => {
-                    let now = self.shared.clock.monotonic();
+                    let now = self.clock.monotonic();
                     if let Some(until) = state.backoff_until.filter(|until| now < *until) {
                         // A failure that retrying cannot fix (the provider refused the client, the
                         // user must authorize again) is repeated as it was, so callers see its type;
                         // a passing one is reported as the back-off it caused.
-                        return self.shared.usable().ok_or_else(|| match &state.last_error {
+                        return self.usable().ok_or_else(|| match &state.last_error {
                             Some(last) if !last.is_retryable() => last.clone(),
                             last => Error::BackingOff {
                                 retry_in: until.saturating_sub(now),
@@ -90,7 +93,7 @@ impl<S: TokenSource> CachedProvider<S> {
                     })?;
                     let (sender, receiver) = watch::channel(None);
                     state.flight = Some(receiver.clone());
-                    let guard = FlightGuard { shared: self.shared.clone(), sender: Some(sender) };
+                    let guard = FlightGuard { shared: self.clone(), sender: Some(sender) };
                     (receiver, Some((runtime, guard)))
                 }
             }
@@ -114,12 +117,12 @@ impl<S: TokenSource> CachedProvider<S> {
 }
 
 /// What [`CachedProvider::token`] returns: the cached token, ready, or the boxed fetch.
-enum TokenFuture<'a> {
+enum TokenFuture {
     Ready(Option<AccessToken>),
-    Fetch(Pin<Box<dyn Future<Output = Result<AccessToken>> + Send + 'a>>),
+    Fetch(Pin<Box<dyn Future<Output = Result<AccessToken>> + Send>>),
 }
 
-impl Future for TokenFuture<'_> {
+impl Future for TokenFuture {
     type Output = Result<AccessToken>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<AccessToken>> {
@@ -132,7 +135,7 @@ impl Future for TokenFuture<'_> {
     }
 }
 
-impl<S: TokenSource> Shared<S> {
+impl Erased {
     /// Ends a flight with `result`: records success, or a failure and its back-off, clears the
     /// in-flight marker, and returns what the waiters get (on failure, the still-usable token if
     /// there is one).
@@ -171,12 +174,12 @@ impl<S: TokenSource> Shared<S> {
 /// result, or, when the task panics or is dropped (even before its first poll: a runtime shutting
 /// down), on drop with [`Error::Runtime`] — the in-flight marker is cleared, a back-off recorded,
 /// and every waiter woken.
-struct FlightGuard<S: TokenSource> {
-    shared: Arc<Shared<S>>,
+struct FlightGuard {
+    shared: Arc<Erased>,
     sender: Option<watch::Sender<FlightResult>>,
 }
 
-impl<S: TokenSource> FlightGuard<S> {
+impl FlightGuard {
     fn finish(&mut self, result: Result<AccessToken>) {
         let result = self.shared.settle(result);
         if let Some(sender) = self.sender.take() {
@@ -185,7 +188,7 @@ impl<S: TokenSource> FlightGuard<S> {
     }
 }
 
-impl<S: TokenSource> Drop for FlightGuard<S> {
+impl Drop for FlightGuard {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
             let error = Error::Runtime {

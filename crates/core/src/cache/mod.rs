@@ -66,7 +66,6 @@ pub use source::{ClientCredentialsSource, ProviderSource, RefreshTokenSource, To
 
 // For this crate: `CachedProvider` is public at the crate root only (one path per item).
 pub(crate) use cached::CachedProvider;
-use cached::Shared;
 
 #[cfg(test)]
 mod tests {

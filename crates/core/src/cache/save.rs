@@ -11,12 +11,12 @@ use crate::error::Result;
 use crate::store::{LockGuard, Versioned};
 use crate::token::AccessToken;
 
-use super::{Shared, TokenSource};
+use super::cached::Erased;
 
 /// The background re-save of a set the store did not take: 1 s, doubling to 60 s.
 const RESAVE: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 
-impl<S: TokenSource> Shared<S> {
+impl Erased {
     /// Loads the stored set, falling back once to the legacy key (copying what it holds to the
     /// current key, so that an upgrade loses no grant).
     async fn load(&self) -> Result<Option<Versioned>> {
