@@ -32,6 +32,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 mod refusal;
+mod rfc3339;
 #[cfg(test)]
 mod tests;
 mod token;

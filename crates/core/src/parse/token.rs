@@ -375,15 +375,14 @@ fn seconds_until(value: Option<&Value>, now: SystemTime, format: &ResponseFormat
         Some(Value::String(s)) => match s.trim().parse::<f64>() {
             Ok(secs) => epoch(secs)?,
             Err(_) => {
-                let at = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| {
-                        Error::invalid_response(format!(
-                            "{} is `{}`, neither epoch seconds nor an RFC 3339 timestamp",
-                            label(),
-                            excerpt(s, 40)
-                        ))
-                    })?;
-                u64::try_from(at.unix_timestamp()).map_err(|_| out_of_range())?
+                let at = super::rfc3339::unix_seconds(s.trim()).ok_or_else(|| {
+                    Error::invalid_response(format!(
+                        "{} is `{}`, neither epoch seconds nor an RFC 3339 timestamp",
+                        label(),
+                        excerpt(s, 40)
+                    ))
+                })?;
+                u64::try_from(at).map_err(|_| out_of_range())?
             }
         },
         Some(_) => return Err(Error::invalid_response(format!("{} is not a number or a string", label()))),
