@@ -58,6 +58,10 @@
 //!   `reqwest::ClientBuilder` given to `ReqwestTransportBuilder::build_from`, which keeps the token
 //!   rules (no redirects, body cap, HTTPS).
 //! - `file-store` (default): `store::FileStore`, token sets in a file shared between processes.
+//! - `flows` (default): the `flows` module, the user-facing flows of any RFC server (authorization
+//!   code with PKCE, the device grant, discovery, revocation). A service that only gets
+//!   client-credentials or refresh-token grants can leave it out and compile less. `loopback` adds
+//!   `flows::LoopbackListener` (the authorization callback on 127.0.0.1) and implies `flows`.
 //! - `testing`: `http::MockTransport`, a `mockall` mock of [`http::Transport`], and the helpers of
 //!   `testing`, for your own tests.
 //! - `encryption`: `store::StoreEncryption`, AES-256-GCM encryption of stored token sets, e.g.
@@ -98,6 +102,8 @@ pub mod cache;
 pub mod clock;
 pub mod dialect;
 pub mod error;
+#[cfg(feature = "flows")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
 pub mod flows;
 pub mod http;
 pub mod manager;

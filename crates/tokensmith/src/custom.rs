@@ -64,7 +64,14 @@ pub fn build(config: &Config) -> Result<SharedTokenProvider> {
         }
         "authorization_code" | "device_code" => {
             // What `tokensmith authorize` saved: served, and refreshed with rotation, from the store.
-            crate::interactive::build_authorized(config)
+            #[cfg(feature = "interactive")]
+            return crate::interactive::build_authorized(config);
+            #[cfg(not(feature = "interactive"))]
+            return Err(crate::registry::feature_needed(
+                "grant",
+                "interactive",
+                "serving what `tokensmith authorize` saved",
+            ));
         }
         other => Err(Error::config(
             "grant",

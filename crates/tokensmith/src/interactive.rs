@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::{build_store, require_lasting_store};
 
 /// The grants that serve what `tokensmith authorize` saved: a refresh token kept in the store.
-pub const AUTHORIZED_GRANTS: &[&str] = &["authorization_code", "device_code"];
+pub const AUTHORIZED_GRANTS: &[&str] = crate::config::AUTHORIZED_GRANTS;
 
 /// Every value `grant` takes.
 pub const GRANTS: &[&str] = &["client_credentials", "refresh_token", "authorization_code", "device_code"];
@@ -49,16 +49,13 @@ pub fn check_grant(config: &Config) -> Result<()> {
 /// Whether `config` asks for the tokens `tokensmith authorize` saved (`grant = "authorization_code"`
 /// or `"device_code"`).
 pub fn is_authorized_grant(config: &Config) -> bool {
-    config.grant.as_deref().map(str::trim).is_some_and(|g| AUTHORIZED_GRANTS.contains(&g))
+    crate::config::is_authorized_grant(config)
 }
 
 /// Whether any key of the user-facing flows is set (`authorize_url`, `device_authorization_url`,
 /// `revocation_url`, `issuer`).
 pub fn uses_flow_keys(config: &Config) -> bool {
-    config.authorize_url.is_some()
-        || config.device_authorization_url.is_some()
-        || config.revocation_url.is_some()
-        || config.issuer.is_some()
+    crate::config::uses_flow_keys(config)
 }
 
 /// The `custom` configuration that `config` describes for the user-facing flows: every endpoint

@@ -57,13 +57,25 @@
 //! | `ruby-style` | `ruby-style` | `tokensmith-ruby-style` |
 //! | `whitebit` | `whitebit` | `tokensmith-whitebit` |
 //!
-//! `blocking` (off by default) adds `blocking::BlockingProvider` for programs that are not async.
-//! `encryption` (on by default) encrypts the file store's token sets when `[store] encryption_key` is
-//! set ([`build_store_encryption`]); `redis` adds the Redis store.
+//! Besides the providers, on by default:
 //!
-//! `default-features = false, features = ["probit"]` compiles only ProBit (plus `custom`, which
-//! needs no extra crate). Each provider crate is also re-exported under its short name
-//! ([`probit`], [`generic_django`], [`ruby_style`], [`whitebit`]) when its feature is on.
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `custom` | the declarative provider, `provider = "custom"` (the `custom` module) |
+//! | `interactive` | serving what `tokensmith authorize` saved (`grant = "authorization_code"` or `"device_code"`), discovery from an `issuer`, and the `interactive` module the CLI's flows run on; implies `custom` and tokensmith-core's `flows` |
+//! | `toml` | TOML configuration files: `Config::from_file`, `from_toml_str`, `from_toml_section`, `load_section`, `from_file`, and the file `TOKENSMITH_CONFIG` names |
+//! | `encryption` | encrypts stored token sets when `[store] encryption_key` is set ([`build_store_encryption`]) |
+//! | `rustls`, `http2` | TLS by rustls with aws-lc-rs, and HTTP/2 (`rustls-ring` and `native-tls` are the other TLS choices) |
+//!
+//! Off by default: `blocking` adds `blocking::BlockingProvider` for programs that are not async,
+//! `redis` the Redis store, `jwt` the JWT client-authentication styles of the custom provider.
+//!
+//! `default-features = false, features = ["probit", "rustls-ring"]` compiles only ProBit, configured
+//! by `TOKENSMITH_*` variables or in code: the lightest service (see `docs/performance.md`, "Weight").
+//! A configuration that needs a feature that is off (`provider = "custom"`, a `TOKENSMITH_CONFIG`
+//! file, `grant = "authorization_code"`) is an [`Error::Config`] that names the feature to enable.
+//! Each provider crate is also re-exported under its short name ([`probit`], [`generic_django`],
+//! [`ruby_style`], [`whitebit`]) when its feature is on.
 
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // Nothing from outside (a response, a configuration, a store, a callback) may panic: arithmetic and
@@ -98,7 +110,11 @@ mod many_users_doc {}
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
 pub mod config;
+#[cfg(feature = "custom")]
+#[cfg_attr(docsrs, doc(cfg(feature = "custom")))]
 pub mod custom;
+#[cfg(feature = "interactive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "interactive")))]
 pub mod interactive;
 mod providers;
 #[macro_use]
@@ -164,6 +180,8 @@ pub fn from_env_with(env: impl Fn(&str) -> Option<String>) -> Result<SharedToken
 }
 
 /// Builds the provider described by a TOML file (environment variables are not read).
+#[cfg(feature = "toml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
 pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<SharedTokenProvider> {
     from_config(&Config::from_file(path)?)
 }

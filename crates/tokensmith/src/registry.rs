@@ -68,7 +68,9 @@ impl Registry {
             .filter(|(name, _)| crate::compiled_in(name))
             .map(|(name, _)| (*name).to_owned())
             .collect();
-        names.push("custom".to_owned());
+        if cfg!(feature = "custom") {
+            names.push("custom".to_owned());
+        }
         for name in self.registered.keys() {
             if !names.contains(name) {
                 names.push(name.clone());
@@ -86,12 +88,15 @@ impl Registry {
         if let Some(builder) = self.registered.get(name) {
             return builder(config);
         }
-        if matches!(name, "custom" | "generic-django") && crate::interactive::is_authorized_grant(config) {
+        if matches!(name, "custom" | "generic-django") && crate::config::is_authorized_grant(config) {
             // What `tokensmith authorize` saved, served and refreshed from the store.
+            #[cfg(feature = "interactive")]
             return crate::interactive::build_authorized(config);
+            #[cfg(not(feature = "interactive"))]
+            return Err(feature_needed("grant", "interactive", "serving what `tokensmith authorize` saved"));
         }
         let plain_grant = config.grant.as_deref().map(str::trim) == Some("client_credentials");
-        if name == "generic-django" && (crate::interactive::uses_flow_keys(config) || plain_grant) {
+        if name == "generic-django" && (crate::config::uses_flow_keys(config) || plain_grant) {
             // The endpoints of the user-facing flows are not the client-credentials grant's business.
             let mut plain = config.clone();
             plain.authorize_url = None;
@@ -105,7 +110,10 @@ impl Registry {
                 .unwrap_or_else(|| Err(Error::config("provider", "not built in")));
         }
         if name == "custom" {
+            #[cfg(feature = "custom")]
             return crate::custom::build(config);
+            #[cfg(not(feature = "custom"))]
+            return Err(feature_needed("provider", "custom", "the declarative provider"));
         }
         match crate::build_builtin(name, config) {
             Some(result) => result,
@@ -124,6 +132,19 @@ pub(crate) fn compiled_out(feature: &str) -> Error {
         "provider",
         format!(
             "the `{feature}` provider is not compiled in; enable the `{feature}` feature of tokensmith \
+             (tokensmith = {{ version = \"0.1\", features = [\"{feature}\"] }})"
+        ),
+    )
+}
+
+/// The error for a configuration that needs a feature of this crate that is off: `what` (e.g. "the
+/// declarative provider") is compiled out.
+#[cfg(not(all(feature = "custom", feature = "interactive")))]
+pub(crate) fn feature_needed(key: &str, feature: &str, what: &str) -> Error {
+    Error::config(
+        key,
+        format!(
+            "{what} is not compiled in; enable the `{feature}` feature of tokensmith \
              (tokensmith = {{ version = \"0.1\", features = [\"{feature}\"] }})"
         ),
     )
@@ -173,13 +194,70 @@ macro_rules! built_in_providers {
 mod tests {
     use super::*;
 
+    fn config(provider: &str) -> Config {
+        Config {
+            provider: Some(provider.to_owned()),
+            client_id: Some("id".to_owned()),
+            client_secret: Some(crate::Secret::value("secret")),
+            ..Config::default()
+        }
+    }
+
+    /// The configuration error `config` gives: its key and message.
+    fn config_error(config: &Config) -> (String, String) {
+        match Registry::default().build(config) {
+            Err(Error::Config { key, message }) => (key, message),
+            other => panic!("not a configuration error: {other:?}"),
+        }
+    }
+
     #[test]
     fn unknown_provider_lists_the_known_ones() {
-        let config = Config::from_toml_str("provider = \"okta\"").unwrap();
-        let err = Registry::default().build(&config).unwrap_err();
-        let Error::Config { key, message } = err else { panic!("not a config error") };
+        let (key, message) = config_error(&config("okta"));
         assert_eq!(key, "provider");
-        assert!(message.contains("okta") && message.contains("custom"), "{message}");
+        assert!(message.contains("okta"), "{message}");
+        assert_eq!(message.contains("custom"), cfg!(feature = "custom"), "{message}");
+    }
+
+    // The errors of a build without the facade's default features (CI runs these with
+    // `--no-default-features --features generic-django`): each names the key and the feature.
+
+    #[cfg(not(feature = "custom"))]
+    #[test]
+    fn the_custom_provider_compiled_out_names_its_feature() {
+        let (key, message) = config_error(&config("custom"));
+        assert_eq!(key, "provider");
+        assert!(message.contains("enable the `custom` feature of tokensmith"), "{message}");
+    }
+
+    #[cfg(all(feature = "generic-django", not(feature = "interactive")))]
+    #[test]
+    fn an_authorized_grant_compiled_out_names_the_interactive_feature() {
+        let mut config = config("generic-django");
+        config.base_url = Some("https://auth.example.com".to_owned());
+        config.grant = Some("authorization_code".to_owned());
+        let (key, message) = config_error(&config);
+        assert_eq!(key, "grant");
+        assert!(message.contains("enable the `interactive` feature of tokensmith"), "{message}");
+        // Without a grant, the flows' keys do not stop the client-credentials provider.
+        config.grant = None;
+        config.revocation_url = Some("https://auth.example.com/o/revoke_token/".to_owned());
+        assert!(Registry::default().build(&config).is_ok());
+    }
+
+    #[cfg(not(feature = "toml"))]
+    #[test]
+    fn a_config_file_compiled_out_names_the_toml_feature() {
+        let env = |name: &str| match name {
+            "TOKENSMITH_CONFIG" => Some("/etc/myapp/tokensmith.toml".to_owned()),
+            "TOKENSMITH_PROVIDER" => Some("generic-django".to_owned()),
+            _ => None,
+        };
+        let Err(Error::Config { key, message }) = Config::load_with(env) else { panic!("the file was not refused") };
+        assert_eq!(key, "config");
+        assert!(message.contains("enable the `toml` feature") && message.contains("TOKENSMITH_CONFIG"), "{message}");
+        // The variables alone still configure a provider.
+        assert!(Config::from_env_with(env).is_ok());
     }
 
     #[test]
