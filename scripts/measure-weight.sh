@@ -6,6 +6,8 @@
 #
 # Writes three throwaway crates under WORKDIR (default /tmp/tokensmith-weight), outside the workspace:
 #   facade-light    tokensmith, default-features = false, features = ["generic-django", "rustls-ring"]
+#                   (one provider, rustls on ring, no HTTP/2, no custom/interactive/toml: configured by
+#                   TOKENSMITH_* variables)
 #   facade-default  tokensmith with its default features
 #   oauth2          oauth2 5 (reqwest 0.12 + rustls/ring) with a hand-written RwLock<Option<(token, expiry)>> cache
 # all three an axum 0.8 service on tokio with one route that fetches data with a client-credentials token.
