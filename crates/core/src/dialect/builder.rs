@@ -133,8 +133,7 @@ impl<D: Declared> Builder<D> {
             self.error.get_or_insert(Error::config(origin, message));
             return self;
         };
-        self.origin.push((key, origin.clone()));
-        match key {
+        let mut builder = match key {
             "client_id" => self.client_id(value),
             "client_secret" => self.client_secret(value),
             "token_url" => self.token_url(value),
@@ -149,7 +148,16 @@ impl<D: Declared> Builder<D> {
                     self
                 }
             },
-        }
+        };
+        // After the setter, which forgets where an earlier value of the key came from.
+        builder.origin.push((key, origin));
+        builder
+    }
+
+    /// Forgets where `key` was set: a value given in code replaces one read from a variable, and an
+    /// error about it must name the key, not the variable.
+    fn set_in_code(&mut self, key: &str) {
+        self.origin.retain(|(k, _)| *k != key);
     }
 
     /// The client id (required).
@@ -167,6 +175,7 @@ impl<D: Declared> Builder<D> {
     /// The token endpoint's full URL, instead of the base URL and the dialect's token path;
     /// `https://`, or `http://` to a loopback host.
     pub fn token_url(mut self, token_url: impl AsRef<str>) -> Self {
+        self.set_in_code("token_url");
         self.token_url = Some(token_url.as_ref().to_owned());
         self
     }
@@ -174,12 +183,14 @@ impl<D: Declared> Builder<D> {
     /// The server's base URL (any path is kept: `https://h/api` + `/oauth/token`); the token URL is
     /// the base URL and the dialect's token path.
     pub fn base_url(mut self, base_url: impl AsRef<str>) -> Self {
+        self.set_in_code("base_url");
         self.base_url = Some(base_url.as_ref().to_owned());
         self
     }
 
     /// The token path below the base URL, for a dialect whose path may change.
     pub fn token_path(mut self, token_path: impl AsRef<str>) -> Self {
+        self.set_in_code("token_path");
         self.token_path = Some(token_path.as_ref().to_owned());
         self
     }
@@ -187,6 +198,7 @@ impl<D: Declared> Builder<D> {
     /// The scopes to request, for a dialect that takes scopes (default: none sent, the server's
     /// default applies).
     pub fn scopes(mut self, scopes: Scopes) -> Self {
+        self.set_in_code("scope");
         self.scopes = Some(scopes);
         self
     }
@@ -194,6 +206,7 @@ impl<D: Declared> Builder<D> {
     /// How the client credentials are sent, by name (`basic`, `body`, ...), among those the dialect
     /// allows.
     pub fn credential_style(mut self, style: impl AsRef<str>) -> Self {
+        self.set_in_code("credential_style");
         self.credential_style = Some(style.as_ref().trim().to_ascii_lowercase());
         self
     }

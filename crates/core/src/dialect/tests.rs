@@ -97,6 +97,12 @@ fn with_config_and_env_set_the_same_things() {
     assert_eq!(key(bad.client_id("i").client_secret("s")), "RICH_BASE_URL");
     let missing = key(Builder::<Plain>::from_env_with(|_| None).base_url("https://h.example"));
     assert_eq!(missing, "client_id");
+    // A value set in code after one read from a variable: an error about it names the key, since
+    // the variable's value is no longer the one in use.
+    let replaced = Builder::<Rich>::from_env_with(|n| (n == "RICH_BASE_URL").then(|| "https://ok.example".to_owned()));
+    assert_eq!(key(replaced.client_id("i").client_secret("s").base_url("ftp://x")), "base_url");
+    let replaced = Builder::<Rich>::from_env_with(|n| (n == "RICH_TOKEN_PATH").then(|| "/t".to_owned()));
+    assert_eq!(key(replaced.client_id("i").client_secret("s").token_path("/t?x")), "token_path");
 }
 
 #[test]
