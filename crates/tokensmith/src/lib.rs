@@ -154,6 +154,9 @@ pub fn from_config(config: &Config) -> Result<SharedTokenProvider> {
 
 /// Builds the provider described by the file named in `TOKENSMITH_CONFIG` (if set) and the
 /// `TOKENSMITH_*` environment variables (which override the file).
+///
+/// Reading the file needs the `toml` feature (default); without it, `TOKENSMITH_CONFIG` set is an
+/// [`Error::Config`] for `config` that names the feature.
 pub fn from_env() -> Result<SharedTokenProvider> {
     from_config(&Config::load()?)
 }
