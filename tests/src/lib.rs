@@ -26,3 +26,10 @@ pub fn tokensmith_bin() -> PathBuf {
     );
     bin
 }
+
+pub mod python_server;
+
+/// The repository's root (the parent of `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
+}

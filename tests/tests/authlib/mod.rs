@@ -8,13 +8,12 @@
 //! `TOKENSMITH_SKIP_AUTHLIB=1` skips every test that needs the server (each prints that it was
 //! skipped); otherwise a missing venv or a server that does not start fails the test.
 
-use std::fmt;
-use std::fs::File;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokensmith_tests::python_server::{PythonServer, ServerSpec};
+pub use tokensmith_tests::repo_root;
 
 /// Set (to anything but `0` or nothing) to skip the Authlib conformance tests.
 pub const SKIP_VAR: &str = "TOKENSMITH_SKIP_AUTHLIB";
@@ -30,12 +29,7 @@ pub const HS256_SECRET: &str = "tokensmith-hs256-test-secret-of-at-least-32-byte
 
 /// Whether the Authlib tests are to be skipped; prints so (past the test harness's output capture).
 pub fn skipped() -> bool {
-    let skip = std::env::var(SKIP_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
-    if skip {
-        let test = std::thread::current().name().unwrap_or("an Authlib conformance test").to_owned();
-        let _ = writeln!(std::io::stderr(), "skipped: {SKIP_VAR} is set ({test})");
-    }
-    skip
+    tokensmith_tests::python_server::skipped(SKIP_VAR)
 }
 
 /// The server shared by the tests of this binary, or `None` when the tests are skipped. Fails the
@@ -52,20 +46,9 @@ pub fn shared() -> Option<&'static AuthlibServer> {
 }
 
 /// A running Authlib server.
+#[derive(Debug)]
 pub struct AuthlibServer {
-    base_url: String,
-    child: Mutex<Child>,
-    stdin: Mutex<Option<ChildStdin>>,
-}
-
-impl fmt::Debug for AuthlibServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthlibServer").field("base_url", &self.base_url).finish()
-    }
-}
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
+    server: PythonServer,
 }
 
 fn python() -> PathBuf {
@@ -79,64 +62,34 @@ fn python() -> PathBuf {
 impl AuthlibServer {
     /// Starts a server; its stderr goes to `target/tmp/authlib.log`.
     pub fn start() -> Result<AuthlibServer, String> {
-        let python = python();
-        if !python.exists() {
-            return Err(format!(
-                "the Authlib venv is missing: {} does not exist. Run tests/authlib/setup.sh first, \
-                 or set {SKIP_VAR}=1 to skip the Authlib conformance tests",
-                python.display()
-            ));
-        }
-        let serve = repo_root().join("tests/authlib/serve.py");
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("authlib.log");
-        let log_file = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let mut child = Command::new(&python)
-            .arg(&serve)
-            .args(["--port", "0", "--exit-on-stdin-eof"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("cannot run {} {}: {e}", python.display(), serve.display()))?;
-        let stdin = child.stdin.take();
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the Authlib server's stdout was not captured".to_owned());
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Reads until the server exits, so that its stdout pipe never fills up.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("tokensmith-authlib listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(base_url) => Ok(AuthlibServer { base_url, child: Mutex::new(child), stdin: Mutex::new(stdin) }),
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
-                Err(format!("the Authlib server did not start ({status}); its log {}:\n{text}", log.display()))
-            }
-        }
+        let server = PythonServer::spawn(ServerSpec {
+            name: "the Authlib server",
+            python: python(),
+            missing_hint: format!(
+                "Run tests/authlib/setup.sh first, or set {SKIP_VAR}=1 to skip the Authlib conformance tests"
+            ),
+            script: repo_root().join("tests/authlib/serve.py"),
+            args: Vec::new(),
+            log: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("authlib.log"),
+            banner: "tokensmith-authlib listening on ",
+            timeout: Duration::from_secs(60),
+        })?;
+        Ok(AuthlibServer { server })
     }
 
     /// `http://127.0.0.1:PORT`: the issuer, an audience the server accepts.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.server.base_url()
     }
 
     /// The token endpoint, `{base}/oauth/token`.
     pub fn token_url(&self) -> String {
-        format!("{}/oauth/token", self.base_url)
+        format!("{}/oauth/token", self.base_url())
     }
 
     /// What the server issued and refused so far: `(issued, refused)`.
     pub async fn stats(&self) -> (u64, u64) {
-        let text = reqwest::get(format!("{}/stats", self.base_url))
+        let text = reqwest::get(format!("{}/stats", self.base_url()))
             .await
             .expect("the stats request")
             .text()
@@ -145,23 +98,5 @@ impl AuthlibServer {
         let stats: serde_json::Value = serde_json::from_str(&text).expect("the stats are JSON");
         let get = |k: &str| stats.get(k).and_then(serde_json::Value::as_u64).expect("a count");
         (get("issued"), get("refused"))
-    }
-}
-
-impl Drop for AuthlibServer {
-    fn drop(&mut self) {
-        if let Ok(mut stdin) = self.stdin.lock() {
-            stdin.take();
-        }
-        let Ok(mut child) = self.child.lock() else { return };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }

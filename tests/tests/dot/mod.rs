@@ -11,17 +11,15 @@
 //! `TOKENSMITH_SKIP_DOT=1` skips every test that needs the server (each prints that it was
 //! skipped); otherwise a missing venv or a server that does not start fails the test.
 
-use std::fmt;
-use std::fs::File;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use base64::Engine as _;
 use rand::Rng as _;
 use sha2::Digest as _;
+use tokensmith_tests::python_server::{PythonServer, ServerSpec};
+use tokensmith_tests::repo_root;
 
 /// Set (to anything but `0` or nothing) to skip the DOT conformance tests.
 pub const SKIP_VAR: &str = "TOKENSMITH_SKIP_DOT";
@@ -52,12 +50,7 @@ pub const SHARED_LIFETIME: u64 = 3600;
 
 /// Whether the DOT tests are to be skipped; prints so (past the test harness's output capture).
 pub fn skipped() -> bool {
-    let skip = std::env::var(SKIP_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
-    if skip {
-        let test = std::thread::current().name().unwrap_or("a DOT conformance test").to_owned();
-        let _ = writeln!(std::io::stderr(), "skipped: {SKIP_VAR} is set ({test})");
-    }
-    skip
+    tokensmith_tests::python_server::skipped(SKIP_VAR)
 }
 
 /// The server shared by the tests of this binary (lifetime [`SHARED_LIFETIME`]), or `None` when the
@@ -98,21 +91,9 @@ pub fn dedicated_with(lifetime_secs: u64, label: &str, args: &[&str]) -> Option<
 }
 
 /// A running conformance server.
+#[derive(Debug)]
 pub struct DotServer {
-    base_url: String,
-    child: Mutex<Child>,
-    stdin: Mutex<Option<ChildStdin>>,
-    log: PathBuf,
-}
-
-impl fmt::Debug for DotServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DotServer").field("base_url", &self.base_url).field("log", &self.log).finish()
-    }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
+    server: PythonServer,
 }
 
 fn python() -> PathBuf {
@@ -126,12 +107,6 @@ fn python() -> PathBuf {
     venv.join("bin/python")
 }
 
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
 impl DotServer {
     /// Starts a server whose access tokens live `lifetime_secs`; `label` names its log file
     /// (`target/tmp/dot-<label>.log`, the server's stderr).
@@ -141,64 +116,31 @@ impl DotServer {
 
     /// [`DotServer::start`] with more `serve.py` arguments.
     pub fn start_with(lifetime_secs: u64, label: &str, args: &[&str]) -> Result<DotServer, String> {
-        let python = python();
-        if !python.exists() {
-            return Err(format!(
-                "the Django OAuth Toolkit venv is missing: {} does not exist. Run tests/dot/setup.sh first \
-                 (or point {PYTHON_VAR} at a Python with tests/dot/requirements.txt installed), \
-                 or set {SKIP_VAR}=1 to skip the DOT conformance tests",
-                python.display()
-            ));
-        }
-        let serve = repo_root().join("tests/dot/serve.py");
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dot-{label}.log"));
-        let log_file = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let mut child = Command::new(&python)
-            .arg(&serve)
-            .args(["--port", "0", "--lifetime", &lifetime_secs.to_string(), "--exit-on-stdin-eof"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("cannot run {} {}: {e}", python.display(), serve.display()))?;
-        let stdin = child.stdin.take();
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the DOT server's stdout was not captured".to_owned());
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Reads until the server exits, so that its stdout pipe never fills up.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("tokensmith-dot listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(90)) {
-            Ok(base_url) => Ok(DotServer { base_url, child: Mutex::new(child), stdin: Mutex::new(stdin), log }),
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                Err(format!(
-                    "the Django OAuth Toolkit server did not start ({status}); its log {}:\n{}",
-                    log.display(),
-                    log_tail(&log)
-                ))
-            }
-        }
+        let lifetime = lifetime_secs.to_string();
+        let server = PythonServer::spawn(ServerSpec {
+            name: "the Django OAuth Toolkit server",
+            python: python(),
+            missing_hint: format!(
+                "Run tests/dot/setup.sh first (or point {PYTHON_VAR} at a Python with tests/dot/requirements.txt \
+                 installed), or set {SKIP_VAR}=1 to skip the DOT conformance tests"
+            ),
+            script: repo_root().join("tests/dot/serve.py"),
+            args: ["--lifetime", lifetime.as_str()].iter().chain(args).map(|a| (*a).to_owned()).collect(),
+            log: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dot-{label}.log")),
+            banner: "tokensmith-dot listening on ",
+            timeout: Duration::from_secs(90),
+        })?;
+        Ok(DotServer { server })
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.server.base_url()
     }
 
     /// `{base}{path}`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        format!("{}{path}", self.server.base_url())
     }
 
     /// DOT's token endpoint, `{base}/o/token/`.
@@ -216,25 +158,6 @@ impl DotServer {
     /// How many token requests (`POST /o/token/`) the server has seen.
     pub async fn token_requests(&self) -> u64 {
         self.stats().await.get("POST /o/token/").and_then(serde_json::Value::as_u64).unwrap_or(0)
-    }
-}
-
-impl Drop for DotServer {
-    fn drop(&mut self) {
-        // Closing stdin asks the server to exit (it removes its temporary database directory).
-        if let Ok(mut stdin) = self.stdin.lock() {
-            stdin.take();
-        }
-        let Ok(mut child) = self.child.lock() else { return };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
