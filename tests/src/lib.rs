@@ -33,3 +33,16 @@ pub mod python_server;
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".."))
 }
+
+/// Whether the tests that need an outside program (a Python server, Chromium) are to be skipped:
+/// `var` is set to anything but `0` or nothing. Says so on standard error (past the test harness's
+/// output capture), naming the test.
+pub fn skipped(var: &str) -> bool {
+    use std::io::Write as _;
+    let skip = std::env::var(var).is_ok_and(|v| !v.is_empty() && v != "0");
+    if skip {
+        let test = std::thread::current().name().unwrap_or("a conformance test").to_owned();
+        let _ = writeln!(std::io::stderr(), "skipped: {var} is set ({test})");
+    }
+    skip
+}

@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, mpsc};
@@ -132,15 +132,4 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all.get(all.len().saturating_sub(lines)..).unwrap_or_default().join("\n")
-}
-
-/// Whether the tests of a server are to be skipped: `var` is set to anything but `0` or nothing.
-/// Says so on standard error (past the test harness's output capture), naming the test.
-pub fn skipped(var: &str) -> bool {
-    let skip = std::env::var(var).is_ok_and(|v| !v.is_empty() && v != "0");
-    if skip {
-        let test = std::thread::current().name().unwrap_or("a conformance test").to_owned();
-        let _ = writeln!(std::io::stderr(), "skipped: {var} is set ({test})");
-    }
-    skip
 }

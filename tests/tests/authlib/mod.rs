@@ -29,7 +29,7 @@ pub const HS256_SECRET: &str = "tokensmith-hs256-test-secret-of-at-least-32-byte
 
 /// Whether the Authlib tests are to be skipped; prints so (past the test harness's output capture).
 pub fn skipped() -> bool {
-    tokensmith_tests::python_server::skipped(SKIP_VAR)
+    tokensmith_tests::skipped(SKIP_VAR)
 }
 
 /// The server shared by the tests of this binary, or `None` when the tests are skipped. Fails the

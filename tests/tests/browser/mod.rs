@@ -3,7 +3,7 @@
 //! `chromium-driver` (`tests/browser/install.sh`); `TOKENSMITH_SKIP_BROWSER=1` skips those tests (it
 //! prints so); otherwise anything missing fails them. See `docs/conformance.md`.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,13 +26,9 @@ pub const CHROMIUM_ARGS: [&str; 7] = [
     "--disable-sync",
 ];
 
+/// Whether the browser tests are to be skipped; prints so (past the test harness's output capture).
 pub fn skipped() -> bool {
-    let skip = std::env::var(SKIP_VAR).is_ok_and(|v| !v.is_empty() && v != "0");
-    if skip {
-        let test = std::thread::current().name().unwrap_or("the browser test").to_owned();
-        let _ = writeln!(std::io::stderr(), "skipped: {SKIP_VAR} is set ({test})");
-    }
-    skip
+    tokensmith_tests::skipped(SKIP_VAR)
 }
 
 /// `name` on PATH, or the path in the environment variable `var`.

@@ -50,7 +50,7 @@ pub const SHARED_LIFETIME: u64 = 3600;
 
 /// Whether the DOT tests are to be skipped; prints so (past the test harness's output capture).
 pub fn skipped() -> bool {
-    tokensmith_tests::python_server::skipped(SKIP_VAR)
+    tokensmith_tests::skipped(SKIP_VAR)
 }
 
 /// The server shared by the tests of this binary (lifetime [`SHARED_LIFETIME`]), or `None` when the
