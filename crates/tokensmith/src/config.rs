@@ -929,8 +929,9 @@ impl Config {
 
     /// Reads the file named by `TOKENSMITH_CONFIG` (if set; reading it needs the `toml` feature, and
     /// without it the variable is an [`Error::Config`] for `config` naming the feature), then applies
-    /// the environment variables on top: the environment overrides the file. Like [`Config::from_env`], warns of a `TOKENSMITH_*`
-    /// variable that looks like a typo ([`warn_unknown_env_vars`]).
+    /// the environment variables on top: the environment overrides the file. Like
+    /// [`Config::from_env`], warns of a `TOKENSMITH_*` variable that looks like a typo
+    /// ([`warn_unknown_env_vars`]).
     pub fn load() -> Result<Self> {
         warn_unknown_env_vars();
         Self::load_with(|name| std::env::var(name).ok())
