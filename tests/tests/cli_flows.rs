@@ -92,6 +92,24 @@ fn stored_refresh_tokens(path: &str) -> Vec<String> {
     found
 }
 
+/// The settings of DOT's authorization-code client, by base URL, with a file store at `store`.
+fn code_client<'a>(server: &'a DotServer, store: &'a str) -> [&'a str; 12] {
+    [
+        "--provider",
+        "generic-django",
+        "--base-url",
+        server.base_url(),
+        "--client-id",
+        CODE_CLIENT_ID,
+        "--client-secret-env",
+        CODE_SECRET_VAR,
+        "--scope",
+        "read",
+        "--store",
+        store,
+    ]
+}
+
 /// `GET /api/hello/` with `token`: DOT's verdict on it.
 async fn hello(server: &DotServer, token: &str) -> u16 {
     reqwest::Client::new().get(server.url("/api/hello/")).bearer_auth(token).send().await.unwrap().status().as_u16()
@@ -218,21 +236,7 @@ async fn authorization_code_then_token_then_revoke_then_token_asks_to_authorize_
     let dir = scratch("code");
     let store = dir.join("tokens.json");
     let store = store.to_str().unwrap();
-    let base = server.base_url();
-    let common = [
-        "--provider",
-        "generic-django",
-        "--base-url",
-        base,
-        "--client-id",
-        CODE_CLIENT_ID,
-        "--client-secret-env",
-        CODE_SECRET_VAR,
-        "--scope",
-        "read",
-        "--store",
-        store,
-    ];
+    let common = code_client(server, store);
     let mut args = vec!["authorize"];
     args.extend(common);
     args.extend(["--pkce", "--no-browser"]);
@@ -282,20 +286,7 @@ async fn a_revoked_refresh_token_exits_3_asking_to_authorize_again() {
     let dir = scratch("refused");
     let store_path = dir.join("tokens.json");
     let store = store_path.to_str().unwrap();
-    let common = [
-        "--provider",
-        "generic-django",
-        "--base-url",
-        server.base_url(),
-        "--client-id",
-        CODE_CLIENT_ID,
-        "--client-secret-env",
-        CODE_SECRET_VAR,
-        "--scope",
-        "read",
-        "--store",
-        store,
-    ];
+    let common = code_client(server, store);
     let mut args = vec!["authorize"];
     args.extend(common);
     args.extend(["--pkce", "--no-browser"]);
@@ -511,23 +502,9 @@ async fn a_denied_consent_exits_3_and_saves_nothing() {
     let dir = scratch("denied");
     let store_path = dir.join("tokens.json");
     let store = store_path.to_str().unwrap();
-    let args = [
-        "authorize",
-        "--provider",
-        "generic-django",
-        "--base-url",
-        server.base_url(),
-        "--client-id",
-        CODE_CLIENT_ID,
-        "--client-secret-env",
-        CODE_SECRET_VAR,
-        "--scope",
-        "read",
-        "--store",
-        store,
-        "--pkce",
-        "--no-browser",
-    ];
+    let mut args = vec!["authorize"];
+    args.extend(code_client(server, store));
+    args.extend(["--pkce", "--no-browser"]);
     let mut running = Running::spawn(&args);
     let url = running.line().await;
     // A callback with another state is refused and ignored: the CLI keeps waiting.

@@ -128,18 +128,11 @@ impl Registry {
 /// The error for a built-in provider whose feature is off (unused when every built-in is on).
 #[allow(dead_code)]
 pub(crate) fn compiled_out(feature: &str) -> Error {
-    Error::config(
-        "provider",
-        format!(
-            "the `{feature}` provider is not compiled in; enable the `{feature}` feature of tokensmith \
-             (tokensmith = {{ version = \"0.1\", features = [\"{feature}\"] }})"
-        ),
-    )
+    feature_needed("provider", feature, &format!("the `{feature}` provider"))
 }
 
 /// The error for a configuration that needs a feature of this crate that is off: `what` (e.g. "the
-/// declarative provider") is compiled out.
-#[cfg(not(all(feature = "custom", feature = "interactive")))]
+/// declarative provider") is compiled out; `key` is the setting that asked for it.
 pub(crate) fn feature_needed(key: &str, feature: &str, what: &str) -> Error {
     Error::config(
         key,
