@@ -22,7 +22,7 @@ use tokensmith_core::secrecy::{ExposeSecret as _, SecretString};
 use tokensmith_core::testing::LogCapture;
 use tokensmith_core::{
     AccessToken, CachedProvider, ClientCredentials, Error, MemoryStore, Scopes, TokenClient, TokenStore as _,
-    cache::RefreshTokenSource,
+    cache::RefreshTokenSource, manager::TokenManager,
 };
 
 /// The server shared by this binary's tests, or return (skipped).
@@ -251,12 +251,10 @@ fn code_client(server: &DotServer) -> TokenClient {
         .unwrap()
 }
 
-#[tokio::test]
-async fn revocation_makes_the_next_refresh_fail() {
-    let server = server!();
-    let client = code_client(server);
+/// A token set of the code client from a consent given as `state`, live at DOT.
+async fn authorized_token(server: &DotServer, client: &TokenClient, state: &str) -> AccessToken {
     let pkce = Pkce::new();
-    let callback = dot::authorize(server, "read", "state-revoke", &pkce).await;
+    let callback = dot::authorize(server, "read", state, &pkce).await;
     let grant = Grant::AuthorizationCode {
         code: SecretString::from(callback.code),
         redirect_uri: Some(dot::CODE_REDIRECT_URI.to_owned()),
@@ -265,6 +263,26 @@ async fn revocation_makes_the_next_refresh_fail() {
     let token = client.request_token(&grant, &Scopes::empty()).await.unwrap();
     assert!(token.refresh_token().is_some());
     assert_eq!(hello(server, &token).await.0, 200);
+    token
+}
+
+/// Whether DOT still honours `token`'s refresh token: a cache holding the set refreshes it.
+async fn assert_refresh_is_refused(server: &DotServer, token: &AccessToken) {
+    let cache = CachedProvider::new(RefreshTokenSource::new(code_client(server), Scopes::empty()));
+    cache.insert(token.clone()).await.unwrap();
+    cache.invalidate(token);
+    let err = cache.token().await.unwrap_err();
+    assert!(
+        matches!(err, Error::ReauthorizationRequired { .. }),
+        "a revoked refresh token: authorize again, got {err:?}"
+    );
+}
+
+#[tokio::test]
+async fn revocation_makes_the_next_refresh_fail() {
+    let server = server!();
+    let client = code_client(server);
+    let token = authorized_token(server, &client, "state-revoke").await;
 
     // The revocation endpoint from discovery, the client's dialect and credentials.
     let metadata = discover(transport().as_ref(), &issuer(server)).await.unwrap();
@@ -276,15 +294,34 @@ async fn revocation_makes_the_next_refresh_fail() {
     assert!(store.load("dot-code").await.unwrap().is_none(), "removed from the store");
 
     assert_eq!(hello(server, &token).await.0, 401, "the access token is revoked");
-    let cache = CachedProvider::new(RefreshTokenSource::new(code_client(server), Scopes::empty()));
-    cache.insert(token.clone()).await.unwrap();
-    cache.invalidate(&token);
-    let err = cache.token().await.unwrap_err();
-    assert!(
-        matches!(err, Error::ReauthorizationRequired { .. }),
-        "a revoked refresh token: authorize again, got {err:?}"
-    );
+    assert_refresh_is_refused(server, &token).await;
 
     // Revoking again is still a success (RFC 7009 §2.2: an invalid token is not an error).
     flows.revoke(&revocation, &token).await.expect("a second revocation");
+}
+
+/// A service holding many users' grants disconnects one: revoked at DOT, gone from the manager.
+#[tokio::test]
+async fn a_token_manager_revokes_one_users_grant() {
+    let server = server!();
+    let client = code_client(server);
+    let (alice, bob) = ("alice".to_owned(), "bob".to_owned());
+    let manager = TokenManager::for_users(RefreshTokenSource::new(code_client(server), Scopes::empty())).build();
+    let alices = authorized_token(server, &client, "state-manager-alice").await;
+    let bobs = authorized_token(server, &client, "state-manager-bob").await;
+    manager.insert(&alice, alices.clone()).await.unwrap();
+    manager.insert(&bob, bobs.clone()).await.unwrap();
+
+    let revocation = discover(transport().as_ref(), &issuer(server)).await.unwrap().revocation_endpoint.unwrap();
+    let flows = FlowClient::for_token_client(&client).build().unwrap();
+    assert!(manager.revoke(&alice, &flows, &revocation).await.expect("DOT revokes"));
+    assert!(!manager.is_loaded(&alice) && manager.is_loaded(&bob));
+    assert_eq!(hello(server, &alices).await.0, 401, "alice's access token is revoked");
+    assert_refresh_is_refused(server, &alices).await;
+    let err = manager.token(&alice).await.unwrap_err();
+    assert!(matches!(err, Error::ReauthorizationRequired { .. }), "nothing is left for alice: {err:?}");
+
+    // Bob is untouched, and nothing is left to revoke for alice.
+    assert_eq!(hello(server, &manager.token(&bob).await.unwrap()).await.0, 200);
+    assert!(!manager.revoke(&alice, &flows, &revocation).await.unwrap());
 }

@@ -406,6 +406,53 @@ async fn a_refused_revocation_is_typed_and_keeps_the_store() {
 }
 
 #[tokio::test]
+async fn a_manager_revokes_a_users_grant_then_forgets_the_user() {
+    let transport = Scripted::new([HttpResponse::new(200, "text/plain", ""), HttpResponse::new(200, "text/plain", "")]);
+    let client = client(transport.clone());
+    let source = crate::cache::testkit::Source::new(Duration::from_secs(300), true);
+    let store = Arc::new(MemoryStore::new());
+    let manager = crate::manager::TokenManager::for_users(source.clone()).store(store.clone()).build();
+    let alice = "alice".to_owned();
+    manager.insert(&alice, stored_token()).await.unwrap();
+    let store_key = "test-key/alice";
+    assert!(store.load(store_key).await.unwrap().is_some(), "the set is stored under {store_key}");
+
+    assert!(manager.revoke(&alice, &client, &revocation_url()).await.unwrap());
+    let bodies: Vec<String> = transport.requests().iter().map(body).collect();
+    assert_eq!(
+        bodies,
+        [
+            "token=rt-0123456789abcdefghij&token_type_hint=refresh_token&client_id=device-app",
+            "token=at-0123456789abcdefghij&token_type_hint=access_token&client_id=device-app"
+        ]
+    );
+    assert!(!manager.is_loaded(&alice) && manager.is_empty(), "dropped from memory");
+    assert!(store.load(store_key).await.unwrap().is_none(), "removed from the store");
+    // Nothing left: no request (the script has no answer left, so one would panic).
+    assert!(!manager.revoke(&alice, &client, &revocation_url()).await.unwrap());
+    assert_eq!(source.0.fetches(), 0, "revoking never fetches");
+}
+
+#[tokio::test]
+async fn a_manager_keeps_a_users_grant_the_server_would_not_revoke() {
+    let transport = Scripted::new([HttpResponse::json(503, r#"{"error":"temporarily_unavailable"}"#)]);
+    let client = client(transport.clone());
+    let source = crate::cache::testkit::Source::new(Duration::from_secs(300), true);
+    let manager = crate::manager::TokenManager::for_users(source.clone()).build();
+    let alice = "alice".to_owned();
+    manager.insert(&alice, stored_token()).await.unwrap();
+
+    let err = manager.revoke(&alice, &client, &revocation_url()).await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("rt-0123456789abcdefghij"), "{err:?}");
+    assert_eq!(transport.requests().len(), 1, "the access token is not sent after a failure");
+    // The grant is alive: the set is read back from the store, with no fetch.
+    let token = manager.token(&alice).await.unwrap();
+    assert!(token.same_token(&stored_token()));
+    assert_eq!(token.refresh_token().unwrap().secret().expose_secret(), "rt-0123456789abcdefghij");
+    assert_eq!(source.0.fetches(), 0);
+}
+
+#[tokio::test]
 async fn revocation_urls_follow_the_https_rule() {
     let client = client(Scripted::new([]));
     let err = client.revoke(&Url::parse("http://auth.example.com/revoke").unwrap(), &stored_token()).await.unwrap_err();

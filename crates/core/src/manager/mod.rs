@@ -30,7 +30,8 @@
 //!   every key; each user's set is stored under the source's [`cache_key`](TokenSource::cache_key)
 //!   followed by `/` and the escaped key ([`store_key`]). A user is added with
 //!   [`insert`](TokenManager::insert) from the authorization callback (authorization code, device
-//!   flow) and removed with [`remove`](TokenManager::remove).
+//!   flow) and removed with [`remove`](TokenManager::remove), or with
+//!   [`revoke`](TokenManager::revoke), which ends the grant at the server first.
 //! - [`TokenManager::for_clients`]: many **clients** (tenants). A factory makes each key's source
 //!   on first use; each key's set is stored under that source's `cache_key` followed by the escaped
 //!   key, so that two keys never share a record.
@@ -280,16 +281,67 @@ impl<K: Key> TokenManager<K> {
     ///
     /// Call it when the key is no longer used (the user disconnected the service): a fetch of the key
     /// in flight when it is called still completes, and saves the set it gets.
+    ///
+    /// This forgets the grant without telling the server: to revoke it there too, call
+    /// [`revoke`](Self::revoke) instead.
     pub async fn remove(&self, key: &K) -> Result<()> {
-        let removed = write(self.inner.shard(key)).remove(key);
-        let store_key = match removed {
-            Some(slot) => {
-                self.inner.len.fetch_sub(1, Ordering::Relaxed);
-                slot.provider.key().to_owned()
-            }
+        let store_key = match self.forget(key) {
+            Some(store_key) => store_key,
             None => self.inner.store_key(key, &*self.inner.source(key)?),
         };
         self.inner.store.remove(&store_key).await
+    }
+
+    /// Revokes `key`'s grant at the authorization server (RFC 7009) and removes the key: for a
+    /// user who disconnected the service, whose refresh token must stop working and not only be
+    /// forgotten.
+    ///
+    /// The set saved for `key` is revoked at `url` with `client`'s credentials as
+    /// [`FlowClient::revoke_stored`](crate::flows::FlowClient::revoke_stored) does: its refresh
+    /// token first, then (the grant being gone) the record is removed from the store, then the
+    /// access token is revoked. The key's entry is dropped from memory whatever the outcome.
+    /// Returns `false` when the store held nothing for `key`.
+    ///
+    /// When the server refuses to revoke the refresh token the error is returned and the set stays
+    /// in the store (the grant is still alive): a later [`token`](Self::token) reads it back, and a
+    /// later call can try again. A caller asking for the key's token while this runs may still get
+    /// the access token being revoked.
+    ///
+    /// ```
+    /// use tokensmith_core::flows::FlowClient;
+    /// use tokensmith_core::manager::TokenManager;
+    /// use url::Url;
+    ///
+    /// /// The user pressed "disconnect": their grant ends at the server, then here.
+    /// async fn disconnect(
+    ///     manager: &TokenManager<String>,
+    ///     client: &FlowClient,
+    ///     revocation: &Url,
+    ///     user: &String,
+    /// ) -> tokensmith_core::Result<()> {
+    ///     if !manager.revoke(user, client, revocation).await? {
+    ///         tracing::info!("nothing was saved for this user: nothing to revoke");
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "flows")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
+    pub async fn revoke(&self, key: &K, client: &crate::flows::FlowClient, url: &url::Url) -> Result<bool> {
+        let store_key = match read(self.inner.shard(key)).get(key) {
+            Some(slot) => slot.provider.key().to_owned(),
+            None => self.inner.store_key(key, &*self.inner.source(key)?),
+        };
+        let revoked = client.revoke_stored(url, &*self.inner.store, &store_key).await;
+        self.forget(key);
+        revoked
+    }
+
+    /// Drops `key`'s entry from memory; returns its store key when it had one.
+    fn forget(&self, key: &K) -> Option<String> {
+        let slot = write(self.inner.shard(key)).remove(key)?;
+        self.inner.len.fetch_sub(1, Ordering::Relaxed);
+        Some(slot.provider.key().to_owned())
     }
 
     /// Checks that the store can save token sets ([`TokenStore::probe`]).
