@@ -79,7 +79,7 @@
 //!
 //! # Feature flags
 //!
-//! - `conformance`: [`conformance::ClientCredentialsKit`], the checks every client-credentials
+//! - `conformance`: `conformance::ClientCredentialsKit`, the checks every client-credentials
 //!   provider (yours too) runs against the sandbox in a few lines. Adds `tokensmith-core` and
 //!   `reqwest`.
 
