@@ -468,9 +468,10 @@ impl CredentialStyle for ClientSecretJwt {
                 "the `client-secret-jwt` credential style signs with the client secret; set one, or use `private-key-jwt`",
             )
         })?;
-        // jsonwebtoken refuses only an empty secret; its copy is zeroized when `key` drops.
-        let key = EncodingKey::from_secret(secret.expose_secret().as_bytes())
-            .map_err(|_| Error::config("client_secret", "the client secret is empty; HS256 needs a key"))?;
+        if secret.expose_secret().is_empty() {
+            return Err(Error::config("client_secret", "the client secret is empty; HS256 needs a key"));
+        }
+        let key = EncodingKey::from_secret(secret.expose_secret().as_bytes());
         let assertion = self.assertion.sign(
             credentials.client_id(),
             request.url(),
