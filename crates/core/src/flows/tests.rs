@@ -433,6 +433,30 @@ async fn a_manager_revokes_a_users_grant_then_forgets_the_user() {
     assert_eq!(source.0.fetches(), 0, "revoking never fetches");
 }
 
+/// A key not in memory: its record is found through the key's source, made by the factory.
+#[tokio::test]
+async fn a_manager_revokes_a_tenants_grant_it_has_not_loaded() {
+    let transport = Scripted::new([HttpResponse::new(200, "text/plain", ""), HttpResponse::new(200, "text/plain", "")]);
+    let client = client(transport.clone());
+    let store = Arc::new(MemoryStore::new());
+    store.save("tenant-source/acme", &stored_token()).await.unwrap();
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = made.clone();
+    let manager = crate::manager::TokenManager::for_clients(move |_: &String| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let source = crate::provide_token_fn(|| async { Err(crate::cache::testkit::refused()) });
+        Ok(Arc::new(crate::cache::ProviderSource::new(source, "tenant-source")) as Arc<dyn crate::cache::TokenSource>)
+    })
+    .store(store.clone())
+    .build();
+
+    assert!(manager.revoke(&"acme".to_owned(), &client, &revocation_url()).await.unwrap());
+    assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 1, "the factory named the record");
+    assert_eq!(transport.requests().len(), 2);
+    assert!(store.load("tenant-source/acme").await.unwrap().is_none());
+    assert!(manager.is_empty(), "revoking loads nothing");
+}
+
 #[tokio::test]
 async fn a_manager_keeps_a_users_grant_the_server_would_not_revoke() {
     let transport = Scripted::new([HttpResponse::json(503, r#"{"error":"temporarily_unavailable"}"#)]);

@@ -328,8 +328,10 @@ impl<K: Key> TokenManager<K> {
     #[cfg(feature = "flows")]
     #[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
     pub async fn revoke(&self, key: &K, client: &crate::flows::FlowClient, url: &url::Url) -> Result<bool> {
-        let store_key = match read(self.inner.shard(key)).get(key) {
-            Some(slot) => slot.provider.key().to_owned(),
+        // The shard's lock is released before a factory (the caller's code) may be called.
+        let loaded = read(self.inner.shard(key)).get(key).map(|slot| slot.provider.key().to_owned());
+        let store_key = match loaded {
+            Some(store_key) => store_key,
             None => self.inner.store_key(key, &*self.inner.source(key)?),
         };
         let revoked = client.revoke_stored(url, &*self.inner.store, &store_key).await;
