@@ -266,7 +266,7 @@ async fn authorized_token(server: &DotServer, client: &TokenClient, state: &str)
     token
 }
 
-/// Whether DOT still honours `token`'s refresh token: a cache holding the set refreshes it.
+/// Asserts that DOT refuses `token`'s refresh token: a cache holding the set cannot refresh it.
 async fn assert_refresh_is_refused(server: &DotServer, token: &AccessToken) {
     let cache = CachedProvider::new(RefreshTokenSource::new(code_client(server), Scopes::empty()));
     cache.insert(token.clone()).await.unwrap();
